@@ -1,0 +1,84 @@
+"""Device and precision resolution: the one place that decides where and in what dtype we run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class DeviceError(RuntimeError):
+    """The requested device or precision cannot be used on this machine."""
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU executes bf16 matmuls natively (AVX512-BF16 or AMX).
+
+    Without it, bf16 on CPU is emulated and slower than fp32, so `auto` must not pick it.
+    """
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map "auto" | "cpu" | "cuda" | "cuda:N" to a usable torch.device or raise DeviceError."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu or cuda[:N]") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device {name!r} requested but CUDA is not available on this machine; "
+                "use device=auto to fall back to the CPU"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {name!r}: only {torch.cuda.device_count()} CUDA devices")
+    elif device.type != "cpu":
+        raise DeviceError(f"unsupported device type {device.type!r}: use auto, cpu or cuda[:N]")
+    return device
+
+
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """Pick the compute dtype for `precision` on `device`.
+
+    auto: bf16 on a CPU with native bf16, bf16 on CUDA cards that support it (else fp16),
+    fp32 everywhere else.
+    """
+    precision = (precision or "auto").strip().lower()
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return _DTYPES[precision]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where the model runs and in which dtype; passed to every module that allocates tensors."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    @classmethod
+    def create(cls, device: str = "auto", precision: str = "auto") -> Runtime:
+        dev = resolve_device(device)
+        return cls(dev, resolve_dtype(precision, dev))
+
+    @property
+    def precision(self) -> str:
+        return {v: k for k, v in _DTYPES.items()}[self.dtype]
+
+    def describe(self) -> str:
+        name = str(self.device)
+        if self.device.type == "cuda":
+            name += f" ({torch.cuda.get_device_name(self.device)})"
+        return f"{name}, {self.precision}, {torch.get_num_threads()} threads"

@@ -1,0 +1,91 @@
+"""CLIP-DINOiser: two light heads on CLIP's intermediate features, guided pooling, background rule.
+
+Paper: Wysoczanska et al., "CLIP-DINOiser: Teaching CLIP a few DINO tricks", ECCV 2024.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .weights import check_state_dict
+
+GAMMA = 0.2  # correlations below this do not pool
+DELTA = 0.99  # below this top probability, a non-salient patch becomes background
+PROJ_DIM = 256
+
+
+class DinoiserHeads(nn.Module):
+    """`obj_proj` (patch correlations) and `bkg_decoder` (objectness) on features G (B, W, h, w).
+
+    Attribute names match the published checkpoint keys.
+    """
+
+    def __init__(self, width: int = 768, proj_dim: int = PROJ_DIM, kernel: int = 3):
+        super().__init__()
+        self.obj_proj = nn.Conv2d(width, proj_dim, kernel, padding=kernel // 2,
+                                  padding_mode="replicate")
+        self.bkg_decoder = nn.Conv2d(width, 1, 1)
+
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in self.state_dict().items()}
+
+    def load_published(self, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+        """Load a validated state dict; any missing/extra key or wrong shape raises WeightsError."""
+        check_state_dict(state, self.expected_shapes(), source)
+        self.load_state_dict(dict(state), strict=True)
+
+    def correlation_features(self, g: torch.Tensor) -> torch.Tensor:
+        """(B, W, h, w) -> unit-norm projected features (B, P, h, w)."""
+        return F.normalize(self.obj_proj(g), dim=1)
+
+    def objectness(self, g: torch.Tensor) -> torch.Tensor:
+        """(B, W, h, w) -> objectness probability (B, h, w); the head reads unit-norm G."""
+        return torch.sigmoid(self.bkg_decoder(F.normalize(g, dim=1)))[:, 0]
+
+
+def patch_correlations(proj: torch.Tensor) -> torch.Tensor:
+    """Cosine correlations between all patches: (B, P, h, w) unit-norm -> (B, hw, hw)."""
+    flat = proj.flatten(2)
+    return flat.transpose(1, 2) @ flat
+
+
+def guided_pool(dense: torch.Tensor, corr: torch.Tensor, gamma: float = GAMMA) -> torch.Tensor:
+    """Refine dense features by correlation-weighted averaging.
+
+    dense (B, D, h, w), corr (B, hw, hw) -> (B, D, h, w):
+    F'_n = sum_m C_nm F_m / (sum_m C_nm + 1e-6), with C zeroed below gamma.
+    """
+    b, d, h, w = dense.shape
+    # A falsy gamma keeps every correlation, negative ones included (published behaviour).
+    weights = corr.masked_fill(corr < gamma, 0.0) if gamma else corr
+    pooled = dense.flatten(2) @ weights.transpose(1, 2)  # (B, D, hw): sum over m of C_nm F_m
+    pooled = pooled / (weights.sum(dim=-1).unsqueeze(1) + 1e-6)
+    return pooled.reshape(b, d, h, w)
+
+
+def classify(dense: torch.Tensor, text: torch.Tensor, scale: float = 100.0) -> torch.Tensor:
+    """softmax(scale * cosine) over classes.
+
+    dense (B, D, h, w), text (C, D) unit-norm -> (B, C, h, w).
+    """
+    logits = torch.einsum("bdhw,cd->bchw", F.normalize(dense, dim=1), text)
+    return torch.softmax(scale * logits, dim=1)
+
+
+def apply_background_rule(
+    probs: torch.Tensor, objectness: torch.Tensor, delta: float = DELTA, background: int = 0
+) -> torch.Tensor:
+    """Patches that are uncertain (top prob < delta) and not salient (objectness <= 0.5) become
+    background: that channel is set to 1.0, the other channels keep their values (as published).
+
+    probs (B, C, h, w), objectness (B, h, w) -> new (B, C, h, w); works for any batch size.
+    """
+    uncertain = probs.amax(dim=1) < delta
+    mask = uncertain & (objectness <= 0.5)
+    out = probs.clone()
+    out[:, background] = torch.where(mask, torch.ones_like(out[:, background]), out[:, background])
+    return out

@@ -1,0 +1,280 @@
+"""The Segmenter: CLIP-DINOiser on RGB images with a vocabulary that can change at any time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+
+from . import tiling
+from .device import Runtime
+from .dinoiser import (
+    DELTA,
+    GAMMA,
+    DinoiserHeads,
+    apply_background_rule,
+    classify,
+    guided_pool,
+    patch_correlations,
+)
+from .maskclip import DenseClipEncoder, normalise_pixels, pad_to_multiple
+from .results import SegmentationResult, class_stats, label_and_confidence
+from .text import IMAGENET_TEMPLATES, TextEmbeddingCache
+from .vocabulary import BACKGROUND, Vocabulary, VocabularySnapshot, validate_prompts
+from .weights import (
+    DEFAULT_CLIP_WEIGHTS,
+    DEFAULT_HEADS_URL,
+    DEFAULT_MODEL,
+    RANDOM,
+    load_clip,
+    load_state_dict,
+    resolve_checkpoint,
+)
+
+log = logging.getLogger(__name__)
+MODES = ("whole", "slide")
+
+
+@dataclass
+class SegmenterConfig:
+    """Everything that selects weights, device and inference behaviour."""
+
+    model: str = DEFAULT_MODEL  # open_clip ViT name
+    clip_weights: str = DEFAULT_CLIP_WEIGHTS  # pretrained tag, local file, or "random"
+    heads: str = DEFAULT_HEADS_URL  # head checkpoint: local path, https URL, or "random"
+    heads_sha256: str | None = None  # checked when given
+    cache_dir: str | None = None  # downloads go here (default ~/.cache/ovseg_ros)
+    device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    mode: str = "whole"  # whole | slide (the paper's 448 windows, stride 224)
+    input_size: int = 448  # short side in pixels before inference; 0 keeps the image size
+    window: int = 448
+    stride: int = 224
+    background: bool = True  # implicit class 0 "background" and the objectness rule
+    gamma: float = GAMMA
+    delta: float = DELTA
+    threshold: float = 0.0  # pixels less confident than this are labelled 0
+    max_prompts: int = 256
+    seed: int = 0  # for "random" weights
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.input_size < 0 or self.window < 16 or not 0 < self.stride <= self.window:
+            raise ValueError("need input_size >= 0, window >= 16 and 0 < stride <= window")
+        if not 0.0 <= self.threshold <= 1.0 or not 0.0 <= self.delta <= 1.0:
+            raise ValueError("threshold and delta must lie in [0, 1]")
+        if not -1.0 <= self.gamma <= 1.0:
+            raise ValueError("gamma must lie in [-1, 1]")
+
+
+class _Active:
+    """A vocabulary snapshot and its text matrix, swapped as one reference (atomic for readers)."""
+
+    def __init__(self, snapshot: VocabularySnapshot, text: torch.Tensor, ids: torch.Tensor):
+        self.snapshot = snapshot
+        self.text = text  # (C, D) unit-norm, background row first when enabled
+        self.ids = ids  # (C,) label id per channel
+        self.names = ((BACKGROUND,) if snapshot.background else ()) + snapshot.names
+        self.channel_ids = tuple(int(i) for i in ids.tolist())
+
+
+class Segmenter:
+    """CLIP-DINOiser segmentation. `set_prompts` may run on another thread than `segment`."""
+
+    def __init__(self, config: SegmenterConfig | None = None):
+        self.config = config = config or SegmenterConfig()
+        config.validate()
+        self.runtime = Runtime.create(config.device, config.precision)
+        cache = Path(config.cache_dir) if config.cache_dir else None
+        clip = load_clip(config.model, config.clip_weights, cache, config.seed)
+        self.encoder = DenseClipEncoder(clip.visual)
+        self.heads = DinoiserHeads(self.encoder.width)
+        if config.heads == RANDOM:
+            torch.manual_seed(config.seed + 1)
+            self.heads = DinoiserHeads(self.encoder.width)
+        else:
+            path = resolve_checkpoint(config.heads, cache, config.heads_sha256)
+            self.heads.load_published(load_state_dict(path), str(path))
+        self.clip = clip.to(self.runtime.device, self.runtime.dtype).eval()
+        self.heads = self.heads.to(self.runtime.device, self.runtime.dtype).eval()
+        self.tokenizer = open_clip.get_tokenizer(config.model)
+        self.text_cache = TextEmbeddingCache(self.clip, self.tokenizer, self.runtime)
+        self.vocabulary = Vocabulary(background=config.background)
+        self._update_lock = threading.Lock()
+        self._active: _Active | None = None
+        longest = max(IMAGENET_TEMPLATES, key=lambda t: len(self._tokens(t.format(""))))
+        self._template_overhead = len(self._tokens(longest.format("")))
+        if config.background:
+            self.text_cache.embed([BACKGROUND])
+
+    # ---- vocabulary -------------------------------------------------------------------------
+
+    def _tokens(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text) if hasattr(self.tokenizer, "encode") else []
+
+    def token_count(self, name: str) -> int:
+        """Tokens of `name` in the longest template, start and end tokens included."""
+        return len(self._tokens(name)) + self._template_overhead + 2
+
+    def set_prompts(self, prompts: Sequence[str]) -> dict[str, int]:
+        """Validate, encode what is new, and swap in the vocabulary. Returns name -> label id.
+
+        Raises VocabularyError (and keeps the previous vocabulary) when the prompts are refused.
+        """
+        names = validate_prompts(prompts, self.token_count, 77, self.config.max_prompts,
+                                 self.config.background)
+        with self._update_lock:  # serialises writers; readers never wait
+            text = self.text_cache.embed(names)  # slow part, done before the swap
+            snapshot = self.vocabulary.assign(names)
+            ids = list(snapshot.ids)
+            if snapshot.background:
+                text = torch.cat([self.text_cache.embed([BACKGROUND]), text])
+                ids = [0] + ids
+            ids_t = torch.tensor(ids, dtype=torch.int32, device=self.runtime.device)
+            self._active = _Active(snapshot, text, ids_t)
+        return snapshot.as_dict()
+
+    @property
+    def snapshot(self) -> VocabularySnapshot | None:
+        active = self._active
+        return active.snapshot if active else None
+
+    # ---- inference --------------------------------------------------------------------------
+
+    def to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1] on the device."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+            raise ValueError("empty image")
+        t = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.runtime.device, non_blocking=True)
+        return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+    @torch.inference_mode()
+    def features(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CLIP forward. rgb (B, 3, H, W) in [0, 1] -> dense F (B, D, h, w), G (B, W, h, w)."""
+        pixels = normalise_pixels(pad_to_multiple(rgb, self.encoder.patch))
+        return self.encoder(pixels.to(self.runtime.dtype))
+
+    @torch.inference_mode()
+    def patch_probabilities(
+        self, dense: torch.Tensor, g: torch.Tensor, active: _Active
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heads, guided pooling, classification and background rule.
+
+        Returns probabilities (B, C, h, w) float32 and objectness (B, h, w) float32.
+        """
+        proj = self.heads.correlation_features(g).float()
+        objectness = self.heads.objectness(g).float()
+        pooled = guided_pool(dense.float(), patch_correlations(proj), self.config.gamma)
+        probs = classify(pooled, active.text)
+        if active.snapshot.background:
+            probs = apply_background_rule(probs, objectness, self.config.delta)
+        return probs, objectness
+
+    def _require_active(self) -> _Active:
+        active = self._active
+        if active is None:
+            raise RuntimeError("no vocabulary: call set_prompts first")
+        return active
+
+    @torch.inference_mode()
+    def segment(self, rgb: np.ndarray) -> SegmentationResult:
+        """Segment one (H, W, 3) uint8 RGB image with the current vocabulary."""
+        return self.segment_batch([rgb])[0]
+
+    @torch.inference_mode()
+    def segment_batch(self, images: Sequence[np.ndarray]) -> list[SegmentationResult]:
+        """Segment several images; images of one size share one forward pass."""
+        active = self._require_active()  # one vocabulary for the whole batch
+        results: list[SegmentationResult | None] = [None] * len(images)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, img in enumerate(images):
+            groups.setdefault(tuple(img.shape), []).append(i)
+        for indices in groups.values():
+            group = self._segment_same_size([images[i] for i in indices], active)
+            for i, res in zip(indices, group, strict=True):
+                results[i] = res
+        return results  # type: ignore[return-value]
+
+    def _sync(self) -> float:
+        if self.runtime.device.type == "cuda":
+            torch.cuda.synchronize(self.runtime.device)
+        return time.perf_counter()
+
+    def _segment_same_size(self, images: Sequence[np.ndarray], active: _Active
+                           ) -> list[SegmentationResult]:
+        cfg = self.config
+        t0 = self._sync()
+        batch = torch.cat([self.to_tensor(img) for img in images])
+        h0, w0 = batch.shape[-2:]
+        size = tiling.short_side_size(h0, w0, cfg.input_size)
+        batch = tiling.resize(batch, size)
+        t1 = self._sync()
+        if cfg.mode == "whole":
+            dense, g = self.features(batch)
+            t2 = self._sync()
+            probs, objectness = self.patch_probabilities(dense, g, active)
+            t3 = self._sync()
+            pixels = tiling.upsample_patches(probs, self.encoder.patch, size)
+        else:
+            probs, objectness, pixels, (t2, t3) = self._slide(batch, active)
+        pixels = tiling.resize(pixels, (h0, w0))
+        results = []
+        for b in range(len(images)):
+            labels, conf = label_and_confidence(pixels[b], active.ids, cfg.threshold)
+            labels_np = labels.to(torch.uint16 if hasattr(torch, "uint16") else torch.int32)
+            labels_np = labels_np.cpu().numpy().astype(np.uint16, copy=False)
+            conf_np, probs_np = conf.cpu().numpy(), probs[b].cpu().numpy()
+            results.append(SegmentationResult(
+                labels=labels_np,
+                confidence=conf_np,
+                patch_probs=probs_np,
+                objectness=objectness[b].cpu().numpy(),
+                class_ids=active.channel_ids,
+                class_names=active.names,
+                stats=class_stats(labels_np, conf_np, probs_np, active.channel_ids, active.names),
+                vocabulary_version=active.snapshot.version,
+            ))
+        t4 = self._sync()
+        timings = {"preprocess": t1 - t0, "clip_forward": t2 - t1, "heads_pooling": t3 - t2,
+                   "upsample_argmax": t4 - t3}
+        for res in results:
+            res.timings = dict(timings)
+        return results
+
+    def _slide(self, batch: torch.Tensor, active: _Active):
+        """Sliding windows over (B, 3, H, W); returns patch-grid probs, objectness, pixel probs."""
+        cfg = self.config
+        b, _, h, w = batch.shape
+        boxes = tiling.windows(h, w, cfg.window, cfg.stride)
+        crops = torch.cat([batch[:, :, y0:y1, x0:x1] for y0, y1, x0, x1 in boxes])
+        dense, g = self.features(crops)
+        t2 = self._sync()
+        probs, objectness = self.patch_probabilities(dense, g, active)
+        t3 = self._sync()
+        win = crops.shape[-2:]
+        up = tiling.upsample_patches(probs, self.encoder.patch, win)
+        obj_up = tiling.upsample_patches(objectness[:, None], self.encoder.patch, win)
+        total = torch.zeros(b, probs.shape[1], h, w, device=batch.device)
+        saliency = torch.zeros(b, 1, h, w, device=batch.device)
+        count = torch.zeros(1, 1, h, w, device=batch.device)
+        for k, (y0, y1, x0, x1) in enumerate(boxes):
+            total[:, :, y0:y1, x0:x1] += up[k * b:(k + 1) * b]
+            saliency[:, :, y0:y1, x0:x1] += obj_up[k * b:(k + 1) * b]
+            count[:, :, y0:y1, x0:x1] += 1
+        total /= count
+        saliency /= count
+        # Patch-level maps in slide mode: the stitched maps averaged over patch-sized cells.
+        p = self.encoder.patch
+        pool = torch.nn.functional.adaptive_avg_pool2d
+        grid = (max(1, -(-h // p)), max(1, -(-w // p)))
+        return pool(total, grid), pool(saliency, grid)[:, 0], total, (t2, t3)

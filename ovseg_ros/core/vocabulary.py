@@ -1,0 +1,125 @@
+"""Prompt validation and stable label ids.
+
+Label id 0 means "background or unlabelled". Each class name gets an id >= 1 that never changes
+for the life of the Vocabulary: removed names keep theirs reserved, so a consumer never sees
+"chair" silently become the id of another class.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+BACKGROUND = "background"
+MAX_ID = 65535  # label images are at most mono16
+
+
+class VocabularyError(ValueError):
+    """The prompts were refused; the message says which and why."""
+
+
+def normalise_name(name: str) -> str:
+    """Collapse runs of whitespace and strip; case is kept (CLIP's tokenizer lowercases)."""
+    return " ".join(name.split())
+
+
+def validate_prompts(
+    prompts: Sequence[str],
+    token_count: Callable[[str], int] | None = None,
+    max_tokens: int = 77,
+    max_prompts: int = 256,
+    background: bool = False,
+) -> list[str]:
+    """Return the normalised prompts, or raise VocabularyError naming every problem.
+
+    Refused: an empty list, empty or whitespace-only names, control characters, duplicates after
+    normalisation (case-insensitive), more than `max_prompts`, names whose longest filled template
+    exceeds CLIP's context (`token_count` tells; rejected rather than silently truncated, since a
+    cut name is a different class), and "background" when background handling adds it already.
+    """
+    if isinstance(prompts, str):
+        raise VocabularyError("prompts must be a list of names, not one string")
+    if not prompts:
+        raise VocabularyError("the prompt list is empty")
+    if len(prompts) > max_prompts:
+        raise VocabularyError(f"{len(prompts)} prompts exceed the limit of {max_prompts}")
+    problems: list[str] = []
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(prompts):
+        if not isinstance(raw, str):
+            problems.append(f"prompt {i} is not a string")
+            continue
+        if any(unicodedata.category(c) == "Cc" and c not in " \t\n\r" for c in raw):
+            problems.append(f"prompt {i} {raw!r} contains control characters")
+            continue
+        name = normalise_name(raw)
+        if not name:
+            problems.append(f"prompt {i} is empty or whitespace")
+            continue
+        key = name.casefold()
+        if key in seen:
+            problems.append(f"prompt {i} {name!r} duplicates prompt {seen[key]}")
+            continue
+        if background and key == BACKGROUND:
+            problems.append(f"prompt {i} 'background' is implicit (id 0) while background is on")
+            continue
+        if token_count is not None and token_count(name) > max_tokens:
+            problems.append(
+                f"prompt {i} {name[:40]!r}... is longer than CLIP's {max_tokens}-token context "
+                "once put in a template"
+            )
+            continue
+        seen[key] = i
+        names.append(name)
+    if problems:
+        raise VocabularyError("; ".join(problems))
+    return names
+
+
+@dataclass(frozen=True)
+class VocabularySnapshot:
+    """An immutable view of the vocabulary; a frame uses one snapshot from start to end."""
+
+    names: tuple[str, ...]  # prompts, in order
+    ids: tuple[int, ...]  # their label ids, aligned with names
+    background: bool
+    version: int
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(zip(self.names, self.ids, strict=True))
+
+
+class Vocabulary:
+    """Class names with stable ids. Not thread-safe by itself: the owner serialises updates."""
+
+    def __init__(self, background: bool = True):
+        self.background = background
+        self._ids: dict[str, int] = {}  # every name ever seen (casefolded) -> id
+        self._next_id = 1
+        self.snapshot = VocabularySnapshot((), (), background, 0)
+
+    def assign(self, names: Sequence[str]) -> VocabularySnapshot:
+        """Make `names` (already validated) the active vocabulary; returns the new snapshot."""
+        ids: list[int] = []
+        for name in names:
+            key = name.casefold()
+            if key not in self._ids:
+                self._ids[key] = self._allocate(taken=set(ids) | set(self.snapshot.ids))
+            ids.append(self._ids[key])
+        self.snapshot = VocabularySnapshot(
+            tuple(names), tuple(ids), self.background, self.snapshot.version + 1
+        )
+        return self.snapshot
+
+    def _allocate(self, taken: set[int]) -> int:
+        if self._next_id <= MAX_ID:
+            self._next_id += 1
+            return self._next_id - 1
+        # All 65535 ids were handed out once: recycle the smallest one not in use.
+        for candidate in range(1, MAX_ID + 1):
+            if candidate not in taken:
+                self._ids = {k: v for k, v in self._ids.items() if v != candidate}
+                return candidate
+        raise VocabularyError("no free label id left")

@@ -1,0 +1,186 @@
+"""Loading CLIP weights and CLIP-DINOiser head checkpoints: local files, tags, URLs, a cache.
+
+Every failure becomes a `WeightsError` whose message says what is wrong and what to do, so a
+node or command line can print one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import open_clip
+import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "ViT-B-16"
+DEFAULT_CLIP_WEIGHTS = "laion2b_s34b_b88k"
+# The authors' published head checkpoint (about 7 MB).
+DEFAULT_HEADS_URL = "https://github.com/wysoczanska/clip_dinoiser/raw/main/checkpoints/last.pt"
+# Sources that ask for seeded random weights instead of trained ones (tests, offline demo).
+RANDOM = "random"
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, unreachable, corrupt or do not fit the model."""
+
+
+def default_cache_dir() -> Path:
+    """$OVSEG_CACHE, else $XDG_CACHE_HOME/ovseg_ros, else ~/.cache/ovseg_ros."""
+    if os.environ.get("OVSEG_CACHE"):
+        return Path(os.environ["OVSEG_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ovseg_ros"
+
+
+def _is_url(source: str) -> bool:
+    return "://" in source
+
+
+def clip_weights_url(model_name: str, tag: str) -> str:
+    """Where the open_clip weights for (model_name, tag) can be downloaded by hand."""
+    cfg = open_clip.get_pretrained_cfg(model_name, tag) or {}
+    if cfg.get("hf_hub"):
+        repo = cfg["hf_hub"].rstrip("/")
+        return f"https://huggingface.co/{repo}/resolve/main/open_clip_pytorch_model.bin"
+    return cfg.get("url", "")
+
+
+def load_clip(
+    model_name: str, weights: str, cache_dir: Path | None = None, seed: int = 0
+) -> torch.nn.Module:
+    """Build an open_clip CLIP model with `weights`: a pretrained tag, a local file or "random".
+
+    Returns the model in eval mode, fp32, on the CPU; the caller moves it.
+    """
+    if model_name not in open_clip.list_models():
+        raise WeightsError(f"unknown open_clip model {model_name!r}")
+    if weights in ("", RANDOM):
+        torch.manual_seed(seed)
+        return open_clip.create_model(model_name, pretrained=None).eval()
+    path = Path(weights).expanduser()
+    if path.suffix or os.sep in weights or path.exists():
+        if not path.is_file():
+            raise WeightsError(f"CLIP weights file not found: {path}")
+        try:
+            return open_clip.create_model(model_name, pretrained=str(path)).eval()
+        except Exception as exc:  # open_clip raises many types for a bad file
+            raise WeightsError(
+                f"CLIP weights file {path} could not be loaded into {model_name}: {exc}"
+            ) from exc
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if weights not in tags:
+        raise WeightsError(
+            f"{weights!r} is neither a file nor a pretrained tag of {model_name} "
+            f"(tags: {', '.join(tags) or 'none'})"
+        )
+    cache = Path(cache_dir or default_cache_dir()) / "clip"
+    try:
+        return open_clip.create_model(model_name, pretrained=weights, cache_dir=str(cache)).eval()
+    except Exception as exc:  # network errors surface as many exception types
+        raise WeightsError(
+            f"could not get CLIP weights {model_name}/{weights} ({type(exc).__name__}). "
+            f"Without network, download {clip_weights_url(model_name, weights)} on a machine "
+            "that has it, copy the file here and pass its path as the CLIP weights "
+            f"(or pre-fill the open_clip cache {cache})."
+        ) from exc
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cached_path_for_url(url: str, cache_dir: Path | None = None) -> Path:
+    """Where a downloaded URL is kept: one file per URL, named after it."""
+    name = Path(urllib.parse.urlparse(url).path).name or "download"
+    key = hashlib.sha1(url.encode()).hexdigest()[:12]
+    return Path(cache_dir or default_cache_dir()) / "heads" / f"{key}-{name}"
+
+
+def fetch(url: str, cache_dir: Path | None = None, sha256: str | None = None) -> Path:
+    """Return the cached copy of `url`, downloading it once (https only, atomic rename)."""
+    if urllib.parse.urlparse(url).scheme != "https":
+        raise WeightsError(f"refusing to download {url!r}: only https URLs are allowed")
+    target = cached_path_for_url(url, cache_dir)
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    out.write(chunk)
+            os.replace(tmp, target)
+        except Exception as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise WeightsError(
+                f"could not download {url} ({type(exc).__name__}: {exc}). Without network, "
+                f"download it elsewhere and put it at {target}, or pass a local path."
+            ) from exc
+        log.info("downloaded %s to %s", url, target)
+    if sha256 and _sha256(target) != sha256.lower():
+        raise WeightsError(f"{target} does not match the expected sha256 {sha256}")
+    return target
+
+
+def resolve_checkpoint(
+    source: str, cache_dir: Path | None = None, sha256: str | None = None
+) -> Path:
+    """A head checkpoint source (local path or https URL) as a local file path."""
+    if _is_url(source):
+        return fetch(source, cache_dir, sha256)
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"head checkpoint not found: {path}. Download {DEFAULT_HEADS_URL} and pass its path."
+        )
+    if sha256 and _sha256(path) != sha256.lower():
+        raise WeightsError(f"{path} does not match the expected sha256 {sha256}")
+    return path
+
+
+def load_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
+    """Read a published-format checkpoint: {'model_state_dict': {name: tensor}, ...}."""
+    try:
+        # weights_only: a checkpoint is data, never code to run.
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"head checkpoint {path} is corrupt or not a torch file: {exc}") from exc
+    if not isinstance(blob, Mapping) or not isinstance(blob.get("model_state_dict"), Mapping):
+        raise WeightsError(
+            f"head checkpoint {path} has no 'model_state_dict' mapping "
+            "(expected the published format {'epoch': int, 'model_state_dict': {...}})"
+        )
+    return blob["model_state_dict"]
+
+
+def check_state_dict(
+    state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], source: str
+) -> None:
+    """Raise WeightsError naming every missing or extra key and every wrong shape."""
+    problems = [f"missing key {k}" for k in expected if k not in state]
+    problems += [f"unexpected key {k}" for k in state if k not in expected]
+    for key, shape in expected.items():
+        value = state.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, torch.Tensor):
+            problems.append(f"{key} is not a tensor")
+        elif tuple(value.shape) != tuple(shape):
+            problems.append(f"{key} has shape {list(value.shape)}, expected {list(shape)}")
+        elif not torch.isfinite(value).all():
+            problems.append(f"{key} contains NaN or Inf")
+    if problems:
+        raise WeightsError(
+            f"head checkpoint {source} does not fit this model: " + "; ".join(problems)
+        )
