@@ -73,7 +73,8 @@ def load_clip(
             return open_clip.create_model(model_name, pretrained=str(path)).eval()
         except Exception as exc:  # open_clip raises many types for a bad file
             raise WeightsError(
-                f"CLIP weights file {path} could not be loaded into {model_name}: {exc}"
+                f"CLIP weights file {path} could not be loaded into {model_name}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
             ) from exc
     tags = open_clip.list_pretrained_tags_by_model(model_name)
     if weights not in tags:
