@@ -136,4 +136,17 @@ def test_clip_tag_offline_gives_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(WeightsError) as err:
         W.load_clip("ViT-B-16", "laion2b_s34b_b88k", tmp_path)
     msg = str(err.value)
-    assert "huggingface.co/laion/CLIP-ViT-B-16-laion2B-s34B-b88K" in msg and "path" in msg
+    placed = W.clip_weights_path("ViT-B-16", "laion2b_s34b_b88k", tmp_path)
+    assert "huggingface.co/laion/CLIP-ViT-B-16-laion2B-s34B-b88K" in msg and str(placed) in msg
+
+
+def test_hand_placed_clip_weights_are_used_offline(tmp_path, monkeypatch):
+    """A file put where the offline error says is loaded without touching the hub."""
+    name, clip, _ = tiny_files(tmp_path)
+    monkeypatch.setattr(W.open_clip, "list_pretrained_tags_by_model", lambda m: ["mytag"])
+    placed = W.clip_weights_path(name, "mytag", tmp_path)
+    placed.parent.mkdir(parents=True, exist_ok=True)
+    placed.write_bytes(clip.read_bytes())
+    model = W.load_clip(name, "mytag", tmp_path)
+    want = torch.load(clip, weights_only=True)
+    assert torch.equal(model.state_dict()["visual.proj"], want["visual.proj"])

@@ -83,15 +83,22 @@ def load_clip(
             f"(tags: {', '.join(tags) or 'none'})"
         )
     cache = Path(cache_dir or default_cache_dir()) / "clip"
+    placed = clip_weights_path(model_name, weights, cache_dir)
+    if placed.is_file():  # a file put there by hand (offline machines) wins over the hub
+        return load_clip(model_name, str(placed))
     try:
         return open_clip.create_model(model_name, pretrained=weights, cache_dir=str(cache)).eval()
     except Exception as exc:  # network errors surface as many exception types
         raise WeightsError(
             f"could not get CLIP weights {model_name}/{weights} ({type(exc).__name__}). "
-            f"Without network, download {clip_weights_url(model_name, weights)} on a machine "
-            "that has it, copy the file here and pass its path as the CLIP weights "
-            f"(or pre-fill the open_clip cache {cache})."
+            f"Without network: download {clip_weights_url(model_name, weights)} on a machine "
+            f"that has it and put it at {placed}, or pass the file's path as the CLIP weights."
         ) from exc
+
+
+def clip_weights_path(model_name: str, tag: str, cache_dir: Path | None = None) -> Path:
+    """Where a hand-placed weights file for (model_name, tag) is looked for before the hub."""
+    return Path(cache_dir or default_cache_dir()) / "clip" / f"{model_name}_{tag}.bin"
 
 
 def _sha256(path: Path) -> str:
