@@ -18,13 +18,11 @@ STD = [0.26862954, 0.26130258, 0.27577711]
 
 
 def text_embeddings(clip, tokenizer, names: list[str]) -> torch.Tensor:
+    """open_clip's own full 77-token text path, one batch of 80 templates per name."""
     rows = []
     for name in names:
-        per_template = []
-        for template in OPENAI_IMAGENET_TEMPLATES:
-            emb = clip.encode_text(tokenizer([template(name)]))[0]
-            per_template.append(emb / emb.norm())
-        mean = torch.stack(per_template).mean(0)
+        emb = clip.encode_text(tokenizer([template(name) for template in OPENAI_IMAGENET_TEMPLATES]))
+        mean = (emb / emb.norm(dim=-1, keepdim=True)).mean(0)
         rows.append(mean / mean.norm())
     return torch.stack(rows)
 

@@ -97,3 +97,15 @@ def test_random_fallback_says_so(tmp_path, model_args, capsys):
     err = capsys.readouterr().err
     assert "SEEDED RANDOM weights" in err and "meaningless" in err
     assert json.loads((tmp_path / "o" / "x.json").read_text())["random_weights"] is True
+
+
+def test_keyframe_every(tmp_path, model_args):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"f{i}.png"), picture(i))
+    out = tmp_path / "out"
+    assert main(["segment", str(folder), "--prompts", "a,b", "-o", str(out),
+                 "--keyframe-every", "2", *model_args]) == 0
+    flags = [json.loads((out / f"f{i}.json").read_text())["keyframe"] for i in range(5)]
+    assert flags == [True, False, True, False, True]

@@ -82,11 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_pipeline(cfg: SegmenterConfig, keyframe_every: int = 0):
     from ovseg_ros.core import Segmenter
-    from ovseg_ros.core.pipeline import FramePipeline
+    from ovseg_ros.core.pipeline import FramePipeline, KeyframeConfig
 
-    if keyframe_every:
-        raise ValueError("--keyframe-every is not available yet")
-    return FramePipeline(Segmenter(cfg))
+    if keyframe_every < 0:
+        raise ValueError("--keyframe-every must be >= 0")
+    # Synchronous keyframes: a file has no frame rate to keep up with, and results must not
+    # depend on how long CLIP-DIY took.
+    keyframes = KeyframeConfig(enabled=keyframe_every > 0, every_n_frames=max(keyframe_every, 1),
+                               asynchronous=False)
+    return FramePipeline(Segmenter(cfg), keyframes)
 
 
 def load_pipeline(cfg: SegmenterConfig, random_fallback: bool, keyframe_every: int = 0):

@@ -1,6 +1,8 @@
 """ROS-free model core: CLIP-DINOiser (per frame) and CLIP-DIY (keyframes). Never imports rclpy."""
 
+from .clipdiy import ClipDiyConfig
 from .device import DeviceError, Runtime
+from .pipeline import FramePipeline, KeyframeConfig
 from .results import ClassStat, SegmentationResult
 from .segmenter import Segmenter, SegmenterConfig
 from .vocabulary import VocabularyError
@@ -8,7 +10,10 @@ from .weights import WeightsError
 
 __all__ = [
     "ClassStat",
+    "ClipDiyConfig",
     "DeviceError",
+    "FramePipeline",
+    "KeyframeConfig",
     "Runtime",
     "SegmentationResult",
     "Segmenter",

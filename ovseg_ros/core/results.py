@@ -81,3 +81,35 @@ def class_stats(
             presence=float(presence[channel]),
         ))
     return stats
+
+
+def make_result(
+    pixel_probs: torch.Tensor,
+    patch_probs: torch.Tensor,
+    objectness: torch.Tensor,
+    class_ids: tuple[int, ...],
+    class_names: tuple[str, ...],
+    threshold: float,
+    vocabulary_version: int,
+    ids: torch.Tensor | None = None,
+) -> SegmentationResult:
+    """A SegmentationResult from probabilities: pixel_probs (C, H, W), patch_probs (C, h, w),
+    objectness (h, w); labels, confidence and stats are derived here, so every producer (the
+    Segmenter, keyframe fusion) computes them the same way. `ids`: class_ids as a tensor on
+    pixel_probs' device, when the caller has one already."""
+    if ids is None:
+        ids = torch.tensor(class_ids, dtype=torch.int32, device=pixel_probs.device)
+    labels, conf = label_and_confidence(pixel_probs, ids, threshold)
+    labels_np = labels.to(torch.uint16 if hasattr(torch, "uint16") else torch.int32)
+    labels_np = labels_np.cpu().numpy().astype(np.uint16, copy=False)
+    conf_np, probs_np = conf.cpu().numpy(), patch_probs.cpu().numpy()
+    return SegmentationResult(
+        labels=labels_np,
+        confidence=conf_np,
+        patch_probs=probs_np,
+        objectness=objectness.cpu().numpy(),
+        class_ids=tuple(class_ids),
+        class_names=tuple(class_names),
+        stats=class_stats(labels_np, conf_np, probs_np, tuple(class_ids), tuple(class_names)),
+        vocabulary_version=vocabulary_version,
+    )
