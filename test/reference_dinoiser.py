@@ -21,7 +21,7 @@ def text_embeddings(clip, tokenizer, names: list[str]) -> torch.Tensor:
     """open_clip's own full 77-token text path, one batch of 80 templates per name."""
     rows = []
     for name in names:
-        emb = clip.encode_text(tokenizer([template(name) for template in OPENAI_IMAGENET_TEMPLATES]))
+        emb = clip.encode_text(tokenizer([t(name) for t in OPENAI_IMAGENET_TEMPLATES]))
         mean = (emb / emb.norm(dim=-1, keepdim=True)).mean(0)
         rows.append(mean / mean.norm())
     return torch.stack(rows)
