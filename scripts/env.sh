@@ -1,0 +1,55 @@
+# Source me (bash): `source scripts/env.sh` after scripts/setup.sh.
+# Makes the venv's ROS 2 wheels and this workspace's install space usable: rclpy, ovseg_ros.msg,
+# ovseg_ros.srv, vision_msgs (if built), and install/ovseg_ros/lib/ovseg_ros/* executables.
+# Safe to source more than once.
+
+_ovseg_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_ovseg_venv="$_ovseg_root/.venv"
+
+if [[ ! -x "$_ovseg_venv/bin/python" ]]; then
+  echo "env.sh: $_ovseg_venv not found; run scripts/setup.sh first" >&2
+  unset _ovseg_root _ovseg_venv
+  return 1 2>/dev/null || exit 1
+fi
+
+# Prepend $2 to the colon-separated variable named $1, once.
+_ovseg_prepend() {
+  local cur="${!1:-}"
+  case ":$cur:" in *":$2:"*) ;; *) export "$1=$2${cur:+:$cur}" ;; esac
+}
+
+# shellcheck source=/dev/null
+source "$_ovseg_venv/bin/activate"
+
+# The venv is an ament prefix (share/<pkg>, lib/), but the wheels never say so: without this
+# ament_index and colcon/CMake find no packages ("AMENT_PREFIX_PATH not set or empty").
+_ovseg_prepend AMENT_PREFIX_PATH "$_ovseg_venv"
+_ovseg_prepend CMAKE_PREFIX_PATH "$_ovseg_venv"
+
+# ros-wheels-bootstrapper (a .pth hook) re-executes every venv Python once with LD_LIBRARY_PATH
+# = venv/lib + site-packages/ros_*.libs, unless _ROS_WHEELS_BOOTSTRAP_COMPLETE is set. Set the
+# same paths here and the guard, so processes start once, keep a fixed library order (the hook
+# orders entries through a set) and also see this workspace's libraries added below.
+for _ovseg_d in "$_ovseg_venv"/lib/python3.11/site-packages/ros_*.libs; do
+  [[ -d "$_ovseg_d" ]] && _ovseg_prepend LD_LIBRARY_PATH "$_ovseg_d"
+done
+_ovseg_prepend LD_LIBRARY_PATH "$_ovseg_venv/lib"
+export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
+
+# This workspace's install space (ovseg_ros, and vision_msgs when built with
+# --with-test-interfaces): colcon's local_setup adds AMENT_PREFIX_PATH, PYTHONPATH,
+# LD_LIBRARY_PATH and CMAKE_PREFIX_PATH for each package.
+if [[ -f "$_ovseg_root/install/local_setup.bash" ]]; then
+  # shellcheck source=/dev/null
+  source "$_ovseg_root/install/local_setup.bash"
+fi
+
+# The source tree's ovseg_ros goes before the installed copy, so edits count without a rebuild;
+# ovseg_ros/__init__.py extends its __path__ to the installed copy for the generated msg/srv.
+_ovseg_prepend PYTHONPATH "$_ovseg_venv/ovseg_src"
+
+# Keep DDS traffic on this machine. Tests pick their own ROS_DOMAIN_ID.
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+
+unset _ovseg_root _ovseg_venv _ovseg_d
+unset -f _ovseg_prepend

@@ -1,0 +1,20 @@
+"""pip metadata for the ROS-free Python package (the ROS build is CMakeLists.txt)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="ovseg_ros",
+    version="0.1.0",
+    packages=find_packages(include=["ovseg_ros", "ovseg_ros.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy",
+        "opencv-python-headless",
+        "pyyaml",
+        "torch",
+        "open_clip_torch",
+        "timm",
+        "tqdm",
+    ],
+    entry_points={"console_scripts": ["ovseg=ovseg_ros.cli.main:main"]},
+)

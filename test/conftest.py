@@ -1,0 +1,87 @@
+"""Shared pytest fixtures for tests over real rclpy.
+
+Every test gets its own rclpy Context (never the global one) on this run's ROS_DOMAIN_ID with
+discovery kept on this machine, and a local single-threaded executor:
+
+    def test_x(make_node, spin_until):
+        node = make_node("talker")          # created in the test's context, added to executor
+        ...
+        assert spin_until(lambda: got, timeout=5.0)
+
+rclpy is imported inside the fixtures, so ROS-free tests never need it, while a test that uses
+them errors (never skips) when rclpy is missing.
+"""
+
+import os
+import time
+
+import pytest
+
+# Read by the rmw when a context starts, and inherited by any node a test runs as a subprocess.
+# scripts/test.sh picks a ROS_DOMAIN_ID per run; a bare `pytest` derives one from its pid so that
+# parallel runs on one machine (almost always) stay apart. 1..101 is the range that is safe on
+# Linux (higher ids can hit the ephemeral port range).
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.pop("ROS_STATIC_PEERS", None)
+if not os.environ.get("ROS_DOMAIN_ID"):
+    os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
+
+
+@pytest.fixture(scope="session")
+def ros_domain_id() -> int:
+    return int(os.environ["ROS_DOMAIN_ID"])
+
+
+@pytest.fixture
+def rclpy_context(ros_domain_id):
+    """A fresh, initialised rclpy Context; shut down after the test."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    yield context
+    context.try_shutdown()
+
+
+@pytest.fixture
+def ros_executor(rclpy_context):
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    yield executor
+    executor.shutdown(timeout_sec=1.0)
+
+
+@pytest.fixture
+def make_node(rclpy_context, ros_executor):
+    """Factory: make_node(name, **kwargs) -> rclpy Node in the test's context and executor."""
+    from rclpy.node import Node
+
+    nodes = []
+
+    def _make(name: str, **kwargs):
+        node = Node(name, context=rclpy_context, **kwargs)
+        ros_executor.add_node(node)
+        nodes.append(node)
+        return node
+
+    yield _make
+    for node in nodes:
+        ros_executor.remove_node(node)
+        node.destroy_node()
+
+
+@pytest.fixture
+def spin_until(ros_executor):
+    """spin_until(predicate, timeout=10.0) -> bool: spin the test's executor until it is true."""
+
+    def _spin(predicate, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                return False
+            ros_executor.spin_once(timeout_sec=0.05)
+        return True
+
+    return _spin
