@@ -1,0 +1,170 @@
+"""The node as a process: start-up failures end in one error line, signals end it quickly.
+
+The tiny test model is registered with open_clip by a small `python -c` wrapper before the
+node's real main() runs; the module entry point itself is run with `python -m`.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ros_helpers import RosHarness, image_fields_msg, make_picture, wait_for
+from tiny_models import tiny_files
+
+pytest.importorskip("rclpy")
+
+TEST_DIR = Path(__file__).resolve().parent
+ROOT = TEST_DIR.parent
+
+
+class NodeProcess:
+    """A node subprocess whose merged stdout/stderr lines are collected by a thread."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def wait(self, timeout: float) -> int:
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        self._reader.join(5.0)
+        return rc
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def tiny_node(tmp: Path, params: dict[str, str], patch: str = "") -> NodeProcess:
+    """The node's main() on the tiny model; `patch` is test code run before main()."""
+    code = "\n".join([
+        "import sys, tempfile, time",
+        "from pathlib import Path",
+        f"sys.path.insert(0, {str(TEST_DIR)!r})",
+        "from tiny_models import register_tiny",
+        # A config folder per process: parallel processes rewriting one JSON file race.
+        f"register_tiny(Path(tempfile.mkdtemp(dir={str(tmp)!r})))",
+        patch,
+        "from ovseg_ros.node.segment_node import main",
+        "sys.exit(main())",
+    ])
+    argv = [sys.executable, "-c", code, "--ros-args"]
+    for k, v in params.items():
+        argv += ["-r", f"__ns:={v}"] if k == "__ns" else ["-p", f"{k}:={v}"]
+    return NodeProcess(argv)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tinyproc")
+    name, clip, heads = tiny_files(d)
+    base = {"model": name, "clip_weights": str(clip), "heads": str(heads), "device": "cpu",
+            "precision": "fp32", "input_size": "0"}
+    return d, base
+
+
+def _assert_one_line_failure(p: NodeProcess, rc: int, *fragments: str) -> None:
+    assert rc == 1, p.output
+    failures = [line for line in p.lines if "start-up failed" in line]
+    assert len(failures) == 1, p.output
+    for fragment in fragments:
+        assert fragment in failures[0], p.output
+    assert "Traceback" not in p.output, p.output
+
+
+def test_start_up_failures_end_in_one_error_line(tiny, tmp_path):
+    import torch
+
+    d, base = tiny
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a torch file" * 10)
+    cases = {  # all started at once: they spend most of their time importing torch
+        "missing": ({**base, "heads": str(tmp_path / "nope.pt")}, "head checkpoint not found"),
+        "corrupt": ({**base, "heads": str(corrupt)}, "corrupt"),
+        # invalid parameter values at start-up: test_node_segment (in-process, cheaper)
+    }
+    procs = {k: tiny_node(d, {**params, "__ns": f"/proc_{k}"}) for k, (params, _) in
+             cases.items()}
+    if not torch.cuda.is_available():  # the module entry point itself, asking for CUDA
+        procs["cuda"] = NodeProcess([sys.executable, "-m", "ovseg_ros.node.segment_node",
+                                     "--ros-args", "-p", "device:=cuda", "-r",
+                                     "__ns:=/proc_cuda"])
+        cases["cuda"] = ({}, "CUDA is not available")
+    for key, p in procs.items():
+        _assert_one_line_failure(p, p.wait(180), cases[key][1])
+
+
+def test_signals_end_the_node_within_two_seconds(tiny, ros_domain_id):
+    d, base = tiny
+    # One node idle, one stuck inside a 30 s "inference" (the model cannot be interrupted),
+    # one still loading its model.
+    slow = ("from ovseg_ros.core.pipeline import FramePipeline\n"
+            "_real = FramePipeline.process\n"
+            "def _slow(self, rgb, stamp):\n"
+            "    print('INFERENCE STARTED', flush=True)\n"
+            "    time.sleep(30)\n"
+            "    return _real(self, rgb, stamp)\n"
+            "FramePipeline.process = _slow\n")
+    loading = ("import ovseg_ros.node.segment_node as _sn\n"
+               "_build = _sn.build_pipeline\n"
+               "def _slow_build(values):\n"
+               "    print('LOADING MODEL', flush=True)\n"
+               "    time.sleep(30)\n"
+               "    return _build(values)\n"
+               "_sn.build_pipeline = _slow_build\n")
+    idle = tiny_node(d, {**base, "__ns": "/proc_idle"})
+    busy = tiny_node(d, {**base, "__ns": "/proc_busy"}, patch=slow)
+    load = tiny_node(d, {**base, "__ns": "/proc_load"}, patch=loading)
+    try:
+        assert wait_for(lambda: idle.has("ready") and busy.has("ready"), timeout=180), \
+            idle.output + busy.output
+        with RosHarness(ros_domain_id) as ros:
+            from sensor_msgs.msg import Image
+
+            from ovseg_ros.node import qos as Q
+
+            pub = ros.helper.create_publisher(Image, "/proc_busy/image", Q.reliable(5))
+            msg = image_fields_msg(make_picture(32, 48))
+            deadline = time.monotonic() + 30
+            while not busy.has("INFERENCE STARTED") and time.monotonic() < deadline:
+                pub.publish(msg)
+                time.sleep(0.1)
+            assert busy.has("INFERENCE STARTED"), busy.output
+
+        assert wait_for(lambda: load.has("LOADING MODEL"), timeout=120), load.output
+        timings = {}
+        for name, p, sig in (("idle", idle, signal.SIGINT), ("busy", busy, signal.SIGTERM),
+                             ("loading", load, signal.SIGTERM)):
+            t0 = time.monotonic()
+            p.proc.send_signal(sig)
+            rc = p.wait(30)
+            timings[name] = time.monotonic() - t0
+            assert rc == 0, p.output
+        print(f"exit after signal: {timings}")
+        assert max(timings.values()) < 2.0, timings
+        assert busy.has("still in inference"), busy.output
+        assert not load.has("start-up failed"), load.output  # a stop, not a failure
+        assert "Traceback" not in idle.output + busy.output + load.output
+    finally:
+        for p in (idle, busy, load):
+            if p.proc.poll() is None:
+                p.proc.kill()

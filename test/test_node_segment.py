@@ -1,0 +1,525 @@
+"""The segmentation node over real rclpy, in-process: outputs, vocabulary, parameters, frames.
+
+One Context per module (its own ROS_DOMAIN_ID, localhost discovery: see conftest.py) with a
+multi-threaded executor in a background thread; every test gets a fresh node in its own
+namespace on the tiny seeded random model, so tests never see each other's topics.
+"""
+
+from __future__ import annotations
+
+import array
+import itertools
+import math
+import statistics
+import threading
+import time
+
+import numpy as np
+import pytest
+from ros_helpers import RosHarness, image_fields_msg, make_picture, wait_for
+from tiny_models import tiny_files
+
+rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from ovseg_ros.msg import LabelMap, Segmentation  # noqa: E402
+from ovseg_ros.node import qos as Q  # noqa: E402
+from ovseg_ros.node.segment_node import SegmentNode  # noqa: E402
+from ovseg_ros.srv import GetPrompts, SetPrompts  # noqa: E402
+
+_ns = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def ros(ros_domain_id):
+    with RosHarness(ros_domain_id) as harness:
+        yield harness
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_files(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def make_node(ros, tiny):
+    """make_node(**params) -> (node, namespace). Input topic is <ns>/image."""
+    name, clip, heads = tiny
+    made = []
+
+    def _make(**params):
+        ns = f"/t{next(_ns)}"
+        values = dict(model=name, clip_weights=str(clip), heads=str(heads), device="cpu",
+                      precision="fp32", input_size=0, prompts=["cat", "dog", "car"],
+                      diagnostics_period=0.25)
+        values.update(params)
+        overrides = [Parameter(k, value=v) for k, v in values.items()]
+        node = SegmentNode(context=ros.context, namespace=ns, parameter_overrides=overrides)
+        made.append(ros.add(node))
+        return node, ns
+
+    yield _make
+    for node in made:  # stop the worker and free the model before the next test
+        ros.remove(node)
+
+
+def stamp(sec: int, nsec: int = 0):
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=sec, nanosec=nsec)
+
+
+def now(ros):
+    return ros.helper.get_clock().now().to_msg()
+
+
+def send_until(pub, make_msg, done, timeout=20.0, period=0.05) -> bool:
+    """Publish make_msg() every `period` until done() (frames may be dropped on the way)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        pub.publish(make_msg())
+        time.sleep(period)
+    return True
+
+
+def labels_array(msg: Image) -> np.ndarray:
+    dtype = np.uint8 if msg.encoding == "mono8" else np.dtype("<u2")
+    return np.frombuffer(bytes(msg.data), dtype).reshape(msg.height, msg.width)
+
+
+# ---- 1: outputs ---------------------------------------------------------------------------------
+
+
+def test_outputs_have_sizes_encodings_and_the_input_header(ros, make_node):
+    pytest.importorskip("vision_msgs.msg")
+    from vision_msgs.msg import LabelInfo
+
+    node, ns = make_node(publish_confidence_mono8=True)
+    assert "no publisher" in node.qos_desc  # qos=auto with nobody publishing: sensor data
+    labels = ros.collect(Image, f"{ns}/ovseg/labels")
+    conf = ros.collect(Image, f"{ns}/ovseg/confidence")
+    conf8 = ros.collect(Image, f"{ns}/ovseg/confidence_mono8")
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    label_map = ros.collect(LabelMap, f"{ns}/ovseg/label_map", Q.latched())
+    label_info = ros.collect(LabelInfo, f"{ns}/ovseg/label_info", Q.latched())
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1))
+    pic = make_picture(48, 80)
+    sent = itertools.count(1)
+    assert send_until(pub, lambda: image_fields_msg(pic, stamp=stamp(1000 + next(sent), 123),
+                                                    frame_id="cam_optical"),
+                      lambda: min(labels.count, conf.count, conf8.count, segs.count) >= 2)
+
+    for msg in labels.snapshot() + conf.snapshot() + conf8.snapshot() + segs.snapshot():
+        assert msg.header.frame_id == "cam_optical"
+        assert msg.header.stamp.sec > 1000 and msg.header.stamp.nanosec == 123
+    lab, c, c8 = labels.last(), conf.last(), conf8.last()
+    assert (lab.encoding, lab.height, lab.width, lab.step) == ("mono8", 48, 80, 80)
+    assert (c.encoding, c.height, c.width, c.step) == ("32FC1", 48, 80, 320)
+    assert (c8.encoding, c8.step, len(c8.data)) == ("mono8", 80, 48 * 80)
+    assert len(lab.data) == 48 * 80 and len(c.data) == 48 * 80 * 4
+    ids = set(np.unique(labels_array(lab)).tolist())
+    assert ids <= {0, 1, 2, 3}
+    confidence = np.frombuffer(bytes(c.data), "<f4")
+    assert np.all((confidence >= 0) & (confidence <= 1))
+    # Output of one input frame shares its stamp across topics.
+    assert {m.header.stamp.sec for m in labels.snapshot()} & \
+        {m.header.stamp.sec for m in segs.snapshot()}
+
+    seg = segs.last()
+    assert [(s.class_id, s.class_name) for s in seg.classes] == [(1, "cat"), (2, "dog"),
+                                                                 (3, "car")]
+    assert math.isclose(sum(s.pixel_fraction for s in seg.classes)
+                        + float(np.mean(labels_array(lab) == 0)), 1.0, abs_tol=0.05)
+    assert seg.inference_ms > 0 and seg.keyframe is False
+
+    assert wait_for(lambda: label_map.count >= 1 and label_info.count >= 1)
+    lm = label_map.last()
+    assert [(e.class_id, e.class_name) for e in lm.labels] == [
+        (0, "background"), (1, "cat"), (2, "dog"), (3, "car")]
+    assert lm.background and lm.version == 1
+    info = label_info.last()
+    assert [(v.class_id, v.class_name) for v in info.class_map] == [
+        (0, "background"), (1, "cat"), (2, "dog"), (3, "car")]
+
+
+@pytest.mark.parametrize("params,error,fragment", [
+    ({"overlay_alpha": 2.0}, "InvalidParameterValueException", "overlay_alpha"),
+    ({"mode": "tiles"}, "ValueError", "mode='tiles' is not one of"),
+    ({"prompts": ["cup", "Cup"]}, "VocabularyError", "duplicates"),
+    ({"threshold": 0}, "InvalidParameterTypeException", "threshold"),
+])
+def test_invalid_start_up_parameters_stop_the_node(ros, make_node, params, error, fragment):
+    with pytest.raises(Exception) as info:  # main() turns these into one error line
+        make_node(**params)
+    assert type(info.value).__name__ == error and fragment in str(info.value)
+
+
+# ---- 2: vocabulary changes while streaming ------------------------------------------------------
+
+
+def test_set_prompts_while_streaming_keeps_ids_and_republishes_the_map(ros, make_node):
+    node, ns = make_node()
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    label_map = ros.collect(LabelMap, f"{ns}/ovseg/label_map", Q.latched())
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1))
+    pic = make_picture()
+    stop = threading.Event()
+
+    def stream():
+        while not stop.is_set():
+            pub.publish(image_fields_msg(pic, stamp=now(ros)))
+            time.sleep(0.04)
+
+    streamer = threading.Thread(target=stream, daemon=True)
+    streamer.start()
+    try:
+        assert wait_for(lambda: segs.count >= 2 and label_map.count >= 1)
+        res = ros.call(SetPrompts, f"{ns}/ovseg/set_prompts",
+                       SetPrompts.Request(prompts=["dog", "cat", "bird"]))
+        assert res.success, res.message
+        assert list(res.class_names) == ["dog", "cat", "bird"]
+        assert list(res.class_ids) == [2, 1, 4]  # kept names keep ids; "car"'s 3 stays reserved
+        new = [("dog", 2), ("cat", 1), ("bird", 4)]
+
+        def uses_new():
+            m = segs.last()
+            return [(s.class_name, s.class_id) for s in m.classes] == new
+
+        assert wait_for(uses_new, timeout=10.0)
+        assert wait_for(lambda: label_map.last().version == 2)
+        assert [(e.class_name, e.class_id) for e in label_map.last().labels][1:] == new
+
+        # A refused change keeps the previous vocabulary and does not republish the map.
+        res = ros.call(SetPrompts, f"{ns}/ovseg/set_prompts",
+                       SetPrompts.Request(prompts=["cup", "Cup"]))
+        assert not res.success and "duplicate" in res.message
+        assert list(res.class_names) == ["dog", "cat", "bird"]
+        got = ros.call(GetPrompts, f"{ns}/ovseg/get_prompts", GetPrompts.Request())
+        assert list(got.class_names) == ["dog", "cat", "bird"] and list(got.class_ids) == [2, 1, 4]
+        assert got.background is True
+        assert node.get_parameter("prompts").value == ["dog", "cat", "bird"]  # mirrored
+        time.sleep(0.3)
+        assert label_map.last().version == 2 and uses_new()
+    finally:
+        stop.set()
+        streamer.join(2.0)
+
+
+# ---- 3: parameters ------------------------------------------------------------------------------
+
+
+def test_parameters_are_validated_and_applied(ros, make_node):
+    node, ns = make_node()
+    label_map = ros.collect(LabelMap, f"{ns}/ovseg/label_map", Q.latched())
+    name = f"{ns}/ovseg"
+
+    (r,) = ros.set_params(name, [Parameter("overlay_alpha", value=2.0)])
+    assert not r.successful and r.reason
+    assert node.get_parameter("overlay_alpha").value == 0.5
+    (r,) = ros.set_params(name, [Parameter("overlay_alpha", value=0.8)])
+    assert r.successful and node.values["overlay_alpha"] == 0.8
+    (r,) = ros.set_params(name, [Parameter("model", value="ViT-L-14")])
+    assert not r.successful and node.get_parameter("model").value != "ViT-L-14"
+    (r,) = ros.set_params(name, [Parameter("threshold", value=0.6)])
+    assert r.successful and node.segmenter.config.threshold == 0.6
+
+    (r,) = ros.set_params(name, [Parameter("prompts", value=["cup", "table"])])
+    assert r.successful
+    assert node.vocabulary()[:2] == (("cup", "table"), (4, 5))
+    assert wait_for(lambda: label_map.count and label_map.last().version == 2)
+    (r,) = ros.set_params(name, [Parameter("prompts", value=["cup", " cup "])])
+    assert not r.successful and "duplicate" in r.reason
+    assert node.vocabulary()[0] == ("cup", "table")
+    assert node.get_parameter("prompts").value == ["cup", "table"]
+
+
+# ---- 4: encodings -------------------------------------------------------------------------------
+
+
+def test_rgb8_and_bgr8_of_one_picture_give_identical_labels(ros, make_node):
+    node, ns = make_node()
+    labels = ros.collect(Image, f"{ns}/ovseg/labels")
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
+    pic = make_picture(64, 96, seed=3)
+    out = {}
+    for i, enc in enumerate(("rgb8", "bgr8")):
+        assert send_until(pub, lambda enc=enc, i=i: image_fields_msg(pic, enc, stamp(50 + i)),
+                          lambda i=i: any(m.header.stamp.sec == 50 + i
+                                          for m in labels.snapshot()))
+        msg = next(m for m in labels.snapshot() if m.header.stamp.sec == 50 + i)
+        out[enc] = labels_array(msg)
+    assert np.array_equal(out["rgb8"], out["bgr8"])
+    assert len(np.unique(out["rgb8"])) >= 1
+
+
+# ---- 5: bad frames ------------------------------------------------------------------------------
+
+
+def _bad_frames():
+    good = image_fields_msg(make_picture(32, 48))
+    wrong_step = image_fields_msg(make_picture(32, 48))
+    wrong_step.step = 10
+    truncated = image_fields_msg(make_picture(32, 48))
+    truncated.data = array.array("B", bytes(truncated.data)[:100])
+    unknown = image_fields_msg(make_picture(32, 48))
+    unknown.encoding = "weird16"
+    empty = Image(encoding="rgb8")
+    nan = Image(height=2, width=2, encoding="32FC1", step=8)
+    nan.data = array.array("B", np.array([0.1, np.nan, 0.2, 0.3], "<f4").tobytes())
+    big = image_fields_msg(make_picture(200, 200))  # over max_image_pixels below
+    return good, [("step", wrong_step), ("truncated", truncated), ("weird16", unknown),
+                  ("invalid size", empty), ("NaN", nan), ("exceeds the limit", big)]
+
+
+def test_bad_frames_are_rejected_and_the_node_keeps_serving(ros, make_node):
+    node, ns = make_node(max_image_pixels=100 * 100)
+    labels = ros.collect(Image, f"{ns}/ovseg/labels")
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
+    good, bad = _bad_frames()
+    for i, (fragment, msg) in enumerate(bad):
+        msg.header.stamp = stamp(10 + i)
+        pub.publish(msg)  # one at a time, so the one-slot buffer never replaces one
+        assert wait_for(lambda i=i: node.health.rejected == i + 1, timeout=10.0), fragment
+        assert fragment in node.health._last_reject
+    assert labels.count == 0 and node.health.failed == 0
+    good.header.stamp = stamp(99)
+    assert send_until(pub, lambda: good, lambda: labels.count >= 1)
+    assert labels.last().header.stamp.sec == 99
+    assert node.worker.stats().failed == 0
+
+
+# ---- 6: keeping up ------------------------------------------------------------------------------
+
+
+def test_slow_inference_drops_frames_instead_of_queueing(ros, make_node):
+    node, ns = make_node()
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    real = node.pipeline.process
+
+    def slow(rgb, stamp_s):  # an 80 ms model: slower than the 30 Hz input
+        time.sleep(0.08)
+        return real(rgb, stamp_s)
+
+    node.pipeline.process = slow
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1))
+    pic = make_picture(48, 64)
+    pending_seen = []
+    sent, t_end = 0, time.monotonic() + 5.0
+    next_t = time.monotonic()
+    while time.monotonic() < t_end:
+        pub.publish(image_fields_msg(pic, stamp=now(ros)))
+        sent += 1
+        pending_seen.append(node.worker.stats().pending)
+        next_t += 1 / 30
+        time.sleep(max(0.0, next_t - time.monotonic()))
+    assert wait_for(lambda: node.worker.wait_idle(0.1), timeout=10.0)
+    msgs = segs.snapshot()
+    stats = node.worker.stats()
+    assert len(msgs) >= 10
+    assert stats.dropped >= sent // 3  # most frames dropped, none queued
+    assert stats.submitted <= sent and stats.processed <= stats.submitted - stats.dropped
+    assert msgs[-1].frames_dropped > msgs[0].frames_dropped
+    assert [m.frames_dropped for m in msgs] == sorted(m.frames_dropped for m in msgs)
+    lat = [m.latency_ms for m in msgs]
+    third = len(lat) // 3
+    early, late = statistics.median(lat[:third]), statistics.median(lat[-third:])
+    # A queue would make latency grow by ~(input period - processing time) per frame: seconds
+    # by the end. Latest-frame-wins keeps it at about one processing time.
+    print(f"sent {sent}, processed {len(msgs)}, dropped {stats.dropped}, latency median "
+          f"first third {early:.0f} ms, last third {late:.0f} ms")
+    assert late < early + 150.0, (early, late)
+    assert max(lat[-third:]) < 1000.0
+
+
+def test_services_and_parameters_answer_while_a_frame_is_in_flight(ros, make_node):
+    node, ns = make_node()
+    real, release, entered = node.pipeline.process, threading.Event(), threading.Event()
+
+    def stuck(rgb, stamp_s):  # a frame that stays inside "the model" until released
+        entered.set()
+        release.wait(30.0)
+        return real(rgb, stamp_s)
+
+    node.pipeline.process = stuck
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
+    try:
+        assert send_until(pub, lambda: image_fields_msg(make_picture(24, 32), stamp=stamp(3)),
+                          entered.is_set)
+        t0 = time.monotonic()
+        got = ros.call(GetPrompts, f"{ns}/ovseg/get_prompts", GetPrompts.Request())
+        res = ros.call(SetPrompts, f"{ns}/ovseg/set_prompts",
+                       SetPrompts.Request(prompts=["cat", "mug"]))
+        (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("overlay_alpha", value=0.2)])
+        elapsed = time.monotonic() - t0
+        assert list(got.class_names) == ["cat", "dog", "car"] and res.success and r.successful
+        assert node.worker.stats().busy and segs.count == 0  # the frame is still in flight
+        assert elapsed < 10.0  # answered without waiting for the 30 s frame
+    finally:
+        release.set()
+    assert wait_for(lambda: segs.count >= 1)
+
+
+# ---- 7: overlay on demand -----------------------------------------------------------------------
+
+
+def test_overlay_is_computed_only_while_someone_subscribes(ros, make_node):
+    node, ns = make_node()
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1))
+    pic = make_picture(40, 60)
+    assert send_until(pub, lambda: image_fields_msg(pic, stamp=now(ros)), lambda: segs.count >= 4)
+    assert node.health.overlays == 0
+
+    overlays = ros.collect(Image, f"{ns}/ovseg/overlay")
+    assert wait_for(lambda: node.pub_overlay.get_subscription_count() > 0)
+    assert send_until(pub, lambda: image_fields_msg(pic, stamp=now(ros)),
+                      lambda: overlays.count >= 2)
+    assert node.health.overlays >= 2
+    ov = overlays.last()
+    assert (ov.encoding, ov.height, ov.width, ov.step) == ("rgb8", 40, 60, 180)
+    assert ov.header.frame_id == "cam"
+
+
+# ---- services, failures, health -----------------------------------------------------------------
+
+
+def test_keyframe_service_says_why_when_keyframes_are_off(ros, make_node):
+    node, ns = make_node()
+    res = ros.call(Trigger, f"{ns}/ovseg/keyframe", Trigger.Request())
+    assert res.success is False and "disabled" in res.message
+
+
+def test_requested_keyframe_is_fused_into_a_later_frame(ros, make_node):
+    node, ns = make_node(keyframes=True, keyframe_on_prompt_change=False)
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
+    pic = make_picture(48, 64)
+    sent = itertools.count(1)
+    assert send_until(pub, lambda: image_fields_msg(pic, stamp=stamp(500 + next(sent))),
+                      lambda: segs.count >= 2)
+    assert not any(m.keyframe for m in segs.snapshot())  # no schedule: none until asked
+    res = ros.call(Trigger, f"{ns}/ovseg/keyframe", Trigger.Request())
+    assert res.success, res.message
+    assert send_until(pub, lambda: image_fields_msg(pic, stamp=stamp(500 + next(sent))),
+                      lambda: any(m.keyframe for m in segs.snapshot()), timeout=60)
+    fused = next(m for m in segs.snapshot() if m.keyframe)
+    assert 500 < fused.keyframe_stamp.sec <= fused.header.stamp.sec  # ran on an earlier frame
+    assert node.pipeline.keyframes_fused >= 1
+
+
+def test_worker_exception_is_logged_and_reported_as_error_until_a_frame_succeeds(ros, make_node):
+    node, ns = make_node()
+    diags = ros.collect(DiagnosticArray, "/diagnostics")
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    real, fail = node.pipeline.process, threading.Event()
+    fail.set()
+
+    def flaky(rgb, stamp_s):
+        if fail.is_set():
+            raise RuntimeError("simulated model failure")
+        return real(rgb, stamp_s)
+
+    node.pipeline.process = flaky
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
+    pic = make_picture(32, 48)
+    pub.publish(image_fields_msg(pic, stamp=stamp(4242, 500_000_000)))
+    mine = f"{ns[1:]}/ovseg: segmentation"
+
+    def status(level):
+        for arr in reversed(diags.snapshot()):
+            for s in arr.status:
+                if s.name == mine:
+                    return s if s.level == bytes([level]) else None
+        return None
+
+    assert wait_for(lambda: status(2) is not None, timeout=10.0)
+    assert "4242.500" in status(2).message and "simulated model failure" in status(2).message
+    fail.clear()
+    assert send_until(pub, lambda: image_fields_msg(pic, stamp=now(ros)), lambda: segs.count >= 1)
+    assert wait_for(lambda: status(0) is not None, timeout=10.0)
+
+
+def test_qos_mismatch_is_reported_and_auto_matches_the_publisher(ros, make_node):
+    from rclpy.event_handler import PublisherEventCallbacks
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    # reliable subscription vs a best-effort publisher: no frames, diagnostics say why
+    node, ns = make_node(qos="reliable", no_input_warn_s=0.5)
+    quiet = PublisherEventCallbacks(incompatible_qos=lambda event: None)  # expected here
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1),
+                                      event_callbacks=quiet)
+    pic = make_picture(32, 48)
+    deadline = time.monotonic() + 15.0
+    report = None
+    while time.monotonic() < deadline:
+        pub.publish(image_fields_msg(pic, stamp=now(ros)))
+        report = node.health.report(node.count_publishers(node.input_topic), 0, node.qos_desc)
+        if report.level == 1 and "QoS mismatch" in report.message:
+            break
+        time.sleep(0.1)
+    assert report is not None and "QoS mismatch" in report.message, report
+    assert node.health.received == 0
+
+    # auto: a reliable, transient-local publisher exists before the node starts
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    ns2 = f"/t{next(_ns)}"
+    pub2 = ros.helper.create_publisher(Image, f"{ns2}/image", latched)
+    pub2.publish(image_fields_msg(pic, stamp=stamp(7)))
+    node3 = ros.add(SegmentNode(context=ros.context, namespace=ns2, parameter_overrides=[
+        Parameter(k, value=node.get_parameter(k).value)
+        for k in ("model", "clip_weights", "heads", "device", "precision", "input_size")]
+        + [Parameter("qos", value="auto"), Parameter("prompts", value=["cat"])]))
+    assert node3.input_qos.reliability == ReliabilityPolicy.RELIABLE
+    assert node3.input_qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    segs = ros.collect(Segmentation, f"{ns2}/ovseg/segmentation")
+    assert wait_for(lambda: segs.count >= 1, timeout=10.0)  # the latched frame arrives
+    assert segs.last().header.stamp.sec == 7
+
+
+def test_compressed_input_and_corrupt_jpeg(ros, make_node):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    node, ns = make_node(input_transport="compressed")
+    assert node.input_topic == f"{ns}/image/compressed"
+    labels = ros.collect(Image, f"{ns}/ovseg/labels")
+    pub = ros.helper.create_publisher(CompressedImage, f"{ns}/image/compressed", Q.reliable(5))
+    ok, jpeg = cv2.imencode(".jpg", make_picture(40, 56)[..., ::-1])
+    corrupt = CompressedImage(format="jpeg", data=jpeg.tobytes()[:200] + b"\0" * 50)
+    corrupt.header.stamp = stamp(30)
+    pub.publish(corrupt)
+    assert wait_for(lambda: node.health.rejected == 1)
+    good = CompressedImage(format="jpeg", data=jpeg.tobytes())
+    good.header.stamp, good.header.frame_id = stamp(31), "jpeg_cam"
+    assert send_until(pub, lambda: good, lambda: labels.count >= 1)
+    lab = labels.last()
+    assert (lab.height, lab.width, lab.header.stamp.sec, lab.header.frame_id) == \
+        (40, 56, 31, "jpeg_cam")
+
+
+def test_labels_switch_to_mono16_when_an_active_id_exceeds_255(ros, make_node):
+    node, ns = make_node()
+    labels = ros.collect(Image, f"{ns}/ovseg/labels")
+    real = node.pipeline.process
+
+    def big_ids(rgb, stamp_s):  # a vocabulary that went past 255 names (costly to encode)
+        res = real(rgb, stamp_s)
+        res.labels = res.labels.astype(np.uint16)
+        res.labels[0, :3] = (300, 0, 2)
+        res.class_ids = (0, 2, 300)
+        return res
+
+    node.pipeline.process = big_ids
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
+    assert send_until(pub, lambda: image_fields_msg(make_picture(24, 32), stamp=stamp(9)),
+                      lambda: labels.count >= 1)
+    lab = labels.last()
+    assert (lab.encoding, lab.step, len(lab.data)) == ("mono16", 64, 24 * 32 * 2)
+    assert labels_array(lab)[0, :3].tolist() == [300, 0, 2]
