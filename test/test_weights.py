@@ -150,3 +150,17 @@ def test_hand_placed_clip_weights_are_used_offline(tmp_path, monkeypatch):
     model = W.load_clip(name, "mytag", tmp_path)
     want = torch.load(clip, weights_only=True)
     assert torch.equal(model.state_dict()["visual.proj"], want["visual.proj"])
+
+
+def test_probe_weights(tmp_path, monkeypatch):
+    name, clip, heads = tiny_files(tmp_path)
+    assert W.probe_weights(name, str(clip), str(heads)) is None
+    assert W.probe_weights(name, "random", "random") is None
+    assert "not found" in W.probe_weights(name, str(clip), str(tmp_path / "nope.pt"))
+
+    def offline(*a, **k):
+        raise OSError("offline")
+
+    monkeypatch.setattr(W.open_clip.pretrained, "download_pretrained", offline)
+    msg = W.probe_weights("ViT-B-16", "laion2b_s34b_b88k", str(heads), tmp_path)
+    assert str(W.clip_weights_path("ViT-B-16", "laion2b_s34b_b88k", tmp_path)) in msg

@@ -192,3 +192,31 @@ def check_state_dict(
         raise WeightsError(
             f"head checkpoint {source} does not fit this model: " + "; ".join(problems)
         )
+
+
+def probe_weights(model_name: str, clip_weights: str, heads: str,
+                  cache_dir: Path | None = None) -> str | None:
+    """None when both weight sources can be had (downloading what is missing into the cache),
+    else the reason they cannot. Builds no model, so it is cheap when everything is cached."""
+    try:
+        if heads != RANDOM:
+            resolve_checkpoint(heads, cache_dir)
+        if clip_weights in ("", RANDOM) or Path(clip_weights).expanduser().is_file():
+            return None
+        if clip_weights_path(model_name, clip_weights, cache_dir).is_file():
+            return None
+        cfg = open_clip.get_pretrained_cfg(model_name, clip_weights)
+        if not cfg:
+            raise WeightsError(f"{clip_weights!r} is not a pretrained tag of {model_name}")
+        cache = Path(cache_dir or default_cache_dir()) / "clip"
+        try:
+            open_clip.pretrained.download_pretrained(cfg, cache_dir=str(cache))
+        except Exception as exc:
+            raise WeightsError(
+                f"could not get CLIP weights {model_name}/{clip_weights} "
+                f"({type(exc).__name__}); download {clip_weights_url(model_name, clip_weights)} "
+                f"and put it at {clip_weights_path(model_name, clip_weights, cache_dir)}"
+            ) from exc
+    except WeightsError as exc:
+        return str(exc)
+    return None
