@@ -4,6 +4,8 @@
     ros2 launch ovseg_ros segment.launch.py replay:=true rviz:=true
     ros2 launch ovseg_ros segment.launch.py namespace:=robot1 device:=cuda \
         prompts:="['person', 'chair', 'door']" params_file:=/path/to/my.yaml
+    ros2 launch ovseg_ros segment.launch.py namespace:=robot1 cameras:="['front', 'rear']"
+        (reads robot1/front/image and robot1/rear/image; publishes ~/front/labels, ...)
 
 Launch arguments listed in NODE_PARAMETER_ARGUMENTS override the params file only when given
 (non-empty). Only generate_launch_description imports launch, so this file stays importable
@@ -21,6 +23,8 @@ ARGUMENTS = {
     "params_file": ("", "Parameter YAML; empty = the package's config/segment.yaml."),
     "device": ("", "Override the device parameter (auto, cpu, cuda, cuda:N)."),
     "prompts": ("", "Override the prompts parameter, e.g. \"['person', 'chair']\"."),
+    "cameras": ("", "Override the cameras parameter, e.g. \"['front', 'rear']\": inputs "
+                "<namespace>/<cam>/image, outputs ~/<cam>/...; `image` is then unused."),
     "input_transport": ("", "Override input_transport (raw or compressed)."),
     "qos": ("", "Override qos (sensor_data, reliable or auto)."),
     "replay": ("false", "Also start the replay node publishing the sample images on <image>."),
@@ -31,19 +35,20 @@ ARGUMENTS = {
 }
 
 # Launch arguments forwarded as node parameters of the same name (when non-empty).
-NODE_PARAMETER_ARGUMENTS = ("device", "prompts", "input_transport", "qos")
+NODE_PARAMETER_ARGUMENTS = ("device", "prompts", "cameras", "input_transport", "qos")
+LIST_ARGUMENTS = ("prompts", "cameras")  # parsed as YAML lists
 
 
 def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
-    """Launch-argument strings -> node parameters, skipping empty ones. prompts is parsed as
-    YAML: prompts:="['a', 'b']" is a list, a single name a one-element list."""
+    """Launch-argument strings -> node parameters, skipping empty ones. prompts and cameras
+    are parsed as YAML: prompts:="['a', 'b']" is a list, a single name a one-element list."""
     import yaml
 
     out: dict[str, object] = {}
     for name, text in values.items():
         if not text.strip():
             continue
-        if name != "prompts":  # the other forwarded parameters are plain strings
+        if name not in LIST_ARGUMENTS:  # the other forwarded parameters are plain strings
             out[name] = text.strip()
             continue
         value = yaml.safe_load(text)

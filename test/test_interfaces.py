@@ -51,6 +51,7 @@ def test_segmentation_roundtrip(make_node, spin_until):
         inference_ms=42.5,
         latency_ms=80.25,
         frames_dropped=3,
+        vocabulary_version=5,
     )
     got = _roundtrip(make_node, spin_until, Segmentation, msg, "segmentation")
     assert got == msg
@@ -58,6 +59,7 @@ def test_segmentation_roundtrip(make_node, spin_until):
     assert got.classes[1].class_id == 7 and got.classes[1].presence == 0.0625
     assert got.header.frame_id == "camera_optical" and got.keyframe_stamp.nanosec == 999
     assert got.frames_dropped == 3 and got.latency_ms == 80.25
+    assert got.vocabulary_version == 5
 
 
 def test_label_map_latched(make_node, spin_until):

@@ -84,10 +84,13 @@ def test_launch_parameters_exist_on_the_node():
 def test_launch_argument_overrides_are_valid_parameter_values():
     module = _load_launch_module()
     out = module.parameter_overrides({"device": "cuda:0", "prompts": "['person', 'door']",
-                                      "qos": "", "input_transport": " compressed "})
+                                      "qos": "", "input_transport": " compressed ",
+                                      "cameras": "['front', 'rear']"})
     assert out == {"device": "cuda:0", "prompts": ["person", "door"],
-                   "input_transport": "compressed"}
+                   "input_transport": "compressed", "cameras": ["front", "rear"]}
     assert module.parameter_overrides({"prompts": "chair"}) == {"prompts": ["chair"]}
+    assert module.parameter_overrides({"cameras": "front", "prompts": ""}) == \
+        {"cameras": ["front"]}
     for name, value in out.items():
         assert P.validate(name, value) is None
 
@@ -143,6 +146,8 @@ def test_launch_description_runs_and_starts_the_right_nodes(monkeypatch):
     for executable in ("segment_node", "replay_node"):
         assert (ROOT / "scripts" / "ros" / executable).is_file()
     assert len(setup({**context, "replay": "false"})) == 1
+    multi = setup({**context, "replay": "false", "cameras": "[front, rear]"})[0].kwargs
+    assert multi["parameters"][1] == {"prompts": ["cup"], "cameras": ["front", "rear"]}
 
 
 def _config_params() -> dict:
@@ -174,8 +179,30 @@ def test_config_yaml_types_as_ros_reads_them():
 
     read = parameter_dict_from_yaml_file(str(CONFIG), use_wildcard=True)
     for name, msg in read.items():
+        if P.SPECS[name].default == []:
+            continue  # an empty YAML list has no ROS type: see the rcl test below
         assert msg.value.type == P.descriptor(P.SPECS[name]).type, name
     assert read["prompts"].value.type == ParameterType.PARAMETER_STRING_ARRAY
+
+
+def test_config_yaml_through_rcl_gives_the_node_its_defaults(ros_domain_id):
+    """What a node started with --params-file (as ros2 launch does) declares: rcl's own YAML
+    parser, including `cameras: []`, which rcl hands over unset."""
+    pytest.importorskip("rclpy")
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    context = Context()
+    rclpy.init(args=["--ros-args", "--params-file", str(CONFIG)], context=context,
+               domain_id=ros_domain_id)
+    try:
+        node = Node("ovseg", context=context)
+        values = P.declare(node)
+        assert values == {p.name: p.default for p in P.PARAMS}
+        node.destroy_node()
+    finally:
+        context.try_shutdown()
 
 
 def test_rviz_config_shows_the_input_and_the_overlay():

@@ -41,7 +41,7 @@ def test_parameter_defaults_match_the_core():
 
     cfg = SegmenterConfig()
     for name in ("model", "clip_weights", "heads", "device", "precision", "mode", "input_size",
-                 "background", "threshold"):
+                 "background", "threshold", "max_prompts"):
         assert P.SPECS[name].default == getattr(cfg, name), name
 
 
@@ -57,6 +57,12 @@ def test_parameter_defaults_match_the_core():
     ("prompts", "chair", "must be a list"),
     ("publish_confidence_mono8", 1, "must be a bool"),
     ("input_size", 1.5, "must be a int"),
+    ("max_prompts", 0, "outside"),
+    ("max_prompts", 5000, "outside"),
+    ("cameras", ["front", "front"], "duplicates"),
+    ("cameras", ["front/left"], "not ROS name tokens"),
+    ("cameras", ["2nd"], "not ROS name tokens"),
+    ("cameras", [f"c{i}" for i in range(17)], "limit of 16"),
     ("nonsense", 1, "unknown parameter"),
 ])
 def test_invalid_values_are_refused_with_a_reason(name, value, fragment):

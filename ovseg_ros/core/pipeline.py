@@ -169,17 +169,36 @@ class FramePipeline:
 
     def process(self, rgb: np.ndarray, stamp: float) -> SegmentationResult:
         """Segment one (H, W, 3) uint8 RGB frame taken at `stamp` (seconds)."""
+        return self.process_batch([(rgb, stamp)])[0]
+
+    def process_batch(self, frames: Sequence[tuple[np.ndarray, float]],
+                      primary: int | None = 0) -> list[SegmentationResult]:
+        """Segment several (rgb, stamp) frames (one per camera) with one vocabulary; frames of
+        one size share a forward pass (`Segmenter.segment_batch`).
+
+        Only frames[primary] (None: no frame) follows the keyframe logic of `process`:
+        schedule, fusion and prior. The others get plain CLIP-DINOiser, since a keyframe
+        describes one camera's scene and its class-presence prior would suppress classes that
+        another camera sees. While a prior is active the primary frame runs its own forward.
+        """
+        if not frames:
+            return []
+        images = [rgb for rgb, _ in frames]
+        if primary is None:
+            return self.segmenter.segment_batch(images)
+        rgb, stamp = frames[primary]
         index, now = self._frame_index, self._now(stamp)
         self._frame_index += 1
         if self.stage is None:
-            return self.segmenter.segment(rgb)
+            return self._segment(images, primary, None)
         with self._lock:  # an async keyframe that finished since the last frame
             ready, self._finished = self._finished, None
         start = self._due(index, now)
         sync = start and not self.config.asynchronous
         # A frame that gets a fresh keyframe fused is not also given the older prior.
         prior = None if ready or sync else self.prior_factors(index, now)
-        result = self.segmenter.segment(rgb, class_prior=prior)
+        results = self._segment(images, primary, prior)
+        result = results[primary]
         if ready is not None:
             result = self._fuse(result, ready)
         if sync:
@@ -187,7 +206,21 @@ class FramePipeline:
             result = self._fuse(result, keyframe)
         elif start:
             self._start_job(np.array(rgb, copy=True), result, stamp, index, now)
-        return result
+        results[primary] = result
+        return results
+
+    def _segment(self, images: list[np.ndarray], primary: int,
+                 prior: dict[int, float] | None) -> list[SegmentationResult]:
+        if len(images) > 1 and prior is None:
+            return self.segmenter.segment_batch(images)
+        # segment_batch applies one prior to every image: the primary frame runs alone.
+        results = [self.segmenter.segment(images[primary], class_prior=prior)] * len(images)
+        others = [i for i in range(len(images)) if i != primary]
+        if others:
+            batch = self.segmenter.segment_batch([images[i] for i in others])
+            for i, res in zip(others, batch, strict=True):
+                results[i] = res
+        return results
 
     def _run_stage(self, rgb: np.ndarray, result: SegmentationResult, stamp: float,
                    index: int, now: float) -> KeyframeScores:

@@ -50,6 +50,109 @@ class TextEncoder(nn.Module):
         return proj(x) if isinstance(proj, nn.Linear) else x @ proj
 
 
+class PrefixTextEncoder(nn.Module):
+    """The text tower with each template's prefix (the tokens before the class name) computed
+    once: per class name only the name, the rest of the template and the end token run.
+
+    The tower is causal, so a prefix's keys and values in every block do not depend on what
+    follows; BPE splits at spaces, so a template's prefix tokens are the same for any name
+    (checked per prompt; a prompt that does not start with its prefix runs in full). About a
+    third of the tokens of the 80 ImageNet templates remain (about 2.5x less work).
+    """
+
+    def __init__(self, full: TextEncoder, tokenizer: Callable[[list[str]], torch.Tensor],
+                 templates: Sequence[str]):
+        super().__init__()
+        self.full = full
+        clip = full.clip
+        blocks = clip.transformer.resblocks
+        self.usable = full.trimmable and all(
+            isinstance(getattr(b, "attn", None), nn.MultiheadAttention)
+            and not hasattr(b, "ln_1_kv") for b in blocks)
+        prefixes = tokenizer([t.split("{}")[0].rstrip() for t in templates])
+        self.prefix_len = prefixes.argmax(dim=-1)  # tokens before the end token (SOT included)
+        self.prefix_tokens = prefixes
+        self._kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def _block(self, block: nn.Module, x: torch.Tensor, valid: torch.Tensor, mask: torch.Tensor,
+               past: tuple[torch.Tensor, torch.Tensor] | None
+               ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One residual block. x: the real tokens packed (T, W), so the linear layers (nearly
+        all the work) never run on padding; valid (N, L) says where they sit in the padded
+        (N, L) layout that attention uses, with optional past keys/values (N, H, P, W / H) in
+        front; mask (N, 1, L, P + L) additive. Returns x and this chunk's padded keys/values."""
+        attn: nn.MultiheadAttention = block.attn
+        (n, length), width, heads = valid.shape, x.shape[-1], attn.num_heads
+        qkv = x.new_zeros(n, length, 3 * width)
+        qkv[valid] = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+        q, k, v = qkv.view(n, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+        keys, values = (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)) if past else (k, v)
+        scores = (q * (width // heads) ** -0.5) @ keys.transpose(-1, -2) + mask
+        out = (torch.softmax(scores, dim=-1) @ values).transpose(1, 2).reshape(n, length, width)
+        x = x + block.ls_1(attn.out_proj(out[valid]))
+        return x + block.ls_2(block.mlp(block.ln_2(x))), (k, v)
+
+    def _prefix_kv(self, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per block, the prefixes' keys and values (T, H, Pmax, W / H); computed once."""
+        if self._kv is None:
+            clip = self.full.clip
+            dtype = clip.transformer.get_cast_dtype()
+            length = int(self.prefix_len.max())
+            tokens = self.prefix_tokens[:, :length].to(device)
+            valid = torch.arange(length, device=device)[None] < self.prefix_len.to(device)[:, None]
+            x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
+            x = x.to(dtype)
+            causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+            mask = _additive(causal, dtype)[None, None]
+            x = x[valid]
+            kv = []
+            for block in clip.transformer.resblocks:
+                x, pair = self._block(block, x, valid, mask, None)
+                kv.append(pair)
+            self._kv = kv
+        return self._kv
+
+    def forward(self, tokens: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        """tokens (N, 77) of prompts whose template index is `template` (N,) -> (N, D).
+
+        Prompts must start with their template's prefix (see `starts_with_prefix`)."""
+        clip = self.full.clip
+        dev = tokens.device
+        dtype = clip.transformer.get_cast_dtype()
+        kv = self._prefix_kv(dev)
+        plen = self.prefix_len.to(dev)[template]  # (N,)
+        pmax = kv[0][0].shape[2]
+        slen = tokens.argmax(dim=-1) - plen + 1  # suffix tokens, end token included
+        n, smax = len(tokens), int(slen.max())
+        offsets = torch.arange(smax, device=dev)
+        valid = offsets[None] < slen[:, None]  # (N, S)
+        pos = (plen[:, None] + offsets).clamp(max=tokens.shape[1] - 1)  # (N, S)
+        x = clip.token_embedding(tokens.gather(1, pos)) + clip.positional_embedding[pos]
+        x = x.to(dtype)[valid]
+        in_prefix = torch.arange(pmax, device=dev)[None, None] < plen[:, None, None]
+        causal = offsets[None, :, None] >= offsets[None, None, :]
+        seen = torch.cat([in_prefix.expand(n, smax, pmax), causal.expand(n, smax, smax)], dim=2)
+        mask = _additive(seen, dtype)[:, None]
+        for block, (k, v) in zip(clip.transformer.resblocks, kv, strict=True):
+            x, _ = self._block(block, x, valid, mask, (k[template], v[template]))
+        x = clip.ln_final(x[slen.cumsum(0) - 1])  # each prompt's end token, packed row-major
+        proj = clip.text_projection
+        return proj(x) if isinstance(proj, nn.Linear) else x @ proj
+
+    def starts_with_prefix(self, tokens: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: prompt i begins with its template's prefix tokens."""
+        prefix = self.prefix_tokens.to(tokens.device)[template]
+        plen = self.prefix_len.to(tokens.device)[template]
+        inside = torch.arange(prefix.shape[1], device=tokens.device)[None] < plen[:, None]
+        return ((prefix == tokens[:, :prefix.shape[1]]) | ~inside).all(dim=1)
+
+
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean "may attend" -> additive mask (0 or the dtype's lowest value)."""
+    zero = torch.zeros((), dtype=dtype, device=allowed.device)
+    return torch.where(allowed, zero, torch.finfo(dtype).min)
+
+
 class TextEmbeddingCache:
     """Class name -> unit-norm embedding (D,), averaged over templates, computed once per name.
 
@@ -67,6 +170,8 @@ class TextEmbeddingCache:
         max_entries: int = 4096,
     ):
         self.encoder = TextEncoder(clip)
+        self.prefix_encoder = PrefixTextEncoder(self.encoder, tokenizer, templates)
+        self.reuse_prefixes = self.prefix_encoder.usable  # False: every prompt runs in full
         self.tokenizer = tokenizer
         self.runtime = runtime
         self.templates = tuple(templates)
@@ -83,16 +188,26 @@ class TextEmbeddingCache:
         """Template-averaged embeddings (N, D) float32 for `names`."""
         prompts = [t.format(name) for name in names for t in self.templates]
         tokens = self.tokenizer(prompts).to(self.runtime.device)
-        # Similar lengths per batch keep the trimmed context short for most batches.
-        order = torch.argsort(tokens.argmax(dim=-1))
-        chunks = []
+        template = torch.arange(len(self.templates), device=tokens.device).repeat(len(names))
+        feats: torch.Tensor | None = None
         with torch.inference_mode():
-            for start in range(0, len(prompts), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                chunks.append((idx, F.normalize(self.encoder(tokens[idx]).float(), dim=-1)))
-        feats = torch.empty(len(prompts), chunks[0][1].shape[-1], device=self.runtime.device)
-        for idx, chunk in chunks:
-            feats[idx] = chunk
+            prefixed = torch.zeros(len(prompts), dtype=torch.bool, device=tokens.device)
+            if self.reuse_prefixes:
+                prefixed = self.prefix_encoder.starts_with_prefix(tokens, template)
+            # Similar lengths per batch keep the padded length short for most batches.
+            eot = tokens.argmax(dim=-1)
+            suffix = eot - self.prefix_encoder.prefix_len.to(tokens.device)[template]
+            for use_prefix, length in ((True, suffix), (False, eot)):
+                rows = (prefixed == use_prefix).nonzero()[:, 0]
+                rows = rows[torch.argsort(length[rows])]
+                for idx in rows.split(self.batch_size) if len(rows) else ():
+                    out = (self.prefix_encoder(tokens[idx], template[idx]) if use_prefix
+                           else self.encoder(tokens[idx]))
+                    out = F.normalize(out.float(), dim=-1)
+                    if feats is None:
+                        feats = out.new_empty(len(prompts), out.shape[-1])
+                    feats[idx] = out
+        assert feats is not None
         mean = feats.view(len(names), len(self.templates), -1).mean(dim=1)
         return F.normalize(mean, dim=-1)
 

@@ -56,7 +56,8 @@ def segmentation_msg(result: SegmentationResult, header: Header, inference_ms: f
     msg = Segmentation(header=header, keyframe=bool(result.keyframe),
                        keyframe_stamp=seconds_to_time(result.keyframe_stamp),
                        inference_ms=float(inference_ms), latency_ms=float(latency_ms),
-                       frames_dropped=min(int(frames_dropped), 2**32 - 1))
+                       frames_dropped=min(int(frames_dropped), 2**32 - 1),
+                       vocabulary_version=int(result.vocabulary_version))
     msg.classes = [
         ClassStat(class_id=s.class_id, class_name=s.class_name,
                   pixel_fraction=float(s.pixel_fraction),

@@ -22,6 +22,8 @@ DEFAULT_HEADS_URL = "https://github.com/wysoczanska/clip_dinoiser/raw/main/check
 DEFAULT_PROMPTS = ["person", "chair", "table", "door", "floor", "wall"]
 _RESTART = " Read-only: set it at start-up (a change needs a restart)."
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_CAMERA_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # one ROS name token
+MAX_CAMERAS = 16
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ PARAMS: tuple[ParamSpec, ...] = (
        "Class names to segment. Setting it is the same as calling ~/set_prompts: known names "
        "keep their label ids, new names get new ids; an invalid list is refused and the "
        "previous vocabulary kept."),
+    # Upper bound: the text-embedding cache keeps 4096 names (core/text.py max_entries).
+    _p("max_prompts", 256, "Most class names one vocabulary may hold; a longer list is "
+       "refused with the reason and the previous vocabulary kept.", low=1, high=4096),
     # --- model and weights (start-up only)
     _p("model", DEFAULT_MODEL, "open_clip model name the head checkpoint was trained for.",
        read_only=True),
@@ -99,6 +104,11 @@ PARAMS: tuple[ParamSpec, ...] = (
        read_only=True, choices=("sensor_data", "reliable", "auto")),
     _p("qos_depth", 1, "Input history depth (the node keeps only the newest frame anyway).",
        read_only=True, low=1, high=100),
+    _p("cameras", [], "Camera names, for several inputs segmented in shared batches. Each "
+       "name <cam> subscribes <cam>/image (<cam>/image/compressed with compressed transport) "
+       "and publishes ~/<cam>/labels, ~/<cam>/confidence, ~/<cam>/overlay and "
+       "~/<cam>/segmentation; ~/label_map stays shared. Keyframes follow the first camera. "
+       f"Empty: one input 'image', outputs under ~/. At most {MAX_CAMERAS}.", read_only=True),
     _p("max_image_pixels", 4096 * 4096, "Frames with more pixels are dropped before decoding.",
        low=1, high=16384 * 16384),
     # --- health
@@ -161,6 +171,19 @@ def validate(name: str, value: Any) -> str | None:
         return f"{name}={value!r} is not one of {', '.join(spec.choices)}"
     if name == "device" and not _DEVICE_RE.match(str(value).strip().lower()):
         return f"device={value!r}: use auto, cpu, cuda or cuda:N"
+    if name == "cameras":
+        return _camera_problem(list(value))
+    return None
+
+
+def _camera_problem(cameras: list[str]) -> str | None:
+    bad = [c for c in cameras if not _CAMERA_RE.match(c)]
+    if bad:
+        return f"cameras {bad} are not ROS name tokens (a letter, then letters, digits or _)"
+    if len(set(cameras)) != len(cameras):
+        return f"cameras {cameras} contain duplicates"
+    if len(cameras) > MAX_CAMERAS:
+        return f"{len(cameras)} cameras exceed the limit of {MAX_CAMERAS}"
     return None
 
 
@@ -201,9 +224,22 @@ def declare(node) -> dict[str, ParamValue]:
     Raises ValueError naming every invalid start-up value (rclpy itself refuses out-of-range
     numbers and wrong types while declaring).
     """
-    node.declare_parameters("", [(s.name, s.default, descriptor(s)) for s in PARAMS])
-    values = {s.name: node.get_parameter(s.name).value for s in PARAMS}
-    values["prompts"] = list(values["prompts"])
+    from rclpy.exceptions import ParameterUninitializedException
+    from rclpy.parameter import Parameter
+
+    # An empty list has no ROS type (rclpy would declare a byte array, and YAML `[]` arrives
+    # unset): declare such parameters typed but unset, and read unset as the empty list.
+    node.declare_parameters("", [
+        (s.name, Parameter.Type.STRING_ARRAY if s.default == [] else s.default, descriptor(s))
+        for s in PARAMS])
+    values: dict[str, ParamValue] = {}
+    for s in PARAMS:
+        try:
+            values[s.name] = node.get_parameter(s.name).value
+        except ParameterUninitializedException:
+            values[s.name] = []
+    values["prompts"] = list(values["prompts"])  # type: ignore[arg-type]
+    values["cameras"] = list(values["cameras"])  # type: ignore[arg-type]
     problems = validate_all(values)
     if problems:
         raise ValueError("invalid parameters: " + "; ".join(problems))

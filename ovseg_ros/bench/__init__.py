@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m ovseg_ros.bench --help`. See README.md (Benchmarks)."""

@@ -1,0 +1,157 @@
+"""`python -m ovseg_ros.bench`: per-stage timings and same-run ratios; see README (Benchmarks).
+
+Weights are seeded random (real architecture): timing does not depend on weight values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ovseg_ros.core import Segmenter, SegmenterConfig
+
+from . import report, sections
+from .timing import machine_header, matmul_gflops, peak_rss_mb
+from .tiny import register_tiny
+
+SECTIONS = ("core", "vocab", "clipdiy", "node", "memory")
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """'640x480,1280x720' (W x H) -> [(480, 640), (720, 1280)] as (H, W)."""
+    out = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        w, h = (int(v) for v in item.lower().split("x"))
+        out.append((h, w))
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ovseg_ros.bench", description=__doc__)
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny model, tiny images, 2 repetitions, every section (CI)")
+    p.add_argument("--out", type=Path, help="write the results JSON here")
+    p.add_argument("--markdown", type=Path, help="write the README table here")
+    p.add_argument("--compare", type=Path, help="print new/old per stage against this JSON")
+    p.add_argument("--sizes", default="448x448,640x480", help="core sizes, W x H")
+    p.add_argument("--node-sizes", default="640x480,1280x720", help="camera sizes, W x H")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    p.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | fp16")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--model", default="ViT-B-16")
+    p.add_argument("--input-size", type=int, default=448, help="short side before inference")
+    p.add_argument("--reps", type=int, default=10, help="repetitions per variant")
+    p.add_argument("--node-duration", type=float, default=20.0, help="seconds per node run")
+    p.add_argument("--only", default=",".join(SECTIONS), help="comma list of sections")
+    p.add_argument("--no-plain", action="store_true", help="skip the plain fp32 baselines")
+    return p
+
+
+def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown sections: {', '.join(sorted(unknown))}")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    model, sizes, node_sizes = args.model, parse_sizes(args.sizes), parse_sizes(args.node_sizes)
+    reps, duration, warmup, batches = args.reps, args.node_duration, 5.0, (1, 2, 4)
+    if args.smoke:
+        model, sizes, node_sizes = register_tiny(), [(48, 64)], [(48, 64)]
+        reps, duration, warmup, batches = 2, 1.5, 1.0, (1, 2)
+    cfg = SegmenterConfig(model=model, clip_weights="random", heads="random",
+                          device=args.device, precision=args.precision,
+                          input_size=args.input_size if not args.smoke else 0)
+    t0 = time.perf_counter()
+    seg = Segmenter(cfg)
+    load_s = time.perf_counter() - t0
+    seg.set_prompts(sections.CLASSES[:20])
+    rt = seg.runtime
+    dtype_name = str(rt.dtype).replace("torch.", "")
+    header = machine_header(rt.device, rt.dtype)
+    header.update(model=model, weights="seeded random (timing does not depend on values)",
+                  mode=cfg.mode, input_size=cfg.input_size, smoke=bool(args.smoke),
+                  reps=reps, command=command, model_load_s=load_s,
+                  matmul_gflops={"fp32": matmul_gflops(torch.float32, rt.device),
+                                 dtype_name: matmul_gflops(rt.dtype, rt.device)})
+    report.print_header(header)
+    if rt.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(rt.device)
+    for size in sizes:  # the product's own footprint, before any baseline model copy exists
+        seg.segment(sections.sample_images(size, 1)[0])
+    results: dict[str, Any] = {"header": header, "sections": {}}
+    out = results["sections"]
+    mem = {"peak_rss_after_segment_mb": peak_rss_mb()}
+    plain = None if args.no_plain else sections.make_plain(seg)
+    if "core" in only:
+        out["core"] = {}
+        for i, size in enumerate(sizes):
+            key = f"{size[1]}x{size[0]}"
+            print(f"[core {key}]", flush=True)
+            out["core"][key] = sections.bench_core(seg, plain, size, reps,
+                                                   batches if i == 0 else ())
+    if "vocab" in only:
+        print("[vocab]", flush=True)
+        out["vocab"] = sections.bench_vocab(seg, plain.clip if plain else None, reps)
+    if "clipdiy" in only:
+        print("[clipdiy]", flush=True)
+        diy_reps = 1 if args.smoke else max(2, reps // 3)
+        out["clipdiy"] = sections.bench_clipdiy(seg, sizes[0], diy_reps, int(not args.smoke),
+                                                plain.clip if plain else None)
+    plain = None  # free the fp32 copy before the node runs
+    if "node" in only:
+        print("[node]", flush=True)
+        out["node"] = run_node(args, model, cfg, node_sizes, duration, warmup)
+    if "memory" in only:
+        out["memory"] = {**mem, **sections.bench_memory(seg)}
+    for name, value in (("fp32", matmul_gflops(torch.float32, rt.device)),
+                        (dtype_name, matmul_gflops(rt.dtype, rt.device))):
+        header["matmul_gflops"][name] = max(header["matmul_gflops"][name], value)  # best of 2
+    header["loadavg_end"] = list(os.getloadavg())
+    header["bench_wall_s"] = time.perf_counter() - t0
+    return results
+
+
+def run_node(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
+             sizes: list[tuple[int, int]], duration: float, warmup: float) -> dict[str, Any]:
+    try:
+        from .node_bench import bench_node
+
+        params = {"model": model, "clip_weights": "random", "heads": "random",
+                  "device": cfg.device, "precision": cfg.precision,
+                  "input_size": cfg.input_size}
+        return bench_node(params, sizes, duration, warmup, overlay_size=sizes[0],
+                          thread_windows=1 if args.smoke else 2)
+    except ImportError as exc:  # rclpy or the generated messages are missing
+        return {"skipped": f"node benchmark needs rclpy and ovseg_ros.msg: {exc}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    command = "python -m ovseg_ros.bench " + shlex.join(argv)
+    results = run(args, command)
+    report.print_results(results)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+        print(f"\nwrote {args.out}")
+    if args.compare:
+        old = json.loads(args.compare.read_text())
+        report.print_compare(report.compare(results, old), old.get("header", {}))
+    table = report.markdown(results, command)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+    print("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

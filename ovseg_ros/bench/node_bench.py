@@ -1,0 +1,213 @@
+"""End-to-end node benchmark over real rclpy: a 30 Hz camera process -> the `ovseg` node ->
+a probe subscriber.
+
+The node runs in this process (its own executor thread, as in segment_node.main), so a thin
+subclass can time its worker stages without touching the node code: decode, inference
+(`pipeline.process`) and the whole worker call; what is neither decode nor inference is the
+node's own overhead (header copy, encodes, message building, publishing, overlay when watched).
+The camera is a separate process, as a driver would be (it still shares the CPU).
+Latency is the probe's receive time minus the input stamp (ROS time: the same system clock).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .sections import CLASSES
+from .timing import summary
+
+TOPIC = "/ovseg_bench/image"
+
+
+def _ros_env() -> None:
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
+
+
+def _timed_node_class():
+    from ovseg_ros.node.segment_node import SegmentNode
+
+    class TimedNode(SegmentNode):
+        """The real node with its worker stages timed."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            self.stage_samples: dict[str, list[float]] = {"decode": [], "inference": [],
+                                                          "worker_total": []}
+            super().__init__("ovseg", **kwargs)
+            process = self.pipeline.process
+            self.threads = torch.get_num_threads()
+
+            def timed(rgb: np.ndarray, stamp: float):
+                if torch.get_num_threads() != self.threads:  # per-thread setting: set it here
+                    torch.set_num_threads(self.threads)
+                t0 = time.perf_counter()
+                out = process(rgb, stamp)
+                self.stage_samples["inference"].append(time.perf_counter() - t0)
+                return out
+
+            self.pipeline.process = timed  # looked up per frame by the worker
+
+        def _decode(self, msg):
+            t0 = time.perf_counter()
+            out = super()._decode(msg)
+            self.stage_samples["decode"].append(time.perf_counter() - t0)
+            return out
+
+        def _process(self, item) -> None:
+            t0 = time.perf_counter()
+            super()._process(item)
+            self.stage_samples["worker_total"].append(time.perf_counter() - t0)
+
+    return TimedNode
+
+
+def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duration: float,
+               warmup: float, rate_hz: float = 30.0, overlay_size: tuple[int, int] | None = None,
+               thread_windows: int = 0) -> dict[str, Any]:
+    """One node; per camera size one run. Extra runs at `overlay_size`: with an overlay
+    subscriber, and (thread_windows > 0) 1 thread vs all, alternating windows."""
+    _ros_env()
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from ovseg_ros.msg import Segmentation
+    from ovseg_ros.node import messages as m
+    from ovseg_ros.node import qos as Q
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    overrides = [Parameter(k, value=v) for k, v in {"prompts": CLASSES[:20], **params}.items()]
+    node = _timed_node_class()(context=ctx, parameter_overrides=overrides,
+                               cli_args=["--ros-args", "-r", f"image:={TOPIC}"])
+    probe = Node("ovseg_bench_probe", context=ctx)
+    executors = [MultiThreadedExecutor(num_threads=4, context=ctx),
+                 SingleThreadedExecutor(context=ctx)]
+    executors[0].add_node(node)
+    executors[1].add_node(probe)
+    for e in executors:
+        threading.Thread(target=e.spin, daemon=True).start()
+
+    lock = threading.Lock()
+    got: dict[str, Any] = {"lat": [], "node_lat": [], "dropped": 0}
+
+    def on_seg(msg: Segmentation) -> None:
+        now = probe.get_clock().now().nanoseconds * 1e-9
+        with lock:
+            got["lat"].append(now - m.stamp_seconds(msg.header.stamp))
+            got["node_lat"].append(msg.latency_ms / 1e3)
+            got["dropped"] = msg.frames_dropped
+
+    probe.create_subscription(Segmentation, "/ovseg/segmentation", on_seg, Q.outputs())
+    full = torch.get_num_threads()
+
+    def window(seconds: float) -> dict[str, Any]:
+        """Clear the counters, wait, and copy what came in."""
+        with lock:
+            got.update(lat=[], node_lat=[])
+            dropped0 = got["dropped"]
+        for v in node.stage_samples.values():
+            v.clear()
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        with lock:
+            snap = {"lat": list(got["lat"]), "node_lat": list(got["node_lat"]),
+                    "dropped": got["dropped"] - dropped0, "elapsed": time.monotonic() - t0}
+        snap["stages"] = {k: list(v) for k, v in node.stage_samples.items()}
+        return snap
+
+    results: dict[str, Any] = {}
+    plan: list[tuple[tuple[int, int], str]] = [(s, "") for s in sizes]
+    if overlay_size:
+        plan.append((overlay_size, "overlay"))
+        if thread_windows > 0 and full > 1:
+            plan.append((overlay_size, "threads"))
+    try:
+        for size, kind in plan:
+            camera = subprocess.Popen(
+                [sys.executable, "-m", "ovseg_ros.bench.camera", f"{size[1]}x{size[0]}",
+                 str(rate_hz), TOPIC], env=dict(os.environ))
+            sub = (probe.create_subscription(Image, "/ovseg/overlay", lambda _: None,
+                                             Q.outputs()) if kind == "overlay" else None)
+            try:
+                with lock:
+                    got["lat"] = []
+                deadline = time.monotonic() + 60.0  # camera start-up and discovery
+                while not got["lat"] and time.monotonic() < deadline and camera.poll() is None:
+                    time.sleep(0.05)
+                time.sleep(warmup)
+                key = f"{size[1]}x{size[0]}" + (f"_{kind}" if kind else "")
+                if kind != "threads":
+                    results[key] = _summarise(window(duration), rate_hz)
+                    continue
+                runs: dict[int, list[dict[str, Any]]] = {full: [], 1: []}
+                for i in range(2 * thread_windows):
+                    threads = full if i % 2 == 0 else 1
+                    node.threads = threads  # applied by the worker before its next frame
+                    time.sleep(min(warmup, 2.0))  # let the frame in flight finish
+                    runs[threads].append(window(duration / 2))
+                node.threads = full
+                for threads, snaps in runs.items():
+                    results[f"{key}_{threads}t"] = _summarise(_merge(snaps), rate_hz)
+            finally:
+                camera.terminate()
+                camera.wait(10)
+                if sub is not None:
+                    probe.destroy_subscription(sub)
+                node.worker.wait_idle(30.0)
+    finally:
+        node.shutdown(timeout=30.0)
+        for e in executors:
+            e.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        probe.destroy_node()
+        ctx.try_shutdown()
+    return results
+
+
+def _merge(snaps: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"lat": [], "node_lat": [], "dropped": 0, "elapsed": 0.0,
+                           "stages": {}}
+    for s in snaps:
+        for k in ("lat", "node_lat"):
+            out[k] += s[k]
+        out["dropped"] += s["dropped"]
+        out["elapsed"] += s["elapsed"]
+        for k, v in s["stages"].items():
+            out["stages"].setdefault(k, []).extend(v)
+    return out
+
+
+def _summarise(snap: dict[str, Any], rate_hz: float) -> dict[str, Any]:
+    stages = snap["stages"]
+    n = min(len(v) for v in stages.values())
+    if n == 0 or not snap["lat"]:
+        return {"error": "no output received"}
+    total, infer = np.asarray(stages["worker_total"][:n]), np.asarray(stages["inference"][:n])
+    decode = np.asarray(stages["decode"][:n])
+    overhead = total - infer  # decode, copies, encodes, messages, publish (overlay if watched)
+    return {
+        "rate_hz": rate_hz,
+        "output_fps": len(snap["lat"]) / snap["elapsed"],
+        "input_fps": (len(snap["lat"]) + snap["dropped"]) / snap["elapsed"],  # reached the node
+        "dropped": int(snap["dropped"]),
+        "frames": len(snap["lat"]),
+        "stages": {"latency_stamp_to_receive": summary(snap["lat"]),
+                   "latency_node_reported": summary(snap["node_lat"]),
+                   "decode": summary(list(decode)), "inference": summary(list(infer)),
+                   "publish_and_rest": summary(list(overhead - decode)),
+                   "worker_total": summary(list(total))},
+        "ratios": {"node_overhead_vs_inference": float(np.median(overhead / infer))},
+    }

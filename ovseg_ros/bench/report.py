@@ -1,0 +1,171 @@
+"""Printing results: stage tables, ratios, `--compare old.json`, and a markdown summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+Row = tuple[str, str, str, dict[str, float]]  # (section, variant, stage, summary)
+
+
+def stage_rows(results: dict[str, Any]) -> Iterator[Row]:
+    """Every (section path, variant, stage, {median, p90, ...}) in a results dict."""
+
+    def walk(path: str, node: Any) -> Iterator[Row]:
+        if not isinstance(node, dict):
+            return
+        stages = node.get("stages")
+        if isinstance(stages, dict):
+            for variant, by_stage in stages.items():
+                if isinstance(by_stage, dict) and "median" in by_stage:  # flat: stage -> summary
+                    yield path, "", variant, by_stage
+                    continue
+                for stage, s in (by_stage or {}).items():
+                    if isinstance(s, dict) and "median" in s:
+                        yield path, variant, stage, s
+        for key, child in node.items():
+            if key != "stages" and isinstance(child, dict):
+                yield from walk(f"{path}/{key}" if path else key, child)
+
+    yield from walk("", results.get("sections", {}))
+
+
+def ratio_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, float]]:
+    def walk(path: str, node: Any) -> Iterator[tuple[str, str, float]]:
+        if not isinstance(node, dict):
+            return
+        for name, value in (node.get("ratios") or {}).items():
+            yield path, name, float(value)
+        for key, child in node.items():
+            if key != "ratios" and isinstance(child, dict):
+                yield from walk(f"{path}/{key}" if path else key, child)
+
+    yield from walk("", results.get("sections", {}))
+
+
+def print_header(header: dict[str, Any]) -> None:
+    print("# ovseg_ros benchmark")
+    for key, value in header.items():
+        print(f"  {key}: {value}")
+
+
+def print_results(results: dict[str, Any]) -> None:
+    print(f"\n{'section':<26} {'variant':<16} {'stage':<26} {'median ms':>10} {'p90 ms':>10}")
+    for path, variant, stage, s in stage_rows(results):
+        print(f"{path:<26} {variant:<16} {stage:<26} {1e3 * s['median']:>10.2f} "
+              f"{1e3 * s['p90']:>10.2f}")
+    print("\nratios (median of per-round ratios, same run, interleaved):")
+    for path, name, value in ratio_rows(results):
+        print(f"  {path:<26} {name:<40} {value:8.3f}")
+    for path, name, value in extra_rows(results):
+        print(f"  {path:<26} {name:<40} {value}")
+
+
+def extra_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    sections = results.get("sections", {})
+    for key, sec in sections.items():
+        if not isinstance(sec, dict):
+            continue
+        for sub, val in sec.items():
+            if isinstance(val, dict) and "labels_vs_fp32" in val:
+                for k, v in val["labels_vs_fp32"].items():
+                    yield f"{key}/{sub}", f"labels_vs_fp32.{k}", v
+        if key == "memory":
+            for k, v in sec.items():
+                yield key, k, v
+
+
+def compare(new: dict[str, Any], old: dict[str, Any]) -> list[tuple[str, float, float, float]]:
+    """(name, old median, new median, new/old) for every stage present in both."""
+    before = {(p, v, s): x["median"] for p, v, s, x in stage_rows(old)}
+    rows = []
+    for p, v, s, x in stage_rows(new):
+        if (p, v, s) in before and before[(p, v, s)] > 0:
+            rows.append((f"{p} {v} {s}".replace("  ", " "), before[(p, v, s)], x["median"],
+                         x["median"] / before[(p, v, s)]))
+    return rows
+
+
+def print_compare(rows: list[tuple[str, float, float, float]], old_header: dict[str, Any]) -> None:
+    print(f"\ncompare with {old_header.get('time')} ({old_header.get('commit')}, "
+          f"{old_header.get('cpu')}): new/old per stage median")
+    for name, a, b, r in rows:
+        print(f"  {name:<64} {1e3 * a:>9.2f} -> {1e3 * b:>9.2f} ms  x{r:.3f}")
+
+
+def markdown(results: dict[str, Any], command: str) -> str:
+    """A short table for the README: the numbers a user cares about, with their provenance."""
+    h = results["header"]
+    sec = results.get("sections", {})
+    lines = [f"Measured on {h['cpu']} ({h['cpu_count']} cores, {h['threads']} threads, "
+             f"{', '.join(h['cpu_flags'])}), {h['device']} {h['dtype']}, torch {h['torch']}, "
+             f"open_clip {h['open_clip']}, load average at start {h['loadavg_start'][0]:.1f}.",
+             f"Command: `{command}`", "",
+             "| what | median ms | p90 ms | ratio |", "|---|---:|---:|---:|"]
+
+    def row(label: str, s: dict[str, float] | None, ratio: str = "") -> None:
+        if s:
+            lines.append(f"| {label} | {1e3 * s['median']:.1f} | {1e3 * s['p90']:.1f} | {ratio} |")
+
+    for key, core in sec.get("core", {}).items():
+        st, r = core["stages"], core["ratios"]
+        row(f"{key} pipeline (segment)", st["pipeline"].get("segment"),
+            f"{r['pipeline_vs_bare']:.2f}x bare encoder (best times: "
+            f"{r['pipeline_vs_bare_min']:.2f}x)")
+        row(f"{key} bare open_clip encoder", st["bare_encoder"]["total"])
+        if "plain_fp32" in st:
+            row(f"{key} plain fp32 pipeline", st["plain_fp32"]["total"],
+                f"{r['plain_fp32_vs_pipeline']:.2f}x ours (best times: "
+                f"{r['plain_fp32_vs_pipeline_min']:.2f}x)")
+        for stage in ("decode", "preprocess", "clip_forward", "heads_pooling", "upsample_argmax",
+                      "encode"):
+            row(f"{key} &nbsp; stage {stage}", st["pipeline"].get(stage))
+    notes = []
+    peak = max(h.get("matmul_gflops", {}).values(), default=0.0)
+    for key, core in sec.get("core", {}).items():
+        ach = core.get("achieved_gflops", {})
+        if ach and peak:
+            notes.append(f"- {key}: encoder {core['encoder_gflop']:.0f} GFLOP per frame; bare "
+                         f"encoder {ach['bare_encoder']:.0f} GFLOP/s, our clip_forward "
+                         f"{ach['clip_forward']:.0f} GFLOP/s; best {h['dtype']} 1024^3 matmul "
+                         f"{peak:.0f} GFLOP/s.")
+        agree = core.get("labels_vs_fp32")
+        if agree:
+            notes.append(f"- {key}: {h['dtype']} vs fp32 labels agree on "
+                         f"{100 * agree['pixel_agreement_mean']:.1f}% of pixels, "
+                         f"{100 * agree['agreement_where_margin_gt_0.1']:.1f}% where the fp32 top "
+                         f"class leads by > 0.1 ({100 * agree['share_margin_gt_0.1']:.0f}% of "
+                         "pixels; random weights: a numerical-stability figure only).")
+        for sub in ("batch", "threads"):
+            for name, value in core.get(sub, {}).get("ratios", {}).items():
+                if not name.startswith("batch1_"):
+                    notes.append(f"- {key} {sub}: {name} = {value:.2f}")
+    voc = sec.get("vocab", {})
+    if voc:
+        r = voc.get("ratios", {})
+        row("vocabulary: add 1 class to 20", voc["stages"]["add_one_to_20"]["total"],
+            f"plain fp32 {r['plain_fp32_vs_add_one']:.1f}x slower"
+            if "plain_fp32_vs_add_one" in r else "")
+        row("vocabulary: 20 classes from scratch", voc["stages"]["scratch_20"]["total"])
+    diy = sec.get("clipdiy", {})
+    if "stages" in diy:
+        r = diy["ratios"]
+        row(f"CLIP-DIY keyframe ({diy['crops']} crops, {diy['max_batch']} per forward)",
+            diy["stages"]["batched"]["total"],
+            f"per-crop loop {r['per_crop_loop_vs_batched']:.2f}x"
+            + (f", fp32 loop {r['per_crop_loop_fp32_vs_batched']:.2f}x"
+               if "per_crop_loop_fp32_vs_batched" in r else ""))
+        for name, s in diy["stages"].items():
+            if name != "batched":
+                row(f"&nbsp; CLIP-DIY {name}", s["total"])
+    for key, run in sec.get("node", {}).items():
+        if "stages" in run:
+            row(f"node {key}: stamp -> output received", run["stages"]["latency_stamp_to_receive"],
+                f"{run['output_fps']:.1f} fps ({run['input_fps']:.0f} in); overhead "
+                f"{100 * run['ratios']['node_overhead_vs_inference']:.1f}% of inference")
+    mem = sec.get("memory", {})
+    if mem:
+        lines.append(f"| peak RSS (product path / whole bench) | "
+                     f"{mem.get('peak_rss_after_segment_mb', 0):.0f} MB | "
+                     f"{mem.get('peak_rss_mb', 0):.0f} MB | |")
+    return "\n".join(lines + ([""] + notes if notes else []))

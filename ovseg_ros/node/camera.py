@@ -1,0 +1,77 @@
+"""One camera's input and outputs, and the rules for faults on a frame (out of memory, foreign
+clocks). rclpy types only; no node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from rclpy.publisher import Publisher
+from rclpy.qos import QoSProfile
+from std_msgs.msg import Header
+
+from ovseg_ros.core.results import SegmentationResult
+from ovseg_ros.io import encode_float, encode_labels, encode_mono8, encode_rgb
+from ovseg_ros.node import messages as m
+from ovseg_ros.node.diagnostics import HealthMonitor
+from ovseg_ros.viz import overlay
+
+# A stamp more than this behind the node's clock (or ahead of it) comes from another clock: a
+# bag replayed without sim time, a camera's own clock, stamps that went backwards. Latency is
+# then measured from the frame's arrival instead of its stamp.
+MAX_STAMP_AGE_S = 60.0
+
+
+def latency_s(now: float, stamp: float, since_arrival: float) -> float:
+    """now - stamp on one clock; `since_arrival` for an unstamped frame or a foreign clock."""
+    age = now - stamp
+    return age if stamp > 0 and 0.0 <= age <= MAX_STAMP_AGE_S else since_arrival
+
+
+def free_device_memory(device: torch.device) -> bool:
+    """Return cached blocks to the device after an out-of-memory error (CUDA only)."""
+    if device.type != "cuda":
+        return False
+    torch.cuda.empty_cache()
+    return True
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA OOM, or the CPU allocator failing (a RuntimeError from c10), or MemoryError."""
+    return (isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
+            or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)))
+
+
+@dataclass
+class Camera:
+    """One input and its outputs. name "" is the single default input (outputs under ~/)."""
+
+    name: str
+    input_topic: str
+    health: HealthMonitor
+    labels: Publisher
+    confidence: Publisher
+    confidence_mono8: Publisher | None
+    overlay: Publisher
+    segmentation: Publisher
+    qos: QoSProfile | None = None
+    qos_desc: str = ""
+
+    def publish(self, result: SegmentationResult, header: Header, rgb: np.ndarray,
+                overlay_alpha: float, inference_ms: float, latency_ms: float,
+                dropped: int) -> None:
+        """Every output of one frame, with the input's header."""
+        max_id = max(result.class_ids, default=0)
+        self.labels.publish(m.image_msg(encode_labels(result.labels, max_id=max_id), header))
+        self.confidence.publish(m.image_msg(encode_float(result.confidence), header))
+        if self.confidence_mono8 is not None:
+            fields = encode_mono8(m.confidence_mono8(result.confidence))
+            self.confidence_mono8.publish(m.image_msg(fields, header))
+        if self.overlay.get_subscription_count() > 0:  # the blend costs: only when watched
+            img = overlay(rgb, result.labels, overlay_alpha, m.legend_for(result))
+            self.overlay.publish(m.image_msg(encode_rgb(img), header))
+            self.health.overlay_computed()
+        self.segmentation.publish(m.segmentation_msg(result, header, inference_ms, latency_ms,
+                                                     dropped))
+        self.health.frame_done(latency_ms, inference_ms)

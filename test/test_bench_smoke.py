@@ -1,0 +1,82 @@
+"""`python -m ovseg_ros.bench --smoke` in-process: every section present with positive numbers,
+and the plain baseline computes the same thing as the core (so its ratio is a fair one)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import tiny_segmenter
+
+from ovseg_ros.bench import __main__ as bench
+from ovseg_ros.bench import report
+from ovseg_ros.bench.baselines import BareEncoder, PlainPipeline, plain_text_embeddings
+from ovseg_ros.bench.sections import sample_images
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    args = bench.build_parser().parse_args(["--smoke", "--out", str(out)])
+    results = bench.run(args, "python -m ovseg_ros.bench --smoke")
+    out.write_text(json.dumps(results))
+    return json.loads(out.read_text())
+
+
+def _positive_stages(section) -> int:
+    count = 0
+    for _, _, stage, s in report.stage_rows({"sections": section}):
+        assert s["median"] > 0 and s["p90"] >= s["median"] and s["n"] >= 1, stage
+        count += 1
+    return count
+
+
+def test_smoke_has_every_section_with_positive_numbers(smoke):
+    header, sections = smoke["header"], smoke["sections"]
+    for key in ("cpu", "device", "dtype", "threads", "torch", "open_clip", "matmul_gflops"):
+        assert header[key], key
+    assert set(sections) == {"core", "vocab", "clipdiy", "node", "memory"}
+    for name in ("core", "vocab", "clipdiy", "node"):
+        assert "skipped" not in sections[name], sections[name]
+        assert _positive_stages({name: sections[name]}) > 0, name
+    core = next(iter(sections["core"].values()))
+    for stage in ("decode", "preprocess", "clip_forward", "heads_pooling", "upsample_argmax",
+                  "encode", "segment"):
+        assert core["stages"]["pipeline"][stage]["median"] > 0, stage
+    assert set(core["ratios"]) >= {"pipeline_vs_bare", "plain_fp32_vs_pipeline"}
+    assert all(v > 0 for _, _, v in report.ratio_rows(smoke))
+    node = next(iter(sections["node"].values()))
+    assert node["frames"] > 0 and node["ratios"]["node_overhead_vs_inference"] > 0
+    assert sections["memory"]["peak_rss_mb"] > 0
+    assert sections["clipdiy"]["crops"] > 1
+
+
+def test_compare_and_markdown(smoke):
+    rows = report.compare(smoke, smoke)
+    assert rows and all(abs(r - 1.0) < 1e-9 for *_, r in rows)
+    table = report.markdown(smoke, "python -m ovseg_ros.bench --smoke")
+    assert "| what |" in table and "--smoke" in table
+
+
+@pytest.mark.parametrize("input_size", [0, 40])
+def test_plain_pipeline_matches_the_core_in_fp32(tmp_path, input_size):
+    seg = tiny_segmenter(tmp_path, input_size=input_size)
+    seg.set_prompts(["chair", "person", "door handle"])
+    active = seg._require_active()
+    text = plain_text_embeddings(seg.clip, seg.tokenizer, list(active.names))
+    assert torch.allclose(text, active.text, atol=1e-5)
+    plain = PlainPipeline(seg.clip, seg.heads, text, active.channel_ids, True, input_size)
+    for img in sample_images((48, 80), 2):
+        got, want = seg.segment(img), plain(img)
+        assert np.allclose(got.patch_probs, want["patch_probs"], atol=1e-4)
+        assert (got.labels == want["labels"]).mean() > 0.999
+
+
+def test_bare_encoder_leaves_the_shared_model_alone(tmp_path):
+    seg = tiny_segmenter(tmp_path)
+    table = seg.clip.visual.positional_embedding
+    bare = BareEncoder(seg.clip.visual, (48, 80))
+    assert bare(torch.rand(1, 3, 48, 80)).shape == (1, seg.encoder.embed_dim)
+    assert seg.clip.visual.positional_embedding is table
