@@ -148,6 +148,10 @@ def test_window_layout():
     assert boxes == [(0, 448, 0, 448), (0, 448, 149, 597)]
     assert short_side_size(480, 640, 448) == (448, 597)
     assert short_side_size(480, 640, 0) == (480, 640)
+    assert short_side_size(448, 448, 448) == (448, 448)
+    # Very thin frames: the long side is capped at 2048 for 448 (the paper's resize rule).
+    assert short_side_size(2, 4000, 448) == (1, 2048)
+    assert short_side_size(400, 4000, 448) == (205, 2048)
 
 
 def test_text_cache_encodes_only_new_names(seg):

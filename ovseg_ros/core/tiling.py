@@ -8,11 +8,19 @@ import torch
 import torch.nn.functional as F
 
 
+# The paper's test resize is (2048, 448) with kept aspect: short side 448 unless that would
+# make the long side exceed 2048. Scaled with `short`, this caps very thin frames (2 x 4000).
+LONG_TO_SHORT = 2048 / 448
+
+
 def short_side_size(h: int, w: int, short: int) -> tuple[int, int]:
-    """(H, W) with the short side scaled to `short`, aspect kept; `short` <= 0 keeps the size."""
-    if short <= 0 or min(h, w) == short:
+    """(H, W) with the short side scaled to `short` (aspect kept), unless that makes the long
+    side exceed `short * 2048 / 448`, which then sets the scale; `short` <= 0 keeps the size."""
+    if short <= 0:
         return h, w
-    scale = short / min(h, w)
+    scale = min(short / min(h, w), short * LONG_TO_SHORT / max(h, w))
+    if scale == 1.0:
+        return h, w
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
