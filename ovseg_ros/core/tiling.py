@@ -7,7 +7,6 @@ import functools
 import torch
 import torch.nn.functional as F
 
-
 # The paper's test resize is (2048, 448) with kept aspect: short side 448 unless that would
 # make the long side exceed 2048. Scaled with `short`, this caps very thin frames (2 x 4000).
 LONG_TO_SHORT = 2048 / 448
