@@ -90,8 +90,9 @@ def test_batched_crops_equal_per_crop_loop(seg):
 
 
 @torch.inference_mode()
-def test_default_is_paper_layout_in_one_encode_call(seg, monkeypatch):
-    diy = ClipDiy.from_segmenter(seg)
+@pytest.mark.parametrize("max_batch", [0, 64, 16])
+def test_default_is_paper_layout_in_batched_encode_calls(seg, monkeypatch, max_batch):
+    diy = ClipDiy.from_segmenter(seg, ClipDiyConfig(max_batch=max_batch))
     assert diy.clip is seg.clip  # reused, no second model
     assert diy.input_size == tuple(seg.clip.visual.image_size)
     layouts = diy.layouts(256, 256)
@@ -107,7 +108,11 @@ def test_default_is_paper_layout_in_one_encode_call(seg, monkeypatch):
     monkeypatch.setattr(seg.clip, "encode_image", spy)
     maps = diy.score_maps(torch.rand(1, 3, 120, 160), NAMES)
     assert maps.shape == (1, 4, 256, 256)
-    assert calls == [(59, 3, 64, 64)]
+    # Every crop of every scale goes through encode_image in chunks of the batch size (CPU
+    # default 4), never one call per crop.
+    step = max_batch or 4
+    sizes = [min(step, 59 - i) for i in range(0, 59, step)]
+    assert calls == [(n, 3, 64, 64) for n in sizes]
 
 
 def test_crop_geometry_uneven_sizes():

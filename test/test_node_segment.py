@@ -10,13 +10,19 @@ from __future__ import annotations
 import array
 import itertools
 import math
-import statistics
 import threading
 import time
 
 import numpy as np
 import pytest
-from ros_helpers import RosHarness, image_fields_msg, make_picture, wait_for
+from ros_helpers import (
+    RosHarness,
+    assert_latency_does_not_grow,
+    image_fields_msg,
+    make_picture,
+    publish_at,
+    wait_for,
+)
 from tiny_models import tiny_files
 
 rclpy = pytest.importorskip("rclpy")
@@ -76,7 +82,7 @@ def now(ros):
     return ros.helper.get_clock().now().to_msg()
 
 
-def send_until(pub, make_msg, done, timeout=20.0, period=0.05) -> bool:
+def send_until(pub, make_msg, done, timeout=60.0, period=0.05) -> bool:
     """Publish make_msg() every `period` until done() (frames may be dropped on the way)."""
     deadline = time.monotonic() + timeout
     while not done():
@@ -307,33 +313,20 @@ def test_slow_inference_drops_frames_instead_of_queueing(ros, make_node):
 
     node.pipeline.process = slow
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1))
-    pic = make_picture(48, 64)
-    pending_seen = []
-    sent, t_end = 0, time.monotonic() + 5.0
-    next_t = time.monotonic()
-    while time.monotonic() < t_end:
-        pub.publish(image_fields_msg(pic, stamp=now(ros)))
-        sent += 1
-        pending_seen.append(node.worker.stats().pending)
-        next_t += 1 / 30
-        time.sleep(max(0.0, next_t - time.monotonic()))
-    assert wait_for(lambda: node.worker.wait_idle(0.1), timeout=10.0)
+    frame = image_fields_msg(make_picture(48, 64))
+    assert wait_for(lambda: node.count_publishers(node.input_topic) > 0)
+    sent, pending = publish_at(ros, [pub], 30.0, [frame], node, duration=5.0,
+                               until=lambda: segs.count >= 15)
+    assert wait_for(lambda: node.worker.wait_idle(0.1))
     msgs = segs.snapshot()
     stats = node.worker.stats()
-    assert len(msgs) >= 10
-    assert stats.dropped >= sent // 3  # most frames dropped, none queued
+    print(f"sent {sent}, processed {len(msgs)}, dropped {stats.dropped}")
+    assert len(msgs) >= 10 and max(pending) <= 1
+    assert stats.dropped >= stats.submitted // 3  # most frames dropped, none queued
     assert stats.submitted <= sent and stats.processed <= stats.submitted - stats.dropped
     assert msgs[-1].frames_dropped > msgs[0].frames_dropped
     assert [m.frames_dropped for m in msgs] == sorted(m.frames_dropped for m in msgs)
-    lat = [m.latency_ms for m in msgs]
-    third = len(lat) // 3
-    early, late = statistics.median(lat[:third]), statistics.median(lat[-third:])
-    # A queue would make latency grow by ~(input period - processing time) per frame: seconds
-    # by the end. Latest-frame-wins keeps it at about one processing time.
-    print(f"sent {sent}, processed {len(msgs)}, dropped {stats.dropped}, latency median "
-          f"first third {early:.0f} ms, last third {late:.0f} ms")
-    assert late < early + 150.0, (early, late)
-    assert max(lat[-third:]) < 1000.0
+    assert_latency_does_not_grow(msgs, "30 Hz into an 80 ms model")
 
 
 def test_services_and_parameters_answer_while_a_frame_is_in_flight(ros, make_node):
@@ -428,6 +421,7 @@ def test_worker_exception_is_logged_and_reported_as_error_until_a_frame_succeeds
     node.pipeline.process = flaky
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     pic = make_picture(32, 48)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
     pub.publish(image_fields_msg(pic, stamp=stamp(4242, 500_000_000)))
     mine = f"{ns[1:]}/ovseg: segmentation"
 
@@ -494,6 +488,7 @@ def test_compressed_input_and_corrupt_jpeg(ros, make_node):
     ok, jpeg = cv2.imencode(".jpg", make_picture(40, 56)[..., ::-1])
     corrupt = CompressedImage(format="jpeg", data=jpeg.tobytes()[:200] + b"\0" * 50)
     corrupt.header.stamp = stamp(30)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
     pub.publish(corrupt)
     assert wait_for(lambda: node.health.rejected == 1)
     good = CompressedImage(format="jpeg", data=jpeg.tobytes())

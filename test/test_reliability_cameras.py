@@ -117,9 +117,10 @@ def test_cameras_have_their_own_topics_and_share_one_batch(ros, seg_node):
     node.pipeline.process_batch = lambda fr, primary=0: batches.append(len(fr)) or real(
         fr, primary)
 
+    assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()))
     with held(node) as inside:
         pubs["front"].publish(image_fields_msg(make_picture(*sizes["front"]), stamp=stamp(5)))
-        assert inside.wait(20.0)
+        assert inside.wait(60.0)
         for sec in (6, 7, 8):  # front: 2 of these 3 are replaced in its slot (dropped)
             pubs["front"].publish(image_fields_msg(make_picture(*sizes["front"], seed=sec),
                                                    stamp=stamp(sec), frame_id="front_cam"))
@@ -169,9 +170,10 @@ def test_batch_failure_is_reported_for_each_camera_and_the_next_batch_served(ros
     segs = {c: ros.collect(Segmentation, f"{ns}/ovseg/{c}/segmentation") for c in CAMS}
     pubs = {c: ros.helper.create_publisher(Image, f"{ns}/{c}/image", Q.reliable(5))
             for c in CAMS}
+    assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()))
     with held(node) as inside:
         pubs["front"].publish(image_fields_msg(make_picture(20, 30), stamp=stamp(1)))
-        assert inside.wait(20.0)
+        assert inside.wait(60.0)
         for cam in CAMS:
             pubs[cam].publish(image_fields_msg(make_picture(20, 30), stamp=stamp(2)))
         assert wait_for(lambda: node.worker.stats().pending_items == 2)

@@ -74,6 +74,7 @@ def test_out_of_memory_drops_the_frame_and_the_next_one_is_served(ros, seg_node,
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     huge = image_fields_msg(make_picture(20, 300), stamp=stamp(70))
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
     pub.publish(huge)
     assert wait_for(lambda: node.frames_out_of_memory == 1)
     assert freed == ["cpu"]  # called with the model's device; only CUDA empties a cache

@@ -94,6 +94,7 @@ def test_outputs_follow_a_size_that_changes_every_frame(ros, seg_node):
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(10))
     sizes = [(32, 48), (64, 40), (17, 93), (48, 48), (1, 7), (90, 20)]
     sent: dict[int, tuple[int, int]] = {}
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
     for i in range(60):  # ~30 Hz: some frames are dropped, none may come out the wrong size
         h, w = sizes[i % len(sizes)]
         sent[100 + i] = (h, w)

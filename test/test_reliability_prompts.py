@@ -200,8 +200,9 @@ def test_parameter_changes_during_a_frame_in_flight(ros, seg_node):
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     try:
+        assert wait_for(lambda: pub.get_subscription_count() > 0)
         pub.publish(image_fields_msg(make_picture(24, 32), stamp=now(ros)))
-        assert entered.wait(20.0)
+        assert entered.wait(60.0)
         t0 = time.monotonic()
         results = ros.set_params(f"{ns}/ovseg", [Parameter("prompts", value=["mug", "cat"]),
                                                  Parameter("threshold", value=0.3)])

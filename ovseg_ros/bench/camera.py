@@ -8,10 +8,11 @@ import array
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+
+from ovseg_ros.node.runner import spin_node
 
 from .images import sample_images
 
@@ -32,13 +33,7 @@ def main(argv: list[str]) -> int:
         pub.publish(msg)
 
     node.create_timer(1.0 / rate, tick)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(node)
     return 0
 
 

@@ -213,11 +213,10 @@ def bench_vocab(seg: Segmenter, plain_clip: torch.nn.Module | None, reps: int
 
 
 def bench_clipdiy(seg: Segmenter, size: tuple[int, int], reps: int, warmup: int = 1,
-                  fp32_clip: torch.nn.Module | None = None, small_batch: int = 4
-                  ) -> dict[str, Any]:
+                  fp32_clip: torch.nn.Module | None = None) -> dict[str, Any]:
     """A CLIP-DIY keyframe (crops batched, the product default) vs a per-crop loop on the same
     CLIP and dtype (what batching alone buys), vs the seed's fp32 per-crop loop when
-    `fp32_clip` is given, and the product path with `small_batch` crops per forward."""
+    `fp32_clip` is given, and all crops in one forward (`batched_all`)."""
     try:
         from ovseg_ros.core.fusion import ClipDiyStage
     except ImportError as exc:  # the keyframe code is optional in older trees
@@ -228,7 +227,7 @@ def bench_clipdiy(seg: Segmenter, size: tuple[int, int], reps: int, warmup: int 
     stage.prepare(list(result.class_names))
     text = stage.diy.text(result.class_names)
     cfg = stage.diy.config
-    default_batch = cfg.max_batch
+    default_batch, used_batch = cfg.max_batch, stage.diy.batch_size()
     crops = sum(lay.count for lay in stage.diy.layouts(*cfg.image_size))
     geometry = (tuple(cfg.image_size), tuple(cfg.crop_sizes))
 
@@ -242,7 +241,7 @@ def bench_clipdiy(seg: Segmenter, size: tuple[int, int], reps: int, warmup: int 
         return call
 
     variants = {"batched": batched(default_batch),
-                f"batched_{small_batch}": batched(small_batch),
+                "batched_all": batched(crops),
                 "per_crop_loop": discard(per_crop_diy, seg.clip, rgb, text, *geometry,
                                          seg.runtime.dtype)}
     if fp32_clip is not None:
@@ -254,7 +253,7 @@ def bench_clipdiy(seg: Segmenter, size: tuple[int, int], reps: int, warmup: int 
               for name in variants if name != "batched"}
     per_crop = vit_gflops(stage.diy.clip.visual, stage.diy.input_size)
     best = min(float(np.median(v["total"])) for k, v in samples.items() if "loop" not in k)
-    return {"stages": summarise(samples), "crops": crops, "max_batch": default_batch,
+    return {"stages": summarise(samples), "crops": crops, "max_batch": used_batch,
             "encoder_gflop": per_crop * crops, "achieved_gflops": per_crop * crops / best,
             "ratios": ratios}
 

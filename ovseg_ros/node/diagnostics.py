@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
@@ -153,6 +154,22 @@ class HealthMonitor:
         ]
         return Report(level, msg, values)
 
+
+
+def node_status(values: dict[str, Any], runtime: Any, vocabulary_size: int, version: int,
+                frames_out_of_memory: int, pipeline: Any) -> list[tuple[str, str]]:
+    """Key/values shared by every camera's status: model, device, vocabulary, keyframes."""
+    extra = [("model", values["model"]), ("clip_weights", values["clip_weights"]),
+             ("device", str(runtime.device)), ("precision", runtime.precision),
+             ("mode", values["mode"]), ("vocabulary_size", str(vocabulary_size)),
+             ("vocabulary_version", str(version)),
+             ("frames_out_of_memory", str(frames_out_of_memory))]
+    if pipeline.config.enabled:
+        extra += [("keyframes_started", str(pipeline.keyframes_started)),
+                  ("keyframes_fused", str(pipeline.keyframes_fused)),
+                  ("keyframe_errors", str(pipeline.keyframe_errors)),
+                  ("last_keyframe_error", pipeline.last_keyframe_error or "")]
+    return extra
 
 def diagnostic_array(report: Report, name: str, hardware_id: str,
                      extra: list[tuple[str, str]], stamp):  # -> DiagnosticArray

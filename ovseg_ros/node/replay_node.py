@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -26,6 +25,7 @@ from std_msgs.msg import Header
 from ovseg_ros.io import encode_rgb, iter_frames
 from ovseg_ros.node import messages as m
 from ovseg_ros.node import qos as Q
+from ovseg_ros.node.runner import spin_node, start_node
 
 REPLAY_PARAMS: dict[str, tuple[Any, str]] = {
     "source": ("", "Image file, folder of images or video; empty = the shipped samples."),
@@ -127,25 +127,10 @@ class ReplayNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     rclpy.init(args=sys.argv if args is None else args)
-    try:
-        node = ReplayNode()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        rclpy.try_shutdown()
-        return 0
-    except Exception as exc:  # missing source, unreadable video, bad parameter
-        msg = " ".join(str(exc).split())
-        rclpy.logging.get_logger("replay").fatal(f"start-up failed: {type(exc).__name__}: {msg}")
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
+    node, rc = start_node(ReplayNode, "replay")
+    if node is not None:
+        spin_node(node)
+    return rc
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,9 +12,6 @@ Run: `ros2 run ovseg_ros segment_node --ros-args -p prompts:="['cup','table']"` 
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
 import sys
 import threading
 import time
@@ -22,21 +19,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_policy_name_from_kind
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from ovseg_ros.core import Segmenter, SegmenterConfig
-from ovseg_ros.core.clipdiy import ClipDiyConfig
-from ovseg_ros.core.pipeline import FramePipeline, KeyframeConfig
+from ovseg_ros.core import Segmenter
 from ovseg_ros.core.results import SegmentationResult
 from ovseg_ros.io import ImageDecodeError, decode_compressed, decode_image
 from ovseg_ros.msg import LabelMap, Segmentation
@@ -44,7 +37,15 @@ from ovseg_ros.node import camera as C
 from ovseg_ros.node import messages as m
 from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
-from ovseg_ros.node.diagnostics import WARN, HealthMonitor, Throttle, diagnostic_array
+from ovseg_ros.node.build import build_pipeline
+from ovseg_ros.node.diagnostics import (
+    WARN,
+    HealthMonitor,
+    Throttle,
+    diagnostic_array,
+    node_status,
+)
+from ovseg_ros.node.runner import one_line, run_main
 from ovseg_ros.node.worker import FrameWorker
 from ovseg_ros.srv import GetPrompts, SetPrompts
 
@@ -54,31 +55,6 @@ except ImportError:
     LabelInfo = VisionClass = None
 
 Item = tuple[Any, float, str]  # (Image or CompressedImage, monotonic receive time, camera)
-
-
-def build_pipeline(values: dict[str, Any]) -> FramePipeline:
-    """Segmenter and FramePipeline from parameter values (loads the weights)."""
-    cfg = SegmenterConfig(
-        model=values["model"], clip_weights=values["clip_weights"], heads=values["heads"],
-        heads_sha256=values["heads_sha256"] or None, cache_dir=values["cache_dir"] or None,
-        device=values["device"], precision=values["precision"], mode=values["mode"],
-        input_size=values["input_size"], background=values["background"],
-        threshold=values["threshold"], max_prompts=values["max_prompts"])
-    return FramePipeline(Segmenter(cfg), keyframe_config(values))
-
-
-def keyframe_config(values: dict[str, Any]) -> KeyframeConfig:
-    """Map the keyframe parameters onto the core's KeyframeConfig (asynchronous in the node)."""
-    every_n, every_s = values["keyframe_every_n"], values["keyframe_every_s"]
-    half_life = values["prior_half_life_frames"]
-    return KeyframeConfig(
-        enabled=bool(values["keyframes"] or every_n > 0 or every_s > 0),
-        every_n_frames=every_n, every_s=every_s,
-        on_prompt_change=values["keyframe_on_prompt_change"], asynchronous=True,
-        fusion_weight=values["keyframe_fusion_weight"],
-        prior=half_life > 0, prior_half_life=half_life or 1.0, prior_half_life_unit="frames",
-        clip_diy=ClipDiyConfig(model=values["keyframe_model"],
-                               weights=values["keyframe_weights"]))
 
 
 class SegmentNode(Node):
@@ -245,7 +221,7 @@ class SegmentNode(Node):
         except Exception as exc:
             if not C.is_out_of_memory(exc):
                 raise
-            text = _one_line(exc)
+            text = one_line(exc)
         # Here the exception and its traceback (holding the frame's tensors) are gone, so the
         # freed blocks can actually go back to the device.
         C.free_device_memory(self.segmenter.runtime.device)
@@ -376,17 +352,8 @@ class SegmentNode(Node):
         """One status per camera: a dead camera shows up even while the others work."""
         names, _, _, version = self.vocabulary()
         rt = self.segmenter.runtime
-        extra = [("model", self.values["model"]), ("clip_weights", self.values["clip_weights"]),
-                 ("device", str(rt.device)), ("precision", rt.precision),
-                 ("mode", self.values["mode"]), ("vocabulary_size", str(len(names))),
-                 ("vocabulary_version", str(version)),
-                 ("frames_out_of_memory", str(self.frames_out_of_memory))]
-        pl = self.pipeline
-        if pl.config.enabled:
-            extra += [("keyframes_started", str(pl.keyframes_started)),
-                      ("keyframes_fused", str(pl.keyframes_fused)),
-                      ("keyframe_errors", str(pl.keyframe_errors)),
-                      ("last_keyframe_error", pl.last_keyframe_error or "")]
+        extra = node_status(self.values, rt, len(names), version, self.frames_out_of_memory,
+                            self.pipeline)
         base = f"{self.get_fully_qualified_name().lstrip('/')}: segmentation"
         stamp, statuses = self.get_clock().now().to_msg(), []
         for cam in self.cameras:
@@ -417,64 +384,9 @@ class SegmentNode(Node):
         return not self.still_running
 
 
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: " + " ".join(str(exc).split())
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _run(args: list[str]) -> tuple[int, list[str]]:
-    """Start, spin until SIGINT/SIGTERM, shut down. (exit code, work still running)."""
-    # rclpy's handlers shut the context down and then call the previous Python handler: for
-    # SIGINT that raises KeyboardInterrupt, for SIGTERM nothing, so a SIGTERM during the
-    # (long) model load would go unnoticed until the first ROS call fails. Make both raise.
-    signal.signal(signal.SIGTERM, _interrupt)
-    rclpy.init(args=args)
-    try:
-        node = SegmentNode()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        rclpy.try_shutdown()
-        return 0, []
-    except Exception as exc:  # bad weights, missing checkpoint, no CUDA, invalid parameters
-        rclpy.logging.get_logger("ovseg").fatal(f"start-up failed: {_one_line(exc)}")
-        rclpy.try_shutdown()
-        return 1, []
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        joined = node.shutdown(timeout=1.0)
-        # Joining the executor's threads would wait for a callback stuck in text encoding
-        # (rclpy's timeout does not bound that join); main() exits without them instead.
-        executor.shutdown(timeout_sec=0.3, wait_for_threads=joined)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0, node.still_running
-
-
 def main(args: list[str] | None = None, fast_exit: bool = True) -> int:
-    """Entry point; exit code 1 on a start-up failure (after one error line), else 0.
-
-    Shutdown takes < 2 s, but a frame already inside the model, or text being encoded for a
-    vocabulary change, cannot be interrupted: after 1 s the process exits without waiting.
-    With `fast_exit` (the default) the process also skips the interpreter's native teardown
-    (torch, DDS), which takes seconds on a loaded machine, once ROS is shut down in order.
-    """
-    rc, still_running = _run(sys.argv if args is None else args)
-    for what in still_running:
-        print(f"ovseg: {what} at shutdown; not waiting for it", file=sys.stderr, flush=True)
-    if fast_exit or still_running:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(rc)
-    return rc
-
+    """Entry point; exit code 1 on a start-up failure (one error line), else 0. See run_main."""
+    return run_main(SegmentNode, "ovseg", sys.argv if args is None else args, fast_exit=fast_exit)
 
 if __name__ == "__main__":
     sys.exit(main())

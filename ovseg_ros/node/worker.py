@@ -9,7 +9,7 @@ cameras can share one batched inference (`batch=True`).
 Shutdown: `stop()` wakes the worker and joins it with a timeout. A frame already inside the
 model cannot be interrupted (PyTorch offers no safe cancellation), so `stop()` returns False
 when that frame outlives the timeout; the caller then exits the process without waiting for it
-(see segment_node.main).
+(see runner.run_main).
 """
 
 from __future__ import annotations
