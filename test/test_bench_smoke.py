@@ -80,3 +80,21 @@ def test_bare_encoder_leaves_the_shared_model_alone(tmp_path):
     bare = BareEncoder(seg.clip.visual, (48, 80))
     assert bare(torch.rand(1, 3, 48, 80)).shape == (1, seg.encoder.embed_dim)
     assert seg.clip.visual.positional_embedding is table
+
+
+def test_opt_in_compile_section_measures_eager_against_compiled():
+    args = bench.build_parser().parse_args(["--smoke", "--only", "compile", "--no-plain"])
+    results = bench.run(args, "python -m ovseg_ros.bench --smoke --only compile")
+    assert set(results["sections"]) == {"compile"}
+    sec = results["sections"]["compile"]
+    if "skipped" in sec:  # no C++ toolchain: the reason is recorded, never silent
+        assert "torch.compile failed" in sec["skipped"]
+        pytest.fail(f"compile section could not run here: {sec['skipped']}")
+    assert _positive_stages({"compile": sec}) == 2
+    assert sec["compile_s"] > 0 and sec["ratios"]["eager_vs_compiled"] > 0
+
+
+def test_unknown_section_is_refused():
+    args = bench.build_parser().parse_args(["--smoke", "--only", "core,nonsense"])
+    with pytest.raises(SystemExit, match="nonsense"):
+        bench.run(args)

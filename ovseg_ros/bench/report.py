@@ -73,6 +73,8 @@ def extra_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
         if key == "memory":
             for k, v in sec.items():
                 yield key, k, v
+        if key == "compile":
+            yield key, "compile_s", sec.get("compile_s", sec.get("skipped"))
 
 
 def compare(new: dict[str, Any], old: dict[str, Any]) -> list[tuple[str, float, float, float]]:

@@ -258,6 +258,35 @@ def bench_clipdiy(seg: Segmenter, size: tuple[int, int], reps: int, warmup: int 
             "ratios": ratios}
 
 
+def bench_compile(seg: Segmenter, size: tuple[int, int], reps: int) -> dict[str, Any]:
+    """torch.compile (inductor, default mode) of the dense CLIP encoder vs eager, same input.
+
+    Opt-in (`--only compile`): compiling needs a C++ toolchain and tens of seconds."""
+    enc_size = model_input_size(seg, size)
+    pixels = torch.randn(1, 3, *enc_size, device=seg.runtime.device).to(seg.runtime.dtype)
+    t0 = time.perf_counter()
+    try:
+        compiled = torch.compile(seg.encoder, dynamic=False)
+        with torch.inference_mode():
+            compiled(pixels)
+    except Exception as exc:  # no compiler, unsupported backend
+        return {"skipped": f"torch.compile failed: {type(exc).__name__}: {exc}"[:300]}
+    compile_s = time.perf_counter() - t0
+
+    def run(fn: Any) -> Any:
+        def call() -> None:
+            with torch.inference_mode():
+                fn(pixels)
+        return call
+
+    samples = interleave({"eager": run(seg.encoder), "compiled": run(compiled)}, reps,
+                         device=seg.runtime.device)
+    return {"encoder_input": list(enc_size), "compile_s": compile_s,
+            "stages": summarise(samples),
+            "ratios": {"eager_vs_compiled": paired_ratio(samples["eager"]["total"],
+                                                         samples["compiled"]["total"])}}
+
+
 def bench_memory(seg: Segmenter) -> dict[str, Any]:
     params = sum(p.numel() * p.element_size() for p in seg.clip.parameters())
     params += sum(p.numel() * p.element_size() for p in seg.heads.parameters())
