@@ -164,3 +164,39 @@ def test_probe_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(W.open_clip.pretrained, "download_pretrained", offline)
     msg = W.probe_weights("ViT-B-16", "laion2b_s34b_b88k", str(heads), tmp_path)
     assert str(W.clip_weights_path("ViT-B-16", "laion2b_s34b_b88k", tmp_path)) in msg
+
+
+@pytest.fixture
+def no_route(monkeypatch):
+    """The hub endpoint points at a closed local port: a machine without network."""
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")
+
+
+def test_unreachable_hub_fails_at_once_with_the_offline_instructions(tmp_path, no_route):
+    assert not W.reachable("https://127.0.0.1:9")
+    with pytest.raises(WeightsError) as err:
+        W.load_clip("ViT-B-16", "laion2b_s34b_b88k", tmp_path)
+    msg = str(err.value)
+    placed = W.clip_weights_path("ViT-B-16", "laion2b_s34b_b88k", tmp_path)
+    assert "127.0.0.1 is unreachable" in msg and str(placed) in msg
+    assert "huggingface.co/laion/CLIP-ViT-B-16-laion2B-s34B-b88K" in msg
+    _, _, heads = tiny_files(tmp_path)
+    probe = W.probe_weights("ViT-B-16", "laion2b_s34b_b88k", str(heads), tmp_path)
+    assert "no network" in probe and str(placed) in probe
+
+
+def test_earlier_hub_download_is_used_without_network(tmp_path, monkeypatch, no_route):
+    name, clip, heads = tiny_files(tmp_path)
+    monkeypatch.setattr(W.open_clip, "list_pretrained_tags_by_model", lambda m: ["hubtag"])
+    monkeypatch.setattr(W.open_clip, "get_pretrained_cfg",
+                        lambda m, t: {"hf_hub": "someorg/tiny-clip/"} if t == "hubtag" else {})
+    snap = tmp_path / "clip" / "models--someorg--tiny-clip" / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    (snap / "open_clip_pytorch_model.bin").write_bytes(clip.read_bytes())
+    assert W.hub_cached_file(name, "hubtag", tmp_path) == snap / "open_clip_pytorch_model.bin"
+    model = W.load_clip(name, "hubtag", tmp_path)
+    want = torch.load(clip, weights_only=True)
+    assert torch.equal(model.state_dict()["visual.proj"], want["visual.proj"])
+    assert W.probe_weights(name, "hubtag", str(heads), tmp_path) is None

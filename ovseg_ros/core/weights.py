@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import tempfile
 import urllib.parse
 import urllib.request
@@ -53,6 +54,38 @@ def clip_weights_url(model_name: str, tag: str) -> str:
     return cfg.get("url", "")
 
 
+def hub_cached_file(model_name: str, tag: str, cache_dir: Path | None = None) -> Path | None:
+    """The weights file an earlier hub download left in our cache (Hugging Face layout)."""
+    hub = (open_clip.get_pretrained_cfg(model_name, tag) or {}).get("hf_hub", "")
+    if not hub:
+        return None
+    model_id, filename = os.path.split(hub)  # "org/repo/" means the default file name
+    folder = (Path(cache_dir or default_cache_dir()) / "clip" /
+              ("models--" + model_id.replace("/", "--")) / "snapshots")
+    found = sorted(folder.glob(f"*/{filename or 'open_clip_pytorch_model.bin'}"))
+    return found[-1] if found else None
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the URL's host opens within `timeout`.
+
+    Without this, an offline robot waits about 50 s in the hub client's retries before the
+    error. True when a proxy or offline mode is configured: the hub client knows better then.
+    """
+    proxied = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE")
+    if any(os.environ.get(k) for k in proxied):
+        return True
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname:
+        return True
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def load_clip(
     model_name: str, weights: str, cache_dir: Path | None = None, seed: int = 0
 ) -> torch.nn.Module:
@@ -86,14 +119,23 @@ def load_clip(
     placed = clip_weights_path(model_name, weights, cache_dir)
     if placed.is_file():  # a file put there by hand (offline machines) wins over the hub
         return load_clip(model_name, str(placed))
+    downloaded = hub_cached_file(model_name, weights, cache_dir)
+    if downloaded is not None:  # fetched before: no network needed
+        return load_clip(model_name, str(downloaded))
+    url = clip_weights_url(model_name, weights)
+    offline = (f"Without network: download {url} on a machine that has it and put it at "
+               f"{placed}, or pass the file's path as the CLIP weights.")
+    probe = os.environ.get("HF_ENDPOINT", "") if "huggingface.co" in url else ""
+    if url and not reachable(probe or url):
+        raise WeightsError(f"could not get CLIP weights {model_name}/{weights}: "
+                           f"{urllib.parse.urlsplit(probe or url).hostname} is unreachable. "
+                           + offline)
     try:
         return open_clip.create_model(model_name, pretrained=weights, cache_dir=str(cache)).eval()
     except Exception as exc:  # network errors surface as many exception types
         raise WeightsError(
             f"could not get CLIP weights {model_name}/{weights} ({type(exc).__name__}). "
-            f"Without network: download {clip_weights_url(model_name, weights)} on a machine "
-            f"that has it and put it at {placed}, or pass the file's path as the CLIP weights."
-        ) from exc
+            + offline) from exc
 
 
 def clip_weights_path(model_name: str, tag: str, cache_dir: Path | None = None) -> Path:
@@ -205,6 +247,13 @@ def probe_weights(model_name: str, clip_weights: str, heads: str,
             return None
         if clip_weights_path(model_name, clip_weights, cache_dir).is_file():
             return None
+        if hub_cached_file(model_name, clip_weights, cache_dir) is not None:
+            return None
+        url = clip_weights_url(model_name, clip_weights)
+        if url and not reachable(os.environ.get("HF_ENDPOINT", "") or url):
+            raise WeightsError(
+                f"could not get CLIP weights {model_name}/{clip_weights}: no network; download "
+                f"{url} and put it at {clip_weights_path(model_name, clip_weights, cache_dir)}")
         cfg = open_clip.get_pretrained_cfg(model_name, clip_weights)
         if not cfg:
             raise WeightsError(f"{clip_weights!r} is not a pretrained tag of {model_name}")
