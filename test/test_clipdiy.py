@@ -19,7 +19,7 @@ from ovseg_ros.core.clipdiy import (
     grid_to_pixels,
     saliency_fusion,
 )
-from ovseg_ros.core.maskclip import CLIP_MEAN, CLIP_STD
+from ovseg_ros.core.maskclip import CLIP_MEAN, CLIP_STD, GlobalClipEncoder
 
 NAMES = ("background", "chair", "person", "table")
 
@@ -71,6 +71,23 @@ def reference_scores(diy: ClipDiy, images: torch.Tensor, names) -> torch.Tensor:
 
 
 @torch.inference_mode()
+def test_global_encoder_equals_open_clip_encode_image(seg):
+    """The class-token-only last block changes nothing: same embedding as encode_image."""
+    import open_clip
+
+    torch.manual_seed(3)
+    big = open_clip.create_model("ViT-B-32", pretrained=None).eval()
+    for visual, model in ((seg.clip.visual, seg.clip), (big.visual, big)):
+        size = visual.image_size
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        pixels = torch.randn(3, 3, *size)
+        want = model.encode_image(pixels)
+        got = GlobalClipEncoder(visual)(pixels)
+        assert got.shape == want.shape
+        assert (got - want).abs().max().item() < 1e-4 * want.abs().max().item()
+
+
+@torch.inference_mode()
 def test_batched_crops_equal_per_crop_loop(seg):
     cfg = ClipDiyConfig(image_size=(60, 76), crop_sizes=(64, 32, 16), crop_strides=(32, 16, 12),
                         scale_weights=(1.0, 2.0, 0.5))
@@ -99,13 +116,13 @@ def test_default_is_paper_layout_in_batched_encode_calls(seg, monkeypatch, max_b
     assert [lay.count for lay in layouts] == [1, 9, 49]
     assert [lay.crop for lay in layouts] == [256, 128, 64]
     calls = []
-    original = seg.clip.encode_image
+    original = diy.image_encoder.forward
 
     def spy(pixels, *args, **kwargs):
         calls.append(tuple(pixels.shape))
         return original(pixels, *args, **kwargs)
 
-    monkeypatch.setattr(seg.clip, "encode_image", spy)
+    monkeypatch.setattr(diy.image_encoder, "forward", spy)
     maps = diy.score_maps(torch.rand(1, 3, 120, 160), NAMES)
     assert maps.shape == (1, 4, 256, 256)
     # Every crop of every scale goes through encode_image in chunks of the batch size (CPU

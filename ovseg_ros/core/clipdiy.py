@@ -20,7 +20,7 @@ pushed-in crops stay where they were cut; beyond the outermost centres the value
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from torch import nn
 
 from . import tiling
 from .device import Runtime
-from .maskclip import normalise_pixels
+from .maskclip import GlobalClipEncoder, normalise_pixels
 from .text import TextEmbeddingCache
 from .weights import load_clip
 
@@ -194,6 +194,11 @@ class ClipDiy:
         size = getattr(clip.visual, "image_size", 224)
         self.input_size = (size, size) if isinstance(size, int) else tuple(size)
         self.text_cache = TextEmbeddingCache(clip, tokenizer, runtime, templates=(config.template,))
+        try:  # same numbers as clip.encode_image, less work
+            self.image_encoder: Callable[[torch.Tensor], torch.Tensor] = GlobalClipEncoder(
+                clip.visual)
+        except ValueError:  # a tower we cannot take apart: open_clip's own forward
+            self.image_encoder = clip.encode_image
 
     @classmethod
     def from_segmenter(cls, segmenter, config: ClipDiyConfig | None = None) -> ClipDiy:
@@ -227,7 +232,7 @@ class ClipDiy:
         """(N, 3, c, c) in [0, 1] -> (N, D) unit-norm global image embeddings, batched."""
         pixels = normalise_pixels(resize_crops(crops, self.input_size)).to(self.runtime.dtype)
         step = self.batch_size()
-        feats = [self.clip.encode_image(pixels[i:i + step]) for i in range(0, len(pixels), step)]
+        feats = [self.image_encoder(pixels[i:i + step]) for i in range(0, len(pixels), step)]
         return F.normalize(torch.cat(feats).float(), dim=-1)
 
     @torch.inference_mode()

@@ -49,6 +49,8 @@ class PositionalEmbedding(nn.Module):
         """(1 + h * w, W) table for an h x w patch grid."""
         key = (h, w, self.table.dtype, self.table.device)
         cached = self._cache.get(key)
+        if cached is None and (h, w) == tuple(self.grid):
+            cached = self._cache[key] = self.table  # the trained grid: used as is
         if cached is None:
             gh, gw = self.grid
             cls_row, patches = self.table[:1], self.table[1:]
@@ -88,6 +90,55 @@ def block_with_ln2(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     return x + block.ls_2(block.mlp(g)), g
 
 
+def input_tokens(visual: nn.Module, pos: PositionalEmbedding, pixels: torch.Tensor
+                 ) -> tuple[torch.Tensor, int, int]:
+    """Normalised pixels (B, 3, H, W) -> class + patch tokens with positions, after ln_pre:
+    (B, 1 + h * w, W), and the patch grid h, w."""
+    x = visual.conv1(pixels)
+    b, width, h, w = x.shape
+    x = x.flatten(2).transpose(1, 2)
+    cls = visual.class_embedding.to(x.dtype).view(1, 1, width).expand(b, 1, width)
+    x = torch.cat([cls, x], dim=1) + pos(h, w).to(x.dtype)
+    return visual.ln_pre(visual.patch_dropout(x)), h, w
+
+
+def class_token_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A residual block evaluated for the class token only: (B, N, W) -> (B, 1, W).
+
+    Keys and values still come from every token; the patch tokens' queries, attention outputs
+    and MLP are skipped, since nothing reads them after the last block of a pooled embedding.
+    """
+    y = block.ln_1(x)
+    out = block.attn(y[:, :1], y, y, need_weights=False)[0]
+    cls = x[:, :1] + block.ls_1(out)
+    return cls + block.ls_2(block.mlp(block.ln_2(cls)))
+
+
+class GlobalClipEncoder(nn.Module):
+    """open_clip's `encode_image` (unnormalised) for class-token ViTs, ~7% cheaper for
+    ViT-B: the last block runs for the class token only (`class_token_block`).
+
+    Input pixels: (B, 3, H, W) normalised, multiples of the patch size. Output: (B, D).
+    """
+
+    def __init__(self, visual: nn.Module):
+        super().__init__()
+        check_supported(visual)
+        if getattr(visual, "pool_type", "tok") != "tok":
+            raise ValueError("only class-token pooling has a single-token last block")
+        self.visual = visual
+        self.pos = PositionalEmbedding(visual.positional_embedding, tuple(visual.grid_size))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x, _, _ = input_tokens(self.visual, self.pos, pixels)
+        blocks = self.visual.transformer.resblocks
+        for block in blocks[:-1]:
+            x = block(x)
+        # ln_post is per token, so before or after pooling (final_ln_after_pool) is the same.
+        cls = self.visual.ln_post(class_token_block(blocks[-1], x)[:, 0])
+        return cls @ self.visual.proj
+
+
 class DenseClipEncoder(nn.Module):
     """Dense MaskCLIP features and intermediate features of an open_clip ViT.
 
@@ -117,13 +168,7 @@ class DenseClipEncoder(nn.Module):
 
     def tokens(self, pixels: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         """Patch + class tokens with positions, after ln_pre: (B, 1 + h * w, W)."""
-        v = self.visual
-        x = v.conv1(pixels)
-        b, width, h, w = x.shape
-        x = x.flatten(2).transpose(1, 2)
-        cls = v.class_embedding.to(x.dtype).view(1, 1, width).expand(b, 1, width)
-        x = torch.cat([cls, x], dim=1) + self.pos(h, w).to(x.dtype)
-        return v.ln_pre(v.patch_dropout(x)), h, w
+        return input_tokens(self.visual, self.pos, pixels)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, h, w = self.tokens(pixels)
