@@ -45,8 +45,25 @@ def test_parameter_defaults_match_the_core():
         assert P.SPECS[name].default == getattr(cfg, name), name
 
 
+def test_keyframe_parameters_map_onto_the_core_config():
+    from ovseg_ros.node.build import keyframe_config
+
+    values = {p.name: p.default for p in P.PARAMS}
+    cfg = keyframe_config(values)
+    assert not cfg.enabled and cfg.asynchronous  # no schedule, no keyframes: nothing loaded
+    assert (cfg.prior, cfg.prior_half_life, cfg.prior_half_life_unit) == (
+        True, values["prior_half_life_frames"], "frames")
+    cfg = keyframe_config({**values, "keyframe_every_n": 15, "prior_half_life_s": 2.5})
+    assert cfg.enabled and cfg.every_n_frames == 15
+    assert (cfg.prior, cfg.prior_half_life, cfg.prior_half_life_unit) == (True, 2.5, "seconds")
+    cfg = keyframe_config({**values, "keyframes": True, "prior_half_life_frames": 0.0})
+    assert cfg.enabled and not cfg.prior
+    cfg.validate()
+
+
 @pytest.mark.parametrize("name,value,fragment", [
     ("overlay_alpha", 2.0, "outside"),
+    ("prior_half_life_s", -1.0, "outside"),
     ("overlay_alpha", -0.1, "outside"),
     ("threshold", math.nan, "finite"),
     ("qos_depth", 0, "outside"),

@@ -23,12 +23,14 @@ def build_pipeline(values: dict[str, Any]) -> FramePipeline:
 def keyframe_config(values: dict[str, Any]) -> KeyframeConfig:
     """Map the keyframe parameters onto the core's KeyframeConfig (asynchronous in the node)."""
     every_n, every_s = values["keyframe_every_n"], values["keyframe_every_s"]
-    half_life = values["prior_half_life_frames"]
+    half_life, unit = values["prior_half_life_frames"], "frames"
+    if values["prior_half_life_s"] > 0:
+        half_life, unit = values["prior_half_life_s"], "seconds"
     return KeyframeConfig(
         enabled=bool(values["keyframes"] or every_n > 0 or every_s > 0),
         every_n_frames=every_n, every_s=every_s,
         on_prompt_change=values["keyframe_on_prompt_change"], asynchronous=True,
         fusion_weight=values["keyframe_fusion_weight"],
-        prior=half_life > 0, prior_half_life=half_life or 1.0, prior_half_life_unit="frames",
+        prior=half_life > 0, prior_half_life=half_life or 1.0, prior_half_life_unit=unit,
         clip_diy=ClipDiyConfig(model=values["keyframe_model"],
                                weights=values["keyframe_weights"]))

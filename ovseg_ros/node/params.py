@@ -130,7 +130,10 @@ PARAMS: tuple[ParamSpec, ...] = (
        "into the frame's CLIP-DINOiser scores; 0 = prior only.", read_only=True,
        low=0.0, high=1.0),
     _p("prior_half_life_frames", 30.0, "Frames after which a keyframe's class-presence prior "
-       "has decayed to half its weight; 0 = no prior.", read_only=True, low=0.0, high=100000.0),
+       "has decayed to half its weight; 0 = no prior (unless prior_half_life_s is set).",
+       read_only=True, low=0.0, high=100000.0),
+    _p("prior_half_life_s", 0.0, "Seconds (by frame stamps) after which the prior has decayed "
+       "to half; > 0 replaces prior_half_life_frames.", read_only=True, low=0.0, high=86400.0),
     _p("keyframe_model", "", "open_clip model for CLIP-DIY; empty = reuse the segmentation "
        "CLIP (no extra weights). The CLIP-DIY paper uses ViT-B-32.", read_only=True),
     _p("keyframe_weights", "", "Weights for keyframe_model: pretrained tag (e.g. "
