@@ -98,3 +98,14 @@ def test_unknown_section_is_refused():
     args = bench.build_parser().parse_args(["--smoke", "--only", "core,nonsense"])
     with pytest.raises(SystemExit, match="nonsense"):
         bench.run(args)
+
+
+def test_opt_in_attention_section_compares_equal_blocks():
+    args = bench.build_parser().parse_args(["--smoke", "--only", "attention", "--no-plain"])
+    results = bench.run(args, "python -m ovseg_ros.bench --smoke --only attention")
+    att = results["sections"]["attention"]
+    assert att["tokens"] > 1 and _positive_stages({"attention": att}) == 2
+    # the same block through two attention kernels: equal up to the dtype's rounding
+    low = results["header"]["dtype"] in ("bfloat16", "float16")
+    assert att["max_rel_diff"] < (2e-2 if low else 1e-4)
+    assert att["ratios"]["module_vs_sdpa"] > 0

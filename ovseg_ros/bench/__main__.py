@@ -23,7 +23,7 @@ from .timing import machine_header, matmul_gflops, peak_rss_mb
 from .tiny import register_tiny
 
 SECTIONS = ("core", "vocab", "clipdiy", "node", "memory")
-OPT_IN = ("compile",)  # run only when named in --only
+OPT_IN = ("compile", "attention")  # run only when named in --only
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -111,6 +111,9 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if "compile" in only:
         print("[compile]", flush=True)
         out["compile"] = sections.bench_compile(seg, sizes[0], reps)
+    if "attention" in only:
+        print("[attention]", flush=True)
+        out["attention"] = sections.bench_attention(seg, sizes[0], reps)
     plain = None  # free the fp32 copy before the node runs
     if "node" in only:
         print("[node]", flush=True)

@@ -188,3 +188,17 @@ def per_crop_diy(clip: nn.Module, rgb: np.ndarray, text: torch.Tensor,
         total += F.interpolate(grid[None], size=image_size, mode="bilinear",
                                align_corners=False)[0]
     return total / len(crops)
+
+
+def sdpa_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """An open_clip residual block with its attention through F.scaled_dot_product_attention.
+
+    x: (B, N, W) -> (B, N, W). For the `attention` benchmark only."""
+    attn = block.attn
+    b, n, w = x.shape
+    heads = attn.num_heads
+    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(b, n, 3, heads, w // heads).permute(2, 0, 3, 1, 4).unbind(0)
+    out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, w)
+    x = x + block.ls_1(attn.out_proj(out))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))

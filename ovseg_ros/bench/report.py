@@ -75,6 +75,9 @@ def extra_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
                 yield key, k, v
         if key == "compile":
             yield key, "compile_s", sec.get("compile_s", sec.get("skipped"))
+        if key == "attention":
+            yield key, "tokens", sec["tokens"]
+            yield key, "max_rel_diff", sec["max_rel_diff"]
 
 
 def compare(new: dict[str, Any], old: dict[str, Any]) -> list[tuple[str, float, float, float]]:

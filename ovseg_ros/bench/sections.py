@@ -24,6 +24,7 @@ from .baselines import (
     PlainPipeline,
     per_crop_diy,
     plain_text_embeddings,
+    sdpa_block,
     vit_gflops,
 )
 from .images import sample_images
@@ -285,6 +286,35 @@ def bench_compile(seg: Segmenter, size: tuple[int, int], reps: int) -> dict[str,
             "stages": summarise(samples),
             "ratios": {"eager_vs_compiled": paired_ratio(samples["eager"]["total"],
                                                          samples["compiled"]["total"])}}
+
+
+def bench_attention(seg: Segmenter, size: tuple[int, int], reps: int) -> dict[str, Any]:
+    """One transformer block as open_clip runs it (nn.MultiheadAttention, whose inference fast
+    path is PyTorch's native MHA) vs the same block through F.scaled_dot_product_attention.
+
+    Opt-in (`--only attention`): the product keeps whichever is faster on the machine at hand;
+    on the 2-core AVX512-BF16 CPU that is open_clip's own path."""
+    enc_size = model_input_size(seg, size)
+    patch = seg.encoder.patch
+    n = 1 + (enc_size[0] // patch) * (enc_size[1] // patch)
+    block = seg.clip.visual.transformer.resblocks[0]
+    width = block.attn.embed_dim
+    x = torch.randn(1, n, width, device=seg.runtime.device).to(seg.runtime.dtype)
+
+    def run(fn: Any) -> Any:
+        def call() -> None:
+            with torch.inference_mode():
+                fn(x)
+        return call
+
+    with torch.inference_mode():
+        ref = block(x).float()
+        diff = float((ref - sdpa_block(block, x).float()).abs().max() / ref.abs().max())
+    samples = interleave({"module": run(block), "sdpa": run(lambda t: sdpa_block(block, t))},
+                         reps, device=seg.runtime.device)
+    return {"tokens": n, "max_rel_diff": diff, "stages": summarise(samples),
+            "ratios": {"module_vs_sdpa": paired_ratio(samples["module"]["total"],
+                                                      samples["sdpa"]["total"])}}
 
 
 def bench_memory(seg: Segmenter) -> dict[str, Any]:
