@@ -86,6 +86,32 @@ def test_worker_exception_is_logged_and_reported_as_error_until_a_frame_succeeds
     assert wait_for(lambda: status(0) is not None)
 
 
+def test_nan_from_the_model_drops_the_frame_and_publishes_nothing_wrong(ros, seg_node):
+    """Corrupt weights (NaN) are a per-frame ERROR with the reason, never labels from NaN."""
+    import torch
+
+    node, ns = seg_node()
+    diags = ros.collect(DiagnosticArray, "/diagnostics")
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    proj = node.segmenter.clip.visual.proj
+    saved = proj.detach().clone()
+    with torch.no_grad():
+        proj[0, 0] = float("nan")
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
+    pic = make_picture(32, 48)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    pub.publish(image_fields_msg(pic, stamp=stamp(77)))
+    assert wait_for(lambda: node.health.failed >= 1)
+    assert "NaN/Inf" in node.health._error and "77.000" in node.health._error
+    mine = f"{ns[1:]}/ovseg: segmentation"
+    assert wait_for(lambda: any(s.name == mine and s.level == bytes([2]) and "NaN" in s.message
+                                for arr in diags.snapshot() for s in arr.status))
+    assert segs.count == 0
+    with torch.no_grad():
+        proj.copy_(saved)
+    assert send_until(pub, lambda: image_fields_msg(pic, stamp=now(ros)), lambda: segs.count >= 1)
+
+
 def test_qos_mismatch_is_reported_and_auto_matches_the_publisher(ros, seg_node):
     from rclpy.event_handler import PublisherEventCallbacks
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy

@@ -56,3 +56,22 @@ def test_low_precision_close_to_fp32(tmp_path, precision):
     assert np.abs(a.patch_probs - b.patch_probs).max() < 0.25
     agreement = (a.labels == b.labels).mean()
     assert agreement > 0.8, agreement
+
+
+def test_nan_from_the_model_refuses_the_frame_and_the_next_good_frame_works(tmp_path):
+    from ovseg_ros.core import NumericalError
+
+    seg = tiny_segmenter(tmp_path, precision="fp32")
+    seg.set_prompts(["cat", "dog"])
+    rgb = np.random.default_rng(0).integers(0, 255, (32, 48, 3), dtype=np.uint8)
+    good = seg.segment(rgb)
+    proj = seg.clip.visual.proj
+    saved = proj.detach().clone()
+    with torch.no_grad():
+        proj[0, 0] = float("nan")  # a corrupt weight, as an fp16 overflow would leave it
+    with pytest.raises(NumericalError, match="NaN/Inf at fp32"):
+        seg.segment(rgb)
+    with torch.no_grad():
+        proj.copy_(saved)
+    again = seg.segment(rgb)
+    assert np.array_equal(again.labels, good.labels)

@@ -1,7 +1,7 @@
 """ROS-free model core: CLIP-DINOiser (per frame) and CLIP-DIY (keyframes). Never imports rclpy."""
 
 from .clipdiy import ClipDiyConfig
-from .device import DeviceError, Runtime
+from .device import DeviceError, NumericalError, Runtime
 from .pipeline import FramePipeline, KeyframeConfig
 from .results import ClassStat, SegmentationResult
 from .segmenter import Segmenter, SegmenterConfig
@@ -14,6 +14,7 @@ __all__ = [
     "DeviceError",
     "FramePipeline",
     "KeyframeConfig",
+    "NumericalError",
     "Runtime",
     "SegmentationResult",
     "Segmenter",

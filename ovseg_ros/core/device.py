@@ -14,6 +14,10 @@ class DeviceError(RuntimeError):
     """The requested device or precision cannot be used on this machine."""
 
 
+class NumericalError(RuntimeError):
+    """The model produced NaN or Inf (fp16 overflow, corrupt weights): the frame is unusable."""
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU executes bf16 matmuls natively (AVX512-BF16 or AMX).
 

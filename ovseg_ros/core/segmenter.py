@@ -14,7 +14,7 @@ import open_clip
 import torch
 
 from . import tiling
-from .device import Runtime
+from .device import NumericalError, Runtime
 from .dinoiser import (
     DELTA,
     GAMMA,
@@ -185,6 +185,11 @@ class Segmenter:
         if prior is not None:
             probs = probs * prior.view(1, -1, 1, 1)
             probs = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        # NaN would pass through argmax as a confident-looking label: refuse the frame instead.
+        if not bool(torch.isfinite(probs).all() and torch.isfinite(objectness).all()):
+            raise NumericalError(
+                f"the model produced NaN/Inf at {self.runtime.precision}: an fp16 overflow (try "
+                "precision bf16 or fp32) or corrupt CLIP weights")
         if active.snapshot.background:
             probs = apply_background_rule(probs, objectness, self.config.delta)
         return probs, objectness
