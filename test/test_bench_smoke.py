@@ -50,6 +50,10 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     node = next(iter(sections["node"].values()))
     assert node["frames"] > 0 and node["ratios"]["node_overhead_vs_inference"] > 0
     assert sections["memory"]["peak_rss_mb"] > 0
+    load = sections["memory"]["load_from_file"]
+    assert "skipped" not in load, load
+    assert load["weights_file_mb"] > 0
+    assert load["peak_rss_mb"] >= load["peak_rss_at_load_mb"] > 0 and load["rss_after_load_mb"] > 0
     assert sections["clipdiy"]["crops"] > 1
 
 

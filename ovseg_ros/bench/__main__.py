@@ -19,6 +19,7 @@ import torch
 from ovseg_ros.core import Segmenter, SegmenterConfig
 
 from . import report, sections
+from .memory import bench_load_memory, bench_memory
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 from .tiny import register_tiny
 
@@ -119,7 +120,10 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
         print("[node]", flush=True)
         out["node"] = run_node(args, model, cfg, node_sizes, duration, warmup)
     if "memory" in only:
-        out["memory"] = {**mem, **sections.bench_memory(seg)}
+        print("[memory]", flush=True)
+        out["memory"] = {**mem, **bench_memory(seg),
+                         "load_from_file": bench_load_memory(model, args.device, args.precision,
+                                                             cfg.input_size)}
     for name, value in (("fp32", matmul_gflops(torch.float32, rt.device)),
                         (dtype_name, matmul_gflops(rt.dtype, rt.device))):
         header["matmul_gflops"][name] = max(header["matmul_gflops"][name], value)  # best of 2

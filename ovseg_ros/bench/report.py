@@ -72,7 +72,8 @@ def extra_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
                     yield f"{key}/{sub}", f"labels_vs_fp32.{k}", v
         if key == "memory":
             for k, v in sec.items():
-                yield key, k, v
+                for kk, vv in (v.items() if isinstance(v, dict) else [("", v)]):
+                    yield key, f"{k}.{kk}" if kk else k, vv
         if key == "compile":
             yield key, "compile_s", sec.get("compile_s", sec.get("skipped"))
         if key == "attention":
@@ -173,4 +174,10 @@ def markdown(results: dict[str, Any], command: str) -> str:
         lines.append(f"| peak RSS (product path / whole bench) | "
                      f"{mem.get('peak_rss_after_segment_mb', 0):.0f} MB | "
                      f"{mem.get('peak_rss_mb', 0):.0f} MB | |")
+        load = mem.get("load_from_file", {})
+        if "peak_rss_mb" in load:
+            lines.append(f"| RSS of a new process loading a {load['weights_file_mb']:.0f} MB "
+                         f"weights file (peak at load / steady after frames) | "
+                         f"{load['peak_rss_at_load_mb']:.0f} MB | "
+                         f"{load['rss_after_frames_mb']:.0f} MB | |")
     return "\n".join(lines + ([""] + notes if notes else []))

@@ -28,7 +28,7 @@ from .baselines import (
     vit_gflops,
 )
 from .images import sample_images
-from .timing import current_rss_mb, discard, interleave, paired_ratio, peak_rss_mb, summarise
+from .timing import discard, interleave, paired_ratio, summarise
 
 # 20 + extra realistic class names (token counts like real vocabularies).
 CLASSES = ["person", "chair", "table", "door", "window", "floor", "wall", "ceiling", "lamp",
@@ -315,13 +315,3 @@ def bench_attention(seg: Segmenter, size: tuple[int, int], reps: int) -> dict[st
     return {"tokens": n, "max_rel_diff": diff, "stages": summarise(samples),
             "ratios": {"module_vs_sdpa": paired_ratio(samples["module"]["total"],
                                                       samples["sdpa"]["total"])}}
-
-
-def bench_memory(seg: Segmenter) -> dict[str, Any]:
-    params = sum(p.numel() * p.element_size() for p in seg.clip.parameters())
-    params += sum(p.numel() * p.element_size() for p in seg.heads.parameters())
-    out: dict[str, Any] = {"peak_rss_mb": peak_rss_mb(), "rss_mb": current_rss_mb(),
-                           "model_params_mb": params / 2**20}
-    if seg.runtime.device.type == "cuda":
-        out["gpu_max_allocated_mb"] = torch.cuda.max_memory_allocated(seg.runtime.device) / 2**20
-    return out
