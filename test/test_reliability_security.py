@@ -23,6 +23,9 @@ SUBPROCESS_ALLOWED = {
     # The memory soak's node: sys.executable -m ovseg_ros.bench.soak --node, then ROS
     # arguments built from the soak's own options.
     ("bench/soak.py", "soak"),
+    # The load-memory benchmark: sys.executable -m ovseg_ros.bench.memory with a temporary
+    # weights path it wrote itself, then the model/device/precision/size it was given.
+    ("bench/memory.py", "bench_load_memory"),
 }
 NETWORK_ALLOWED = {("core/weights.py", "fetch")}  # https only, atomic rename: test_weights.py
 FORBIDDEN_CALLS = {"os.system", "os.popen", "os.execv", "os.execvp", "os.execl", "os.spawnl",

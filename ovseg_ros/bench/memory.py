@@ -43,9 +43,9 @@ def bench_load_memory(model: str, device: str, precision: str, input_size: int,
         torch.manual_seed(0)
         torch.save(open_clip.create_model(model, pretrained=None).state_dict(), path)
         file_mb = path.stat().st_size / 2**20
-        cmd = [sys.executable, "-m", "ovseg_ros.bench.memory", str(path), model, device,
-               precision, str(input_size)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([sys.executable, "-m", "ovseg_ros.bench.memory", str(path), model,
+                               device, precision, str(input_size)],
+                              capture_output=True, text=True, timeout=timeout)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
         return {"skipped": f"child failed ({done.returncode}): {done.stderr.strip()[-300:]}"}
