@@ -105,8 +105,16 @@ def test_health_levels_follow_the_rules():
     clock.t += 6
     r = h.report(publishers=0, dropped=0)
     assert r.level == WARN and "no input on /cam/image" in r.message
+    # a publisher that just appeared gets no_input_warn_s to send before QoS is suspected
+    r = h.report(publishers=2, dropped=0, qos_desc="reliable/volatile depth 1")
+    assert r.level == WARN and "waiting for its first frame" in r.message, r.message
+    clock.t += 4.9
+    r = h.report(publishers=2, dropped=0, qos_desc="reliable/volatile depth 1")
+    assert "QoS mismatch" not in r.message
+    clock.t += 0.2
     r = h.report(publishers=2, dropped=0, qos_desc="reliable/volatile depth 1")
     assert r.level == WARN and "QoS mismatch" in r.message and "reliable" in r.message
+    assert "no frames for 5 s" in r.message
 
     h.frame_received()
     h.frame_rejected("unsupported image encoding 'weird'")

@@ -8,6 +8,7 @@ import torch
 from tiny_models import tiny_segmenter
 
 from ovseg_ros.core import DeviceError
+from ovseg_ros.core import device as device_module
 from ovseg_ros.core.device import Runtime, cpu_has_native_bf16, resolve_device, resolve_dtype
 
 
@@ -39,6 +40,23 @@ def test_cuda_requested_without_cuda_is_a_clear_error():
 def test_runtime_describe():
     rt = Runtime.create("cpu", "bf16")
     assert rt.precision == "bf16" and "cpu" in rt.describe()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_emulated_reduced_precision_is_warned_once_at_creation(monkeypatch, caplog, native):
+    """bf16 without native instructions ran 16x slower than fp32 on an AVX2 CPU: say so."""
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger=device_module.__name__):
+        rt = Runtime.create("cpu", "bf16")
+        auto = Runtime.create("cpu", "auto")
+        Runtime.create("cpu", "fp32")
+    warned = [r.getMessage() for r in caplog.records]
+    assert auto.dtype == (torch.bfloat16 if native else torch.float32)
+    if native:
+        assert warned == [] and "emulated" not in rt.describe()
+    else:
+        assert len(warned) == 1 and "bf16" in warned[0] and "emulated" in warned[0]
+        assert "emulated" in rt.describe() and "emulated" not in auto.describe()
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

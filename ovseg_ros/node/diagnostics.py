@@ -67,6 +67,9 @@ class HealthMonitor:
         self._inference_ms: list[float] = []
         self._prev = (clock(), 0, 0, 0)  # (time, received, succeeded, rejected) at last report
         self.qos_event = ""  # last incompatible-QoS event text, if any
+        # When the current publishers appeared: a camera process takes seconds from creating
+        # its publisher to sending a frame, which is not a QoS mismatch.
+        self._publishers_since: float | None = None
 
     def frame_received(self) -> None:
         with self._lock:
@@ -117,13 +120,22 @@ class HealthMonitor:
             error, last_reject = self._error, self._last_reject
             counters = (self.received, self.succeeded, self.rejected, self.failed, self.overlays)
 
+        if publishers == 0:
+            self._publishers_since = None
+        elif self._publishers_since is None:
+            self._publishers_since = now
+        silent_with_publisher = min(idle, now - (self._publishers_since or now))
+
         if error is not None:
             level, msg = ERROR, f"processing failed: {error}"
-        elif idle >= self.no_input_warn_s and publishers > 0:
+        elif silent_with_publisher >= self.no_input_warn_s:
             level = WARN
-            msg = (f"{publishers} publisher(s) on {self.topic} but no frames for {idle:.0f} s: "
-                   f"QoS mismatch? (ours: {qos_desc or 'unknown'}"
+            msg = (f"{publishers} publisher(s) on {self.topic} but no frames for "
+                   f"{silent_with_publisher:.0f} s: QoS mismatch? (ours: {qos_desc or 'unknown'}"
                    + (f"; {self.qos_event}" if self.qos_event else "") + ")")
+        elif idle >= self.no_input_warn_s and publishers > 0:
+            level, msg = WARN, (f"no input on {self.topic} for {idle:.0f} s (a publisher "
+                                "appeared; waiting for its first frame)")
         elif idle >= self.no_input_warn_s:
             level, msg = WARN, f"no input on {self.topic} for {idle:.0f} s (no publisher)"
         elif rej > 0 and ok == 0:
