@@ -183,6 +183,7 @@ def node_status(values: dict[str, Any], runtime: Any, vocabulary_size: int, vers
                   ("last_keyframe_error", pipeline.last_keyframe_error or "")]
     return extra
 
+
 def diagnostic_array(report: Report, name: str, hardware_id: str,
                      extra: list[tuple[str, str]], stamp):  # -> DiagnosticArray
     """Build the /diagnostics message for one report (imports diagnostic_msgs lazily)."""
