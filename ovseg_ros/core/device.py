@@ -21,26 +21,29 @@ class NumericalError(RuntimeError):
     """The model produced NaN or Inf (fp16 overflow, corrupt weights): the frame is unusable."""
 
 
+def _torch_cpu_reports_any(*checks: str) -> bool:
+    """True when any of torch.cpu's private feature probes says yes (missing ones say no)."""
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU executes bf16 matmuls natively (AVX512-BF16 or AMX).
 
     Without it, bf16 on CPU is emulated and slower than fp32, so `auto` must not pick it.
     """
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    return _torch_cpu_reports_any("_is_avx512_bf16_supported", "_is_amx_tile_supported")
 
 
 def cpu_has_native_fp16() -> bool:
     """True when the CPU executes fp16 matmuls natively (AVX512-FP16 or AMX-FP16)."""
-    checks = ("_is_avx512_fp16_supported", "_is_amx_fp16_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    return _torch_cpu_reports_any("_is_avx512_fp16_supported", "_is_amx_fp16_supported")
 
 
 def emulation_warning(device: torch.device, dtype: torch.dtype) -> str | None:
     """Why `dtype` on `device` will be slow, or None when it runs natively.
 
     A reduced precision the CPU lacks is emulated through fp32 conversions: on a 2-core AVX2
-    Zen 3 a 448x448 bf16 frame took 20.6 s against 1.3 s in fp32 (README, Benchmarks).
+    Zen 3 a 448x448 bf16 frame took 20.6 s against 1.3 to 1.5 s in fp32 (README, Benchmarks).
     """
     if device.type != "cpu" or dtype == torch.float32:
         return None

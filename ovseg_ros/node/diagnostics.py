@@ -119,12 +119,12 @@ class HealthMonitor:
             self._latency_ms, self._inference_ms = [], []
             error, last_reject = self._error, self._last_reject
             counters = (self.received, self.succeeded, self.rejected, self.failed, self.overlays)
-
-        if publishers == 0:
-            self._publishers_since = None
-        elif self._publishers_since is None:
-            self._publishers_since = now
-        silent_with_publisher = min(idle, now - (self._publishers_since or now))
+            if publishers == 0:
+                self._publishers_since = None
+            elif self._publishers_since is None:
+                self._publishers_since = now
+            since = self._publishers_since
+        silent_with_publisher = 0.0 if since is None else min(idle, now - since)
 
         if error is not None:
             level, msg = ERROR, f"processing failed: {error}"
