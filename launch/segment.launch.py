@@ -4,90 +4,126 @@
     ros2 launch ovseg_ros segment.launch.py replay:=true rviz:=true
     ros2 launch ovseg_ros segment.launch.py namespace:=robot1 device:=cuda \
         prompts:="['person', 'chair', 'door']" params_file:=/path/to/my.yaml
-    ros2 launch ovseg_ros segment.launch.py namespace:=robot1 cameras:="['front', 'rear']"
-        (reads robot1/front/image and robot1/rear/image; publishes ~/front/labels, ...)
+    ros2 launch ovseg_ros segment.launch.py cameras:="['front', 'rear']"
+        (reads <namespace>/front/image and .../rear/image; publishes ~/front/labels, ...)
+    ros2 launch ovseg_ros segment.launch.py --show-args     (every argument, with its doc)
 
-Launch arguments listed in NODE_PARAMETER_ARGUMENTS override the params file only when given
-(non-empty). Only generate_launch_description imports launch, so this file stays importable
-(and testable) where launch is not installed.
+Every node parameter is also a launch argument of the same name (clip_weights:=/path/x.bin,
+keyframes:=true, autostart:=false, ...); empty (the default) keeps the value of the parameter
+files: the package's config/segment.yaml, then `params_file` on top of it. Values are checked
+against the parameter's type and range here, so a mistake is one message naming the argument.
+The launch ends when the segmentation node exits, and fails when it failed.
+
+Only generate_launch_description imports launch, so this file stays importable (and testable)
+where launch is not installed.
 """
 
 from __future__ import annotations
 
-# name -> (default, description). Plain data: tests read it with `ast`.
-ARGUMENTS = {
+from ovseg_ros.core.settings import ConfigError
+from ovseg_ros.node.config import BY_NAME, SETTINGS
+
+# Arguments that are not node parameters: name -> (default, description).
+LAUNCH_ARGUMENTS = {
     "image": ("/camera/image_raw", "Input image topic (raw); compressed input subscribes "
-              "<image>/compressed."),
+              "<image>/compressed. Unused with cameras (they read <cam>/image)."),
     "namespace": ("", "Namespace for the node(s)."),
     "node_name": ("ovseg", "Name of the segmentation node."),
-    "params_file": ("", "Parameter YAML; empty = the package's config/segment.yaml."),
-    "device": ("", "Override the device parameter (auto, cpu, cuda, cuda:N)."),
-    "prompts": ("", "Override the prompts parameter, e.g. \"['person', 'chair']\"."),
-    "cameras": ("", "Override the cameras parameter, e.g. \"['front', 'rear']\": inputs "
-                "<namespace>/<cam>/image, outputs ~/<cam>/...; `image` is then unused."),
-    "input_transport": ("", "Override input_transport (raw or compressed)."),
-    "qos": ("", "Override qos (sensor_data, reliable or auto)."),
+    "params_file": ("", "Parameter YAML applied on top of the package's config/segment.yaml "
+                    "(only the parameters it sets change)."),
     "replay": ("false", "Also start the replay node publishing the sample images on <image>."),
     "replay_source": ("", "Image, folder or video for the replay node; empty = samples."),
     "replay_rate": ("2.0", "Replay frame rate in Hz."),
-    "rviz": ("false", "Also start RViz with rviz/ovseg.rviz."),
-    "log_level": ("info", "Log level of the segmentation node."),
+    "rviz": ("false", "Also start RViz with rviz/ovseg.rviz (needs rviz2 installed)."),
+    "log_level": ("info", "Log level of the segmentation node (debug, info, warn, error)."),
 }
 
-# Launch arguments forwarded as node parameters of the same name (when non-empty).
-NODE_PARAMETER_ARGUMENTS = ("device", "prompts", "cameras", "input_transport", "qos")
-LIST_ARGUMENTS = ("prompts", "cameras")  # parsed as YAML lists
+
+def arguments() -> dict[str, tuple[str, str]]:
+    """Every launch argument: the launch-only ones, then one per node parameter."""
+    out = dict(LAUNCH_ARGUMENTS)
+    for s in SETTINGS:
+        out[s.name] = ("", f"Parameter {s.name} ({s.kind.__name__}"
+                       + (f"; {s.constraints}" if s.constraints else "")
+                       + f"; default {s.format(s.default)}): {s.doc}")
+    return out
 
 
 def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
-    """Launch-argument strings -> node parameters, skipping empty ones. prompts and cameras
-    are parsed as YAML: prompts:="['a', 'b']" is a list, a single name a one-element list."""
-    import yaml
+    """Launch-argument strings -> typed node parameters, skipping empty ones.
 
+    Raises ConfigError naming the argument and what it expects. An empty list that is the
+    parameter's default (cameras:="[]") is skipped too: ROS cannot type an empty list.
+    """
     out: dict[str, object] = {}
     for name, text in values.items():
         if not text.strip():
             continue
-        if name not in LIST_ARGUMENTS:  # the other forwarded parameters are plain strings
-            out[name] = text.strip()
+        s = BY_NAME[name]
+        try:
+            value = s.parse(text)
+        except ConfigError as exc:
+            raise ConfigError(f"launch argument {name}:={text!r}: {exc}") from None
+        if value == [] and s.default == []:
             continue
-        value = yaml.safe_load(text)
-        out[name] = [value] if isinstance(value, str) else [str(v) for v in value]
+        out[name] = value
     return out
 
 
 def generate_launch_description():
     import os
+    import sys
 
-    from ament_index_python.packages import get_package_share_directory
+    from ament_index_python.packages import (
+        PackageNotFoundError,
+        get_package_prefix,
+        get_package_share_directory,
+    )
     from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction
+    from launch.events import Shutdown
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
     share = get_package_share_directory("ovseg_ros")
 
+    def end_launch(event, context):
+        """A node we started exited: end the launch; fail it when the node failed."""
+        if event.returncode != 0:
+            raise RuntimeError(f"{event.action.name} exited with code {event.returncode}; "
+                               "see its log above")
+        return [EmitEvent(event=Shutdown(reason=f"{event.action.name} exited"))]
+
     def setup(context):
         def arg(name: str) -> str:
             return LaunchConfiguration(name).perform(context)
 
-        params_file = arg("params_file") or os.path.join(share, "config", "segment.yaml")
-        overrides = parameter_overrides({n: arg(n) for n in NODE_PARAMETER_ARGUMENTS})
+        if arg("rviz").lower() == "true":  # before anything starts: no orphans on failure
+            try:
+                get_package_prefix("rviz2")
+            except PackageNotFoundError:
+                distro = os.environ.get("ROS_DISTRO", "<distro>")
+                raise RuntimeError(f"rviz:=true but rviz2 is not installed: sudo apt install "
+                                   f"ros-{distro}-rviz2, or launch without rviz:=true") from None
+        overrides = parameter_overrides({s.name: arg(s.name) for s in SETTINGS})
+        params = [os.path.join(share, "config", "segment.yaml")]
+        params += [arg("params_file")] if arg("params_file") else []
         image = arg("image")
+        tty = sys.stdout.isatty()  # colours on a terminal only, never in log files
+        remap = [("image", image), ("image/compressed", image + "/compressed")]
         actions = [Node(
             package="ovseg_ros", executable="segment_node", name=arg("node_name"),
-            namespace=arg("namespace"), output="screen", emulate_tty=True,
-            parameters=[params_file, overrides],
-            remappings=[("image", image), ("image/compressed", image + "/compressed")],
-            arguments=["--ros-args", "--log-level", arg("log_level")],
+            namespace=arg("namespace"), output="screen", emulate_tty=tty,
+            parameters=params + [overrides], remappings=remap,
+            arguments=["--ros-args", "--log-level", arg("log_level")], on_exit=end_launch,
         )]
         if arg("replay").lower() == "true":
             actions.append(Node(
                 package="ovseg_ros", executable="replay_node", name="replay",
-                namespace=arg("namespace"), output="screen",
+                namespace=arg("namespace"), output="screen", emulate_tty=tty,
                 parameters=[{"source": arg("replay_source"),
                              "rate": float(arg("replay_rate"))}],
-                remappings=[("image", image), ("image/compressed", image + "/compressed")],
+                remappings=remap, on_exit=end_launch,
             ))
         if arg("rviz").lower() == "true":
             actions.append(Node(
@@ -97,5 +133,5 @@ def generate_launch_description():
         return actions
 
     declared = [DeclareLaunchArgument(name, default_value=default, description=text)
-                for name, (default, text) in ARGUMENTS.items()]
+                for name, (default, text) in arguments().items()]
     return LaunchDescription(declared + [OpaqueFunction(function=setup)])

@@ -17,6 +17,9 @@ import time
 
 import pytest
 
+# The in-process segmentation node fixtures (ros, tiny, seg_node, ...): see node_fixtures.py.
+pytest_plugins = ["node_fixtures"]
+
 # Read by the rmw when a context starts, and inherited by any node a test runs as a subprocess.
 # scripts/test.sh picks a ROS_DOMAIN_ID per run; a bare `pytest` derives one from its pid so that
 # parallel runs on one machine (almost always) stay apart. 1..101 is the range that is safe on

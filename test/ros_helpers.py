@@ -104,8 +104,8 @@ class RosHarness:
         return node
 
     def remove(self, node: Any) -> None:
-        if hasattr(node, "shutdown"):  # stop the worker before its publishers go away
-            node.shutdown(timeout=3.0)
+        if hasattr(node, "close"):  # stop the worker before its publishers go away
+            node.close(timeout=3.0)
         self.executor.remove_node(node)
         self.nodes.remove(node)
         self.executor.wake()

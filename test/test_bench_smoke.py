@@ -37,7 +37,7 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     header, sections = smoke["header"], smoke["sections"]
     for key in ("cpu", "device", "dtype", "threads", "torch", "open_clip", "matmul_gflops"):
         assert header[key], key
-    assert set(sections) == {"core", "vocab", "clipdiy", "node", "memory"}
+    assert set(sections) == set(bench.SECTIONS)
     for name in ("core", "vocab", "clipdiy", "node"):
         assert "skipped" not in sections[name], sections[name]
         assert _positive_stages({name: sections[name]}) > 0, name
@@ -55,6 +55,16 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     assert load["weights_file_mb"] > 0
     assert load["peak_rss_mb"] >= load["peak_rss_at_load_mb"] > 0 and load["rss_after_load_mb"] > 0
     assert sections["clipdiy"]["crops"] > 1
+    life = sections["lifecycle"]
+    assert "error" not in life, life
+    assert life["frames"] == 3 and life["final_state"] == "unconfigured"
+    rss = life["rss_mb"]
+    assert list(rss) == ["before_configure", "after_configure", "after_activate_and_frames",
+                         "after_deactivate", "after_cleanup"]
+    assert all(v > 0 for v in rss.values()) and set(life["transition_s"]) == {
+        "configure", "activate", "deactivate", "cleanup"}
+    assert life["cleanup_minus_before_configure_mb"] == pytest.approx(
+        rss["after_cleanup"] - rss["before_configure"])
 
 
 def test_compare_and_markdown(smoke):

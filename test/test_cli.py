@@ -106,6 +106,6 @@ def test_keyframe_every(tmp_path, model_args):
         cv2.imwrite(str(folder / f"f{i}.png"), picture(i))
     out = tmp_path / "out"
     assert main(["segment", str(folder), "--prompts", "a,b", "-o", str(out),
-                 "--keyframe-every", "2", *model_args]) == 0
+                 "--keyframe-every-n", "2", *model_args]) == 0
     flags = [json.loads((out / f"f{i}.json").read_text())["keyframe"] for i in range(5)]
     assert flags == [True, False, True, False, True]

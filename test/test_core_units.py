@@ -215,3 +215,36 @@ def test_bad_image_rejected(seg):
                 np.zeros((4, 4, 3), np.float32)):
         with pytest.raises(ValueError):
             seg.segment(bad)
+
+
+def test_reconfigure_changes_dynamic_settings_all_or_nothing(tmp_path):
+    from ovseg_ros.core import ConfigError
+
+    seg = tiny_segmenter(tmp_path)
+    seg.set_prompts(["cat", "dog", "car"])
+    before = seg.config
+    seg.reconfigure(threshold=0.4, threads=1)
+    assert (seg.config.threshold, seg.config.threads) == (0.4, 1)
+    assert before.threshold == 0.0  # frozen: a frame holding the old config keeps its values
+    seg.segment(np.zeros((32, 32, 3), np.uint8))
+    assert torch.get_num_threads() == 1  # applied on the calling thread, per frame
+    seg.reconfigure(threads=0)
+    seg.segment(np.zeros((32, 32, 3), np.uint8))
+    assert torch.get_num_threads() == seg._default_threads
+    for bad, fragment in [(dict(threshold=1.5), "threshold=1.5 is outside [0, 1]"),
+                          (dict(max_prompts=2), "below the 3 prompts in use"),
+                          (dict(model="ViT-L-14"), "model cannot change while running"),
+                          (dict(threshold=0.1, max_prompts=0), "max_prompts=0 is outside")]:
+        with pytest.raises(ConfigError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+            seg.reconfigure(**bad)
+        assert seg.config.threshold == 0.4 and seg.config.max_prompts == 256
+
+
+def test_vocabulary_carry_over_keeps_ids_and_version():
+    old = Vocabulary(background=True)
+    old.assign(["chair", "table"])
+    old.assign(["table", "lamp"])  # chair keeps id 1 reserved
+    new = old.carry_over(background=False)
+    assert new.snapshot.names == () and new.snapshot.version == 2 and not new.background
+    snap = new.assign(["lamp", "chair", "door"])
+    assert snap.ids == (3, 1, 4) and snap.version == 3

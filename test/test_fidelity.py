@@ -15,7 +15,9 @@ PROMPTS = ["chair", "person", "door handle", "potted plant"]
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return tiny_segmenter(tmp_path_factory.mktemp("tiny"))
+    """{background: Segmenter} on the tiny model (configs are frozen: one per setting)."""
+    folder = tmp_path_factory.mktemp("tiny")
+    return {bg: tiny_segmenter(folder, background=bg) for bg in (False, True)}
 
 
 def _image(h: int, w: int, seed: int) -> np.ndarray:
@@ -30,9 +32,7 @@ def _image(h: int, w: int, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("background", [False, True])
 @pytest.mark.parametrize("size", [(64, 64), (48, 96), (50, 70), (33, 17)])
 def test_patch_probs_match_reference(tiny, size, background):
-    seg = tiny
-    seg.config.background = background
-    seg.vocabulary.background = background
+    seg = tiny[background]
     seg.set_prompts(PROMPTS)
     rgb = _image(*size, seed=sum(size))
     got = torch.from_numpy(seg.segment(rgb).patch_probs)

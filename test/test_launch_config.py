@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ovseg_ros.core.settings import ConfigError
 from ovseg_ros.node import params as P
+from ovseg_ros.node.config import BY_NAME, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "segment.launch.py"
@@ -62,37 +64,58 @@ def test_launch_file_imports_launch_only_inside_generate_launch_description():
     _load_launch_module()  # importable without launch installed
 
 
-def test_launch_parameters_exist_on_the_node():
-    values = _assignments(LAUNCH)
-    arguments, forwarded = values["ARGUMENTS"], values["NODE_PARAMETER_ARGUMENTS"]
-    for required in ("image", "namespace", "params_file", "device", "prompts", "replay"):
-        assert required in arguments
-    for name in forwarded:
-        assert name in P.PARAM_NAMES, f"launch forwards unknown parameter {name!r}"
-        assert name in arguments
-    # Every string key of a dict literal in the launch file names a parameter of one of our
-    # nodes (catches a typo in an inline parameters={...}).
-    replay_params = _assignments(ROOT / "ovseg_ros" / "node" / "replay_node.py")["REPLAY_PARAMS"]
-    for node in ast.walk(ast.parse(LAUNCH.read_text())):
-        if isinstance(node, ast.Dict):
-            for key in node.keys:
-                if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                    known = P.PARAM_NAMES | set(replay_params) | set(arguments)
-                    assert key.value in known, f"unknown parameter {key.value!r}"
-
-
-def test_launch_argument_overrides_are_valid_parameter_values():
+def test_every_node_parameter_is_a_launch_argument():
     module = _load_launch_module()
-    out = module.parameter_overrides({"device": "cuda:0", "prompts": "['person', 'door']",
-                                      "qos": "", "input_transport": " compressed ",
-                                      "cameras": "['front', 'rear']"})
-    assert out == {"device": "cuda:0", "prompts": ["person", "door"],
-                   "input_transport": "compressed", "cameras": ["front", "rear"]}
+    args = module.arguments()
+    for s in SETTINGS:  # clip_weights:=, heads:=, keyframes:=, autostart:=, ...
+        assert s.name in args and args[s.name][0] == "", s.name
+        assert s.doc in args[s.name][1], s.name
+    for name in ("image", "namespace", "params_file", "replay", "rviz", "log_level"):
+        assert name in args
+    assert not set(module.LAUNCH_ARGUMENTS) & set(BY_NAME), "a launch-only name shadows a param"
+    # Every key of an inline parameters=[{...}] dict is a parameter of the replay node (the
+    # only node given one; catches a typo there).
+    replay_params = _assignments(ROOT / "ovseg_ros" / "node" / "replay_node.py")["REPLAY_PARAMS"]
+    keywords = [k for n in ast.walk(ast.parse(LAUNCH.read_text())) if isinstance(n, ast.Call)
+                for k in n.keywords if k.arg == "parameters"]
+    keys = [key.value for k in keywords for d in ast.walk(k.value) if isinstance(d, ast.Dict)
+            for key in d.keys if isinstance(key, ast.Constant)]
+    assert keys and set(keys) <= set(replay_params), keys
+
+
+def test_launch_argument_overrides_are_typed_parameter_values():
+    module = _load_launch_module()
+    out = module.parameter_overrides({
+        "device": "cuda:0", "prompts": "['person', 'door']", "qos": "", "cameras": "[front]",
+        "input_transport": " compressed ", "keyframes": "True", "threshold": "0",
+        "input_size": "336", "clip_weights": "/data/clip.bin"})
+    assert out == {"device": "cuda:0", "prompts": ["person", "door"], "cameras": ["front"],
+                   "input_transport": "compressed", "keyframes": True, "threshold": 0.0,
+                   "input_size": 336, "clip_weights": "/data/clip.bin"}
+    assert type(out["threshold"]) is float  # "0" for a double: ROS would refuse an int
     assert module.parameter_overrides({"prompts": "chair"}) == {"prompts": ["chair"]}
-    assert module.parameter_overrides({"cameras": "front", "prompts": ""}) == \
-        {"cameras": ["front"]}
+    assert module.parameter_overrides({"cameras": "[]"}) == {}  # the default; untypable in ROS
     for name, value in out.items():
-        assert P.validate(name, value) is None
+        assert BY_NAME[name].problem(value) is None
+
+
+@pytest.mark.parametrize("name, text, fragments", [
+    ("prompts", "[]", ["launch argument prompts", "give at least one class name"]),
+    ("prompts", "['a', 'b'", ["launch argument prompts", "expected a YAML list"]),
+    ("prompts", "[[a], b]", ["launch argument prompts", "expected a YAML list of names"]),
+    ("threshold", "high", ["launch argument threshold", "could not convert"]),
+    ("threshold", "2", ["threshold=2.0 is outside [0, 1]"]),
+    ("keyframes", "yes", ["launch argument keyframes", "expected true or false"]),
+    ("precision", "fp8", ["precision='fp8' is not one of: auto, fp32, bf16, fp16"]),
+    ("heads_sha256", "/tmp/x.pt", ["heads_sha256", "64 hexadecimal digits"]),
+    ("cameras", "['front', 'front']", ["cameras", "duplicates"]),
+])
+def test_bad_launch_arguments_name_the_argument(name, text, fragments):
+    module = _load_launch_module()
+    with pytest.raises(ConfigError) as err:
+        module.parameter_overrides({name: text})
+    for fragment in fragments:
+        assert fragment in str(err.value), str(err.value)
 
 
 class _Recorder:
@@ -100,8 +123,13 @@ class _Recorder:
         self.args, self.kwargs = args, kwargs
 
 
-def _fake_launch(monkeypatch, share: Path):
-    """Stand-ins for the launch classes the launch file uses, recording their arguments."""
+class _PackageNotFound(KeyError):
+    pass
+
+
+def _fake_launch(monkeypatch, share: Path, packages: tuple[str, ...] = ("rviz2",)):
+    """Stand-ins for the launch classes the launch file uses, recording their arguments;
+    `packages` are the ament packages that exist."""
     class LaunchConfiguration:
         def __init__(self, name):
             self.name = name
@@ -109,35 +137,48 @@ def _fake_launch(monkeypatch, share: Path):
         def perform(self, context):
             return context[self.name]
 
+    def prefix(pkg):
+        if pkg not in packages:
+            raise _PackageNotFound(pkg)
+        return "/opt/ros/x"
+
     mods = {
         "launch": {"LaunchDescription": _Recorder},
-        "launch.actions": {"DeclareLaunchArgument": _Recorder, "OpaqueFunction": _Recorder},
+        "launch.actions": {"DeclareLaunchArgument": _Recorder, "OpaqueFunction": _Recorder,
+                           "EmitEvent": _Recorder},
+        "launch.events": {"Shutdown": _Recorder},
         "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
         "launch_ros": {},
         "launch_ros.actions": {"Node": _Recorder},
         "ament_index_python": {},
-        "ament_index_python.packages": {"get_package_share_directory": lambda pkg: str(share)},
+        "ament_index_python.packages": {"get_package_share_directory": lambda pkg: str(share),
+                                        "get_package_prefix": prefix,
+                                        "PackageNotFoundError": _PackageNotFound},
     }
     for name, attrs in mods.items():
         monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
 
 
-def test_launch_description_runs_and_starts_the_right_nodes(monkeypatch):
-    _fake_launch(monkeypatch, ROOT)
+def _setup(monkeypatch, **fake):
+    _fake_launch(monkeypatch, ROOT, **fake)
     module = _load_launch_module()
     ld = module.generate_launch_description()
     declared = [a for a in ld.args[0] if "default_value" in a.kwargs]
-    assert {a.args[0] for a in declared} == set(module.ARGUMENTS)
+    assert [a.args[0] for a in declared] == list(module.arguments())
     setup = next(a for a in ld.args[0] if "function" in a.kwargs).kwargs["function"]
+    context = {name: default for name, (default, _) in module.arguments().items()}
+    return setup, context
 
-    context = {name: default for name, (default, _) in module.ARGUMENTS.items()}
+
+def test_launch_description_runs_and_starts_the_right_nodes(monkeypatch):
+    setup, context = _setup(monkeypatch)
     context.update(image="/cam/front", namespace="robot1", prompts="['cup']", replay="true")
     actions = setup(context)
     seg, replay = actions[0].kwargs, actions[1].kwargs
     assert (seg["package"], seg["executable"], seg["namespace"]) == \
         ("ovseg_ros", "segment_node", "robot1")
-    params_file, overrides = seg["parameters"]
-    assert Path(params_file) == CONFIG
+    package_yaml, overrides = seg["parameters"]
+    assert Path(package_yaml) == CONFIG
     assert overrides == {"prompts": ["cup"]}  # empty arguments do not override the YAML
     assert ("image", "/cam/front") in seg["remappings"]
     assert ("image/compressed", "/cam/front/compressed") in seg["remappings"]
@@ -148,6 +189,42 @@ def test_launch_description_runs_and_starts_the_right_nodes(monkeypatch):
     assert len(setup({**context, "replay": "false"})) == 1
     multi = setup({**context, "replay": "false", "cameras": "[front, rear]"})[0].kwargs
     assert multi["parameters"][1] == {"prompts": ["cup"], "cameras": ["front", "rear"]}
+    # Not a terminal here (pytest captures stdout): no colour codes in the logs.
+    assert seg["emulate_tty"] is False and replay["emulate_tty"] is False
+
+
+def test_params_file_is_applied_on_top_of_the_package_config(monkeypatch):
+    setup, context = _setup(monkeypatch)
+    seg = setup({**context, "params_file": "/robot/ovseg.yaml", "keyframes": "true"})[0].kwargs
+    assert seg["parameters"] == [str(CONFIG), "/robot/ovseg.yaml", {"keyframes": True}]
+
+
+def test_the_launch_ends_with_the_node_and_fails_when_it_failed(monkeypatch):
+    setup, context = _setup(monkeypatch)
+    seg = setup({**context, "replay": "true"})
+    for action in seg[:2]:  # segmentation and replay node
+        on_exit = action.kwargs["on_exit"]
+        node = types.SimpleNamespace(name="segment_node-1")
+        ended = on_exit(types.SimpleNamespace(returncode=0, action=node), None)
+        assert ended[0].kwargs["event"].kwargs["reason"] == "segment_node-1 exited"
+        with pytest.raises(RuntimeError, match="segment_node-1 exited with code 1"):
+            on_exit(types.SimpleNamespace(returncode=1, action=node), None)
+
+
+def test_rviz_without_rviz2_fails_before_starting_anything(monkeypatch):
+    setup, context = _setup(monkeypatch, packages=())
+    with pytest.raises(RuntimeError, match="rviz2 is not installed: sudo apt install ros-"):
+        setup({**context, "rviz": "true", "replay": "true"})
+    assert len(setup(context)) == 1  # without rviz:=true nothing needs it
+    setup, context = _setup(monkeypatch, packages=("rviz2",))
+    rviz = setup({**context, "rviz": "true"})[-1].kwargs
+    assert rviz["executable"] == "rviz2" and rviz["arguments"][1].endswith("ovseg.rviz")
+
+
+def test_invalid_launch_argument_stops_the_launch_with_its_name(monkeypatch):
+    setup, context = _setup(monkeypatch)
+    with pytest.raises(ConfigError, match="launch argument prompts"):
+        setup({**context, "prompts": "[]"})
 
 
 def _config_params() -> dict:
@@ -156,20 +233,13 @@ def _config_params() -> dict:
     return data["/**"]["ros__parameters"]
 
 
-def test_config_yaml_declares_every_parameter_with_valid_documented_values():
+def test_config_yaml_declares_every_parameter_with_its_default():
     params = _config_params()
-    assert set(params) <= P.PARAM_NAMES, set(params) - P.PARAM_NAMES
-    assert set(params) == P.PARAM_NAMES, f"undocumented: {P.PARAM_NAMES - set(params)}"
-    for name, value in params.items():
-        assert P.validate(name, value) is None, (name, value, P.validate(name, value))
-        default = P.SPECS[name].default
-        assert type(value) is type(default), f"{name}: {value!r} is not a {type(default)}"
-        assert value == default, f"{name}: the YAML should show the default"
-    lines = CONFIG.read_text().splitlines()
-    for i, line in enumerate(lines):
-        key = line.strip().split(":")[0]
-        if line.startswith("    ") and not line.strip().startswith("#") and key in params:
-            assert lines[i - 1].strip().startswith("#"), f"{key} has no comment above it"
+    assert list(params) == [s.name for s in SETTINGS]
+    for s in SETTINGS:
+        value = params[s.name]
+        assert type(value) is type(s.default), f"{s.name}: {value!r} is not a {s.kind}"
+        assert value == s.default, f"{s.name}: the YAML should show the default"
 
 
 def test_config_yaml_types_as_ros_reads_them():
@@ -179,9 +249,9 @@ def test_config_yaml_types_as_ros_reads_them():
 
     read = parameter_dict_from_yaml_file(str(CONFIG), use_wildcard=True)
     for name, msg in read.items():
-        if P.SPECS[name].default == []:
+        if BY_NAME[name].default == []:
             continue  # an empty YAML list has no ROS type: see the rcl test below
-        assert msg.value.type == P.descriptor(P.SPECS[name]).type, name
+        assert msg.value.type == P.descriptor(BY_NAME[name]).type, name
     assert read["prompts"].value.type == ParameterType.PARAMETER_STRING_ARRAY
 
 
@@ -199,7 +269,7 @@ def test_config_yaml_through_rcl_gives_the_node_its_defaults(ros_domain_id):
     try:
         node = Node("ovseg", context=context)
         values = P.declare(node)
-        assert values == {p.name: p.default for p in P.PARAMS}
+        assert values == {s.name: s.default for s in SETTINGS}
         node.destroy_node()
     finally:
         context.try_shutdown()
@@ -210,6 +280,6 @@ def test_rviz_config_shows_the_input_and_the_overlay():
     displays = data["Visualization Manager"]["Displays"]
     images = {d["Topic"]["Value"]: d for d in displays
               if d["Class"] == "rviz_default_plugins/Image"}
-    default_image = _assignments(LAUNCH)["ARGUMENTS"]["image"][0]
+    default_image = _assignments(LAUNCH)["LAUNCH_ARGUMENTS"]["image"][0]
     assert default_image in images and images[default_image]["Enabled"]
     assert "/ovseg/overlay" in images and images["/ovseg/overlay"]["Enabled"]

@@ -22,7 +22,6 @@ from ovseg_ros.msg import Segmentation  # noqa: E402
 from ovseg_ros.node import qos as Q  # noqa: E402
 from ovseg_ros.node.segment_node import SegmentNode  # noqa: E402
 
-pytest_plugins = ["reliability_fixtures"]
 _ns = itertools.count()
 
 
@@ -57,15 +56,15 @@ def test_worker_exception_is_logged_and_reported_as_error_until_a_frame_succeeds
     node, ns = seg_node()
     diags = ros.collect(DiagnosticArray, "/diagnostics")
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
-    real, fail = node.pipeline.process, threading.Event()
+    real, fail = node.pipeline.process_batch, threading.Event()
     fail.set()
 
-    def flaky(rgb, stamp_s):
+    def flaky(frames, primary=0):
         if fail.is_set():
             raise RuntimeError("simulated model failure")
-        return real(rgb, stamp_s)
+        return real(frames, primary)
 
-    node.pipeline.process = flaky
+    node.pipeline.process_batch = flaky
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     pic = make_picture(32, 48)
     assert wait_for(lambda: pub.get_subscription_count() > 0)
@@ -143,8 +142,8 @@ def test_qos_mismatch_is_reported_and_auto_matches_the_publisher(ros, seg_node):
         Parameter(k, value=node.get_parameter(k).value)
         for k in ("model", "clip_weights", "heads", "device", "precision", "input_size")]
         + [Parameter("qos", value="auto"), Parameter("prompts", value=["cat"])]))
-    assert node3.input_qos.reliability == ReliabilityPolicy.RELIABLE
-    assert node3.input_qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    assert node3.cameras[0].qos.reliability == ReliabilityPolicy.RELIABLE
+    assert node3.cameras[0].qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
     segs = ros.collect(Segmentation, f"{ns2}/ovseg/segmentation")
     assert wait_for(lambda: segs.count >= 1)  # the latched frame arrives
     assert segs.last().header.stamp.sec == 7
@@ -175,16 +174,16 @@ def test_compressed_input_and_corrupt_jpeg(ros, seg_node):
 def test_labels_switch_to_mono16_when_an_active_id_exceeds_255(ros, seg_node):
     node, ns = seg_node()
     labels = ros.collect(Image, f"{ns}/ovseg/labels")
-    real = node.pipeline.process
+    real = node.pipeline.process_batch
 
-    def big_ids(rgb, stamp_s):  # a vocabulary that went past 255 names (costly to encode)
-        res = real(rgb, stamp_s)
+    def big_ids(frames, primary=0):  # a vocabulary that went past 255 names (costly to encode)
+        res = real(frames, primary)[0]
         res.labels = res.labels.astype(np.uint16)
         res.labels[0, :3] = (300, 0, 2)
         res.class_ids = (0, 2, 300)
-        return res
+        return [res]
 
-    node.pipeline.process = big_ids
+    node.pipeline.process_batch = big_ids
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     assert send_until(pub, lambda: image_fields_msg(make_picture(24, 32), stamp=stamp(9)),
                       lambda: labels.count >= 1)

@@ -73,6 +73,17 @@ def tiny_node(tmp: Path, params: dict[str, str], patch: str = "") -> NodeProcess
     return NodeProcess(argv)
 
 
+# Test code run before main(): every frame stays 30 s inside "the model" (which cannot be
+# interrupted), announced on stdout.
+SLOW_INFERENCE = ("from ovseg_ros.core.pipeline import FramePipeline\n"
+                  "_real = FramePipeline.process_batch\n"
+                  "def _slow(self, frames, primary=0):\n"
+                  "    print('INFERENCE STARTED', flush=True)\n"
+                  "    time.sleep(30)\n"
+                  "    return _real(self, frames, primary)\n"
+                  "FramePipeline.process_batch = _slow\n")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("tinyproc")
@@ -117,22 +128,15 @@ def test_signals_end_the_node_within_two_seconds(tiny, ros_domain_id):
     d, base = tiny
     # One node idle, one stuck inside a 30 s "inference" (the model cannot be interrupted),
     # one still loading its model.
-    slow = ("from ovseg_ros.core.pipeline import FramePipeline\n"
-            "_real = FramePipeline.process\n"
-            "def _slow(self, rgb, stamp):\n"
-            "    print('INFERENCE STARTED', flush=True)\n"
-            "    time.sleep(30)\n"
-            "    return _real(self, rgb, stamp)\n"
-            "FramePipeline.process = _slow\n")
-    loading = ("import ovseg_ros.node.segment_node as _sn\n"
-               "_build = _sn.build_pipeline\n"
-               "def _slow_build(values):\n"
+    loading = ("import ovseg_ros.node.outputs as _out\n"
+               "_segmenter = _out.Segmenter\n"
+               "def _slow_load(config, ids_from=None):\n"
                "    print('LOADING MODEL', flush=True)\n"
                "    time.sleep(30)\n"
-               "    return _build(values)\n"
-               "_sn.build_pipeline = _slow_build\n")
+               "    return _segmenter(config, ids_from)\n"
+               "_out.Segmenter = _slow_load\n")
     idle = tiny_node(d, {**base, "__ns": "/proc_idle"})
-    busy = tiny_node(d, {**base, "__ns": "/proc_busy"}, patch=slow)
+    busy = tiny_node(d, {**base, "__ns": "/proc_busy"}, patch=SLOW_INFERENCE)
     load = tiny_node(d, {**base, "__ns": "/proc_load"}, patch=loading)
     try:
         assert wait_for(lambda: idle.has("ready") and busy.has("ready"), timeout=180), \
@@ -168,3 +172,57 @@ def test_signals_end_the_node_within_two_seconds(tiny, ros_domain_id):
         for p in (idle, busy, load):
             if p.proc.poll() is None:
                 p.proc.kill()
+
+
+def test_repeated_signals_are_ignored_while_shutting_down(tiny):
+    """A double Ctrl-C, or `ros2 launch` forwarding the terminal's SIGINT and then sending its
+    own: the first signal starts the shutdown, the others must not interrupt it (they used to
+    crash the processes with tracebacks and `terminate called without an active exception`)."""
+    d, base = tiny
+    # The replay node feeds the busy node, so one frame sits inside the model at the signal.
+    replay = NodeProcess([sys.executable, "-m", "ovseg_ros.node.replay_node", "--ros-args",
+                          "-r", "__ns:=/proc_sig", "-p", "rate:=5.0"])
+    busy = tiny_node(d, {**base, "__ns": "/proc_sig", "qos": "sensor_data"}, patch=SLOW_INFERENCE)
+    managed = tiny_node(d, {**base, "__ns": "/proc_sig_managed", "autostart": "false"})
+    procs = {"replay": replay, "busy": busy, "managed": managed}
+    try:
+        assert wait_for(lambda: busy.has("INFERENCE STARTED") and replay.has("publishing")
+                        and managed.has("waiting for a lifecycle manager"), timeout=180), \
+            "\n".join(p.output for p in procs.values())
+        timings = {}
+        for name, p in procs.items():
+            t0 = time.monotonic()
+            for _ in range(3):
+                p.proc.send_signal(signal.SIGINT)
+                time.sleep(0.02)
+            rc = p.wait(30)
+            timings[name] = time.monotonic() - t0
+            assert rc == 0, p.output
+            for bad in ("Traceback", "terminate called", "KeyboardInterrupt"):
+                assert bad not in p.output, p.output
+        print(f"exit after three SIGINTs: {timings}")
+        assert max(timings.values()) < 2.5, timings
+        assert not managed.has("ready"), managed.output  # autostart false: never activated
+    finally:
+        for p in procs.values():
+            if p.proc.poll() is None:
+                p.proc.kill()
+
+
+def test_lifecycle_shutdown_ends_the_process(tiny, ros_domain_id):
+    """A managed node driven to 'finalized' (ros2 lifecycle set /ovseg shutdown) exits 0, so a
+    launch file or a supervisor sees it end."""
+    from node_fixtures import change_state
+
+    d, base = tiny
+    p = tiny_node(d, {**base, "__ns": "/proc_final", "autostart": "false"})
+    try:
+        assert wait_for(lambda: p.has("waiting for a lifecycle manager"), timeout=180), p.output
+        with RosHarness(ros_domain_id) as ros:
+            assert change_state(ros, "/proc_final/ovseg", "configure"), p.output
+            assert change_state(ros, "/proc_final/ovseg", "shutdown"), p.output
+        assert p.wait(30) == 0, p.output
+        assert "Traceback" not in p.output, p.output
+    finally:
+        if p.proc.poll() is None:
+            p.proc.kill()

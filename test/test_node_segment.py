@@ -2,7 +2,8 @@
 
 One Context per module (its own ROS_DOMAIN_ID, localhost discovery: see conftest.py) with a
 multi-threaded executor in a background thread; every test gets a fresh node in its own
-namespace on the tiny seeded random model, so tests never see each other's topics.
+namespace on the tiny seeded random model (node_fixtures.py), so tests never see each other's
+topics, once started by autostart and once through the lifecycle services.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ import time
 import numpy as np
 import pytest
 from ros_helpers import (
-    RosHarness,
     assert_latency_does_not_grow,
     image_fields_msg,
     make_picture,
     publish_at,
     wait_for,
 )
-from tiny_models import tiny_files
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
@@ -31,43 +30,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from ovseg_ros.msg import LabelMap, Segmentation  # noqa: E402
 from ovseg_ros.node import qos as Q  # noqa: E402
-from ovseg_ros.node.segment_node import SegmentNode  # noqa: E402
 from ovseg_ros.srv import GetPrompts, SetPrompts  # noqa: E402
-
-_ns = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def ros(ros_domain_id):
-    with RosHarness(ros_domain_id) as harness:
-        yield harness
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_files(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture
-def make_node(ros, tiny):
-    """make_node(**params) -> (node, namespace). Input topic is <ns>/image."""
-    name, clip, heads = tiny
-    made = []
-
-    def _make(**params):
-        ns = f"/t{next(_ns)}"
-        values = dict(model=name, clip_weights=str(clip), heads=str(heads), device="cpu",
-                      precision="fp32", input_size=0, prompts=["cat", "dog", "car"],
-                      diagnostics_period=0.25)
-        values.update(params)
-        overrides = [Parameter(k, value=v) for k, v in values.items()]
-        node = SegmentNode(context=ros.context, namespace=ns, parameter_overrides=overrides)
-        made.append(ros.add(node))
-        return node, ns
-
-    yield _make
-    for node in made:  # stop the worker and free the model before the next test
-        ros.remove(node)
 
 
 def stamp(sec: int, nsec: int = 0):
@@ -99,11 +62,11 @@ def labels_array(msg: Image) -> np.ndarray:
 # ---- 1: outputs ---------------------------------------------------------------------------------
 
 
-def test_outputs_have_sizes_encodings_and_the_input_header(ros, make_node):
+def test_outputs_have_sizes_encodings_and_the_input_header(ros, seg_node):
     pytest.importorskip("vision_msgs.msg")
     from vision_msgs.msg import LabelInfo
 
-    node, ns = make_node(publish_confidence_mono8=True)
+    node, ns = seg_node(publish_confidence_mono8=True)
     assert "no publisher" in node.qos_desc  # qos=auto with nobody publishing: sensor data
     labels = ros.collect(Image, f"{ns}/ovseg/labels")
     conf = ros.collect(Image, f"{ns}/ovseg/confidence")
@@ -153,21 +116,25 @@ def test_outputs_have_sizes_encodings_and_the_input_header(ros, make_node):
 
 @pytest.mark.parametrize("params,error,fragment", [
     ({"overlay_alpha": 2.0}, "InvalidParameterValueException", "overlay_alpha"),
-    ({"mode": "tiles"}, "ValueError", "mode='tiles' is not one of"),
+    ({"mode": "tiles"}, "ConfigError", "mode='tiles' is not one of"),
     ({"prompts": ["cup", "Cup"]}, "VocabularyError", "duplicates"),
     ({"threshold": 0}, "InvalidParameterTypeException", "threshold"),
 ])
-def test_invalid_start_up_parameters_stop_the_node(ros, make_node, params, error, fragment):
-    with pytest.raises(Exception) as info:  # main() turns these into one error line
-        make_node(**params)
-    assert type(info.value).__name__ == error and fragment in str(info.value)
+def test_invalid_start_up_parameters_stop_the_node(ros, autostart_node, params, error,
+                                                   fragment):
+    """Type and range errors stop the constructor (rclpy refuses them at declaration); the
+    others make autostart's configure fail: main() prints either as one error line."""
+    with pytest.raises(Exception) as info:
+        autostart_node(**params)
+    text = f"{type(info.value).__name__}: {info.value}"
+    assert error in text and fragment in text, text
 
 
 # ---- 2: vocabulary changes while streaming ------------------------------------------------------
 
 
-def test_set_prompts_while_streaming_keeps_ids_and_republishes_the_map(ros, make_node):
-    node, ns = make_node()
+def test_set_prompts_while_streaming_keeps_ids_and_republishes_the_map(ros, seg_node):
+    node, ns = seg_node()
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
     label_map = ros.collect(LabelMap, f"{ns}/ovseg/label_map", Q.latched())
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1))
@@ -217,8 +184,8 @@ def test_set_prompts_while_streaming_keeps_ids_and_republishes_the_map(ros, make
 # ---- 3: parameters ------------------------------------------------------------------------------
 
 
-def test_parameters_are_validated_and_applied(ros, make_node):
-    node, ns = make_node()
+def test_parameters_are_validated_and_applied(ros, seg_node):
+    node, ns = seg_node()
     label_map = ros.collect(LabelMap, f"{ns}/ovseg/label_map", Q.latched())
     name = f"{ns}/ovseg"
 
@@ -245,8 +212,8 @@ def test_parameters_are_validated_and_applied(ros, make_node):
 # ---- 4: encodings -------------------------------------------------------------------------------
 
 
-def test_rgb8_and_bgr8_of_one_picture_give_identical_labels(ros, make_node):
-    node, ns = make_node()
+def test_rgb8_and_bgr8_of_one_picture_give_identical_labels(ros, seg_node):
+    node, ns = seg_node()
     labels = ros.collect(Image, f"{ns}/ovseg/labels")
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     pic = make_picture(64, 96, seed=3)
@@ -280,8 +247,8 @@ def _bad_frames():
                   ("invalid size", empty), ("NaN", nan), ("exceeds the limit", big)]
 
 
-def test_bad_frames_are_rejected_and_the_node_keeps_serving(ros, make_node):
-    node, ns = make_node(max_image_pixels=100 * 100)
+def test_bad_frames_are_rejected_and_the_node_keeps_serving(ros, seg_node):
+    node, ns = seg_node(max_image_pixels=100 * 100)
     labels = ros.collect(Image, f"{ns}/ovseg/labels")
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     good, bad = _bad_frames()
@@ -300,16 +267,16 @@ def test_bad_frames_are_rejected_and_the_node_keeps_serving(ros, make_node):
 # ---- 6: keeping up ------------------------------------------------------------------------------
 
 
-def test_slow_inference_drops_frames_instead_of_queueing(ros, make_node):
-    node, ns = make_node()
+def test_slow_inference_drops_frames_instead_of_queueing(ros, seg_node):
+    node, ns = seg_node()
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
-    real = node.pipeline.process
+    real = node.pipeline.process_batch
 
-    def slow(rgb, stamp_s):  # an 80 ms model: slower than the 30 Hz input
+    def slow(frames, primary=0):  # an 80 ms model: slower than the 30 Hz input
         time.sleep(0.08)
-        return real(rgb, stamp_s)
+        return real(frames, primary)
 
-    node.pipeline.process = slow
+    node.pipeline.process_batch = slow
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1))
     frame = image_fields_msg(make_picture(48, 64))
     assert wait_for(lambda: node.count_publishers(node.input_topic) > 0)
@@ -327,16 +294,16 @@ def test_slow_inference_drops_frames_instead_of_queueing(ros, make_node):
     assert_latency_does_not_grow(msgs, "30 Hz into an 80 ms model")
 
 
-def test_services_and_parameters_answer_while_a_frame_is_in_flight(ros, make_node):
-    node, ns = make_node()
-    real, release, entered = node.pipeline.process, threading.Event(), threading.Event()
+def test_services_and_parameters_answer_while_a_frame_is_in_flight(ros, seg_node):
+    node, ns = seg_node()
+    real, release, entered = node.pipeline.process_batch, threading.Event(), threading.Event()
 
-    def stuck(rgb, stamp_s):  # a frame that stays inside "the model" until released
+    def stuck(frames, primary=0):  # a frame that stays inside "the model" until released
         entered.set()
         release.wait(30.0)
-        return real(rgb, stamp_s)
+        return real(frames, primary)
 
-    node.pipeline.process = stuck
+    node.pipeline.process_batch = stuck
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     try:
@@ -359,8 +326,8 @@ def test_services_and_parameters_answer_while_a_frame_is_in_flight(ros, make_nod
 # ---- 7: overlay on demand -----------------------------------------------------------------------
 
 
-def test_overlay_is_computed_only_while_someone_subscribes(ros, make_node):
-    node, ns = make_node()
+def test_overlay_is_computed_only_while_someone_subscribes(ros, seg_node):
+    node, ns = seg_node()
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1))
     pic = make_picture(40, 60)
@@ -368,7 +335,7 @@ def test_overlay_is_computed_only_while_someone_subscribes(ros, make_node):
     assert node.health.overlays == 0
 
     overlays = ros.collect(Image, f"{ns}/ovseg/overlay")
-    assert wait_for(lambda: node.pub_overlay.get_subscription_count() > 0)
+    assert wait_for(lambda: node.cameras[0].overlay.get_subscription_count() > 0)
     assert send_until(pub, lambda: image_fields_msg(pic, stamp=now(ros)),
                       lambda: overlays.count >= 2)
     assert node.health.overlays >= 2

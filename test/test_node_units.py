@@ -7,7 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from ovseg_ros.core.config import SegmenterConfig
+from ovseg_ros.core.settings import ConfigError
 from ovseg_ros.node import params as P
+from ovseg_ros.node.config import DYNAMIC, SETTINGS, build_configs
 from ovseg_ros.node.diagnostics import ERROR, OK, WARN, HealthMonitor, Throttle
 
 
@@ -23,42 +26,40 @@ class FakeClock:
 
 
 def test_every_parameter_is_documented_and_ranged_consistently():
-    names = [p.name for p in P.PARAMS]
+    names = [s.name for s in SETTINGS]
     assert len(names) == len(set(names))
-    for p in P.PARAMS:
-        assert len(p.description) > 20, p.name
-        assert P.validate(p.name, p.default) is None, p.name  # defaults are valid
-        if p.read_only:
-            assert "restart" in p.description
-        if isinstance(p.default, (int, float)) and not isinstance(p.default, bool):
-            assert p.low is not None, f"{p.name} is numeric but has no range"
-    dynamic = {p.name for p in P.PARAMS if not p.read_only}
-    assert {"prompts", "threshold", "overlay_alpha"} <= dynamic
+    for s in SETTINGS:
+        assert len(s.doc) > 20, s.name
+        assert s.problem(s.default) is None, s.name  # defaults are valid
+        if s.kind in (int, float):
+            assert s.low is not None, f"{s.name} is numeric but has no range"
+        desc = P.description(s)
+        assert (P.RUNTIME if s.dynamic else P.START_UP) in desc and s.doc in desc
+    assert {"prompts", "threshold", "overlay_alpha", "max_prompts", "threads"} <= DYNAMIC
+    assert {"model", "clip_weights", "device", "cameras", "autostart"}.isdisjoint(DYNAMIC)
 
 
-def test_parameter_defaults_match_the_core():
-    from ovseg_ros.core import SegmenterConfig
+def test_parameter_values_map_onto_the_core_configs():
+    values = {s.name: s.default for s in SETTINGS}
+    seg, kf, node = build_configs(values)
+    assert seg == SegmenterConfig() and node.prompts == values["prompts"]
+    assert not kf.enabled and kf.asynchronous  # no schedule, no keyframes: nothing loaded
+    assert (kf.prior, kf.prior_half_life) == (True, (values["prior_half_life_frames"], "frames"))
+    _, kf, _ = build_configs({**values, "keyframe_every_n": 15, "prior_half_life_s": 2.5})
+    assert kf.enabled and kf.keyframe_every_n == 15
+    assert (kf.prior, kf.prior_half_life) == (True, (2.5, "seconds"))
+    _, kf, _ = build_configs({**values, "keyframes": True, "prior_half_life_frames": 0.0})
+    assert kf.enabled and not kf.prior
 
-    cfg = SegmenterConfig()
-    for name in ("model", "clip_weights", "heads", "device", "precision", "mode", "input_size",
-                 "background", "threshold", "max_prompts"):
-        assert P.SPECS[name].default == getattr(cfg, name), name
 
-
-def test_keyframe_parameters_map_onto_the_core_config():
-    from ovseg_ros.node.build import keyframe_config
-
-    values = {p.name: p.default for p in P.PARAMS}
-    cfg = keyframe_config(values)
-    assert not cfg.enabled and cfg.asynchronous  # no schedule, no keyframes: nothing loaded
-    assert (cfg.prior, cfg.prior_half_life, cfg.prior_half_life_unit) == (
-        True, values["prior_half_life_frames"], "frames")
-    cfg = keyframe_config({**values, "keyframe_every_n": 15, "prior_half_life_s": 2.5})
-    assert cfg.enabled and cfg.every_n_frames == 15
-    assert (cfg.prior, cfg.prior_half_life, cfg.prior_half_life_unit) == (True, 2.5, "seconds")
-    cfg = keyframe_config({**values, "keyframes": True, "prior_half_life_frames": 0.0})
-    assert cfg.enabled and not cfg.prior
-    cfg.validate()
+def test_build_configs_names_every_problem_at_once():
+    values = {s.name: s.default for s in SETTINGS}
+    with pytest.raises(ConfigError) as err:
+        build_configs({**values, "device": "tpu", "keyframe_model": "ViT-B-32",
+                       "overlay_alpha": 3.0})
+    text = str(err.value)
+    assert "device='tpu'" in text and "keyframe_model and keyframe_weights" in text
+    assert "overlay_alpha=3.0 is outside [0, 1]" in text
 
 
 @pytest.mark.parametrize("name,value,fragment", [
@@ -72,25 +73,37 @@ def test_keyframe_parameters_map_onto_the_core_config():
     ("input_transport", "theora", "not one of"),
     ("device", "tpu", "device"),
     ("prompts", "chair", "must be a list"),
+    ("prompts", [], "give at least one class name"),
     ("publish_confidence_mono8", 1, "must be a bool"),
     ("input_size", 1.5, "must be a int"),
     ("max_prompts", 0, "outside"),
     ("max_prompts", 5000, "outside"),
+    ("heads_sha256", "/home/me/last.pt", "64 hexadecimal digits"),
+    ("heads_sha256", "ab" * 31, "64 hexadecimal digits"),
     ("cameras", ["front", "front"], "duplicates"),
     ("cameras", ["front/left"], "not ROS name tokens"),
     ("cameras", ["2nd"], "not ROS name tokens"),
     ("cameras", [f"c{i}" for i in range(17)], "limit of 16"),
-    ("nonsense", 1, "unknown parameter"),
 ])
 def test_invalid_values_are_refused_with_a_reason(name, value, fragment):
-    reason = P.validate(name, value)
-    assert reason is not None and fragment in reason
+    reason = P.change_refused(name, value, "unconfigured")
+    assert reason is not None and fragment in reason, reason
 
 
 def test_valid_values_pass():
-    for name, value in [("overlay_alpha", 1.0), ("threshold", 0), ("device", "cuda:1"),
-                        ("device", "CPU"), ("prompts", ["a", "b"]), ("qos_depth", 100)]:
-        assert P.validate(name, value) is None, (name, value)
+    for name, value in [("overlay_alpha", 1.0), ("threshold", 0.0), ("device", "cuda:1"),
+                        ("device", "CPU"), ("prompts", ["a", "b"]), ("qos_depth", 100),
+                        ("heads_sha256", "AB" * 32), ("heads_sha256", "")]:
+        assert P.change_refused(name, value, "unconfigured") is None, (name, value)
+
+
+def test_start_up_settings_change_only_while_unconfigured():
+    assert P.change_refused("clip_weights", "/x.bin", "unconfigured") is None
+    for state in ("inactive", "active", "configuring"):
+        reason = P.change_refused("clip_weights", "/x.bin", state)
+        assert f"the node is {state}" in reason and "cleanup" in reason
+        assert P.change_refused("threshold", 0.3, state) is None  # dynamic: any state
+    assert P.change_refused("use_sim_time", True, "active") is None  # not ours
 
 
 # ---- health -----------------------------------------------------------------------------------
@@ -128,7 +141,7 @@ def test_health_levels_follow_the_rules():
     r = h.report(publishers=1, dropped=3)
     assert r.level == OK
     values = dict(r.values)
-    assert values["frames_dropped"] == "3" and values["latency_ms_mean"] == "30.0"
+    assert values["frames_dropped"] == "3" and values["latency_ms_last"] == "30.0"
 
     h.frame_failed("frame stamped 12.000: RuntimeError: boom")
     r = h.report(publishers=1, dropped=3)
@@ -140,19 +153,36 @@ def test_health_levels_follow_the_rules():
     assert h.report(publishers=1, dropped=3).level == OK
 
 
-def test_rates_are_per_report_period():
+def test_rates_come_from_the_last_frames_whatever_the_report_period():
+    clock = FakeClock()
+    h = HealthMonitor(60.0, "/image", clock=clock)
+    seen = []
+    for second in range(50):  # a frame every 7 s (0.14 Hz), a report every second
+        if second % 7 == 0:
+            h.frame_received()
+            h.frame_done(latency_ms=900.0 + second, inference_ms=800.0)
+        r = h.report(1, 0)
+        seen.append((r.message, dict(r.values)))
+        clock.t += 1.0
+    late = seen[15:]  # from the third frame on, every report has a rate
+    assert all(msg.startswith("segmenting at 0.1") for msg, _ in late), late[:3]
+    assert all(v["output_rate_hz"] != "0.00" and v["input_rate_hz"] != "n/a" for _, v in late)
+    assert seen[43][1]["latency_ms_last"] == "942.0"  # the frame at t = 42
+    assert seen[43][1]["output_rate_hz"] == "0.14"
+    # The stream stops: the rate falls instead of staying at its last value.
+    clock.t += 60.0
+    values = dict(h.report(1, 0).values)
+    assert float(values["output_rate_hz"]) < 0.07
+
+
+def test_first_report_before_any_frame_and_after_one():
     clock = FakeClock()
     h = HealthMonitor(5.0, "/image", clock=clock)
-    for _ in range(10):
-        h.frame_received()
-    for _ in range(4):
-        h.frame_done(1.0, 1.0)
-    clock.t += 2.0
-    values = dict(h.report(1, 6).values)
-    assert values["input_rate_hz"] == "5.00" and values["output_rate_hz"] == "2.00"
-    clock.t += 1.0
-    values = dict(h.report(1, 6).values)
-    assert values["input_rate_hz"] == "0.00" and values["latency_ms_mean"] == "n/a"
+    assert h.report(1, 0).message == "waiting for frames"
+    h.frame_received()
+    h.frame_done(10.0, 5.0)
+    r = h.report(1, 0)
+    assert r.message == "first frame segmented" and dict(r.values)["latency_ms_last"] == "10.0"
 
 
 def test_throttle_is_per_key():

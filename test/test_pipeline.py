@@ -9,7 +9,7 @@ import pytest
 import torch
 from tiny_models import tiny_segmenter
 
-from ovseg_ros.core import ClipDiyConfig, FramePipeline, KeyframeConfig
+from ovseg_ros.core import ClipDiyConfig, ConfigError, FramePipeline, KeyframeConfig
 
 WAIT = 60.0  # generous bound so a broken pipeline fails instead of hanging; no timing asserted
 
@@ -59,7 +59,8 @@ class FakeStage:
 
 
 def pipeline(seg, stage=None, clock=None, **cfg):
-    base = dict(enabled=True, every_n_frames=0, on_prompt_change=False, asynchronous=False)
+    base = dict(keyframes=True, keyframe_every_n=0, keyframe_on_prompt_change=False,
+                asynchronous=False)
     base.update(cfg)
     return FramePipeline(seg, KeyframeConfig(**base), stage=stage or FakeStage(), clock=clock)
 
@@ -70,14 +71,14 @@ def flags(pipe, n, stamps=None):
 
 
 def test_every_n_frames(seg):
-    pipe = pipeline(seg, every_n_frames=3)
+    pipe = pipeline(seg, keyframe_every_n=3)
     assert flags(pipe, 8) == [True, False, False, True, False, False, True, False]
     assert pipe.keyframes_fused == 3
 
 
 def test_every_t_seconds_with_fake_clock(seg):
     now = [0.0]
-    pipe = pipeline(seg, clock=lambda: now[0], every_s=1.0)
+    pipe = pipeline(seg, clock=lambda: now[0], keyframe_every_s=1.0)
     got = []
     for t in (0.0, 0.4, 0.99, 1.0, 1.5, 2.2, 2.3, 0.5, 0.6):  # the clock jumps back at 0.5
         now[0] = t
@@ -86,7 +87,7 @@ def test_every_t_seconds_with_fake_clock(seg):
 
 
 def test_every_t_seconds_from_stamps_without_clock(seg):
-    pipe = pipeline(seg, every_s=2.0)
+    pipe = pipeline(seg, keyframe_every_s=2.0)
     assert flags(pipe, 5, [10.0, 11.0, 12.0, 13.5, 14.0]) == [True, False, True, False, True]
 
 
@@ -102,7 +103,7 @@ def test_on_request(seg):
 
 def test_on_vocabulary_change(fresh_seg):
     stage = FakeStage()
-    pipe = pipeline(fresh_seg, stage, on_prompt_change=True)
+    pipe = pipeline(fresh_seg, stage, keyframe_on_prompt_change=True)
     assert flags(pipe, 3) == [True, False, False]  # the first vocabulary counts as a change
     ids = pipe.set_prompts(["chair", "lamp"])
     res = pipe.process(IMAGE, 3.0)
@@ -122,7 +123,8 @@ def test_prior_decays_as_documented(fresh_seg, monkeypatch):
     ids = fresh_seg.set_prompts(["chair", "person", "table"])
     chair, person, table = ids["chair"], ids["person"], ids["table"]
     stage = FakeStage({chair: 0.6, person: 0.02})  # table absent: 0
-    pipe = pipeline(fresh_seg, stage, every_n_frames=100, prior_half_life=4.0, prior_floor=0.1)
+    pipe = pipeline(fresh_seg, stage, keyframe_every_n=100, prior_half_life_frames=4.0,
+                    prior_floor=0.1)
     for i in range(7):
         pipe.process(IMAGE, float(i))
     assert seen[0] is None  # the keyframe frame itself gets fusion, not a prior
@@ -145,15 +147,16 @@ def test_prior_half_life_in_seconds_and_switch(fresh_seg, monkeypatch):
                         or original(rgb, class_prior=class_prior))
     chair = fresh_seg.snapshot.as_dict()["chair"]
     now = [10.0]
-    pipe = pipeline(fresh_seg, FakeStage({chair: 0.5}), clock=lambda: now[0], every_n_frames=50,
-                    prior_half_life=2.0, prior_half_life_unit="seconds")
+    pipe = pipeline(fresh_seg, FakeStage({chair: 0.5}), clock=lambda: now[0], keyframe_every_n=50,
+                    prior_half_life_s=2.0)
     for t in (10.0, 11.0, 13.0, 16.0):
         now[0] = t
         pipe.process(IMAGE, 0.0)
     assert [s[chair] for s in seen[1:]] == pytest.approx(
         [0.5 ** (0.5 ** (age / 2.0)) for age in (1.0, 3.0, 6.0)])
     seen.clear()
-    off = pipeline(fresh_seg, FakeStage({chair: 0.5}), every_n_frames=50, prior=False)
+    off = pipeline(fresh_seg, FakeStage({chair: 0.5}), keyframe_every_n=50,
+                   prior_half_life_frames=0.0)
     for i in range(3):
         off.process(IMAGE, float(i))
     assert seen == [None, None, None]
@@ -162,7 +165,7 @@ def test_prior_half_life_in_seconds_and_switch(fresh_seg, monkeypatch):
 def test_keyframe_does_not_block_frames(seg):
     gate = threading.Event()
     stage = FakeStage(gate=gate)
-    pipe = pipeline(seg, stage, asynchronous=True, every_n_frames=2)
+    pipe = pipeline(seg, stage, asynchronous=True, keyframe_every_n=2)
     try:
         first = pipe.process(IMAGE, 100.0)  # starts the keyframe on this frame
         assert not first.keyframe
@@ -201,7 +204,7 @@ def test_async_failure_is_counted_not_raised(seg):
 def test_stale_keyframe_dropped_after_vocabulary_change(fresh_seg):
     gate = threading.Event()
     stage = FakeStage(gate=gate)
-    pipe = pipeline(fresh_seg, stage, asynchronous=True, on_prompt_change=True)
+    pipe = pipeline(fresh_seg, stage, asynchronous=True, keyframe_on_prompt_change=True)
     pipe.process(IMAGE, 0.0)
     assert stage.started.wait(WAIT)
     pipe.set_prompts(["lamp"])
@@ -217,7 +220,7 @@ def test_stale_keyframe_dropped_after_vocabulary_change(fresh_seg):
 
 def test_synchronous_real_clipdiy(seg):
     diy = ClipDiyConfig(image_size=(48, 64), crop_sizes=(48, 24))
-    pipe = FramePipeline(seg, KeyframeConfig(enabled=True, every_n_frames=2, asynchronous=False,
+    pipe = FramePipeline(seg, KeyframeConfig(keyframes=True, keyframe_every_n=2, asynchronous=False,
                                              clip_diy=diy))
     results = [pipe.process(IMAGE, float(i)) for i in range(3)]
     assert [r.keyframe for r in results] == [True, False, True]
@@ -226,8 +229,9 @@ def test_synchronous_real_clipdiy(seg):
     plain = seg.segment(IMAGE)
     assert not np.allclose(results[0].patch_probs, plain.patch_probs, atol=1e-3)
     # fusion weight 0: the fused frame is CLIP-DINOiser's, renormalised per patch
-    zero = FramePipeline(seg, KeyframeConfig(enabled=True, asynchronous=False, fusion_weight=0.0,
-                                             prior=False, clip_diy=diy))
+    zero = FramePipeline(seg, KeyframeConfig(keyframes=True, asynchronous=False,
+                                             keyframe_fusion_weight=0.0,
+                                             prior_half_life_frames=0.0, clip_diy=diy))
     res = zero.process(IMAGE, 0.0)
     expected = plain.patch_probs / plain.patch_probs.sum(axis=0, keepdims=True)
     assert res.keyframe and np.allclose(res.patch_probs, expected, atol=1e-5)
@@ -241,11 +245,15 @@ def test_disabled_pipeline_is_plain_segmentation(seg):
     pipe.close()
 
 
-@pytest.mark.parametrize("bad", [
-    dict(every_n_frames=-1), dict(fusion_weight=1.5), dict(prior_half_life=0.0),
-    dict(prior_half_life_unit="hours"), dict(prior_floor=0.0),
-    dict(clip_diy=ClipDiyConfig(crop_sizes=())),
+@pytest.mark.parametrize("bad, fragment", [
+    (dict(keyframe_every_n=-1), "keyframe_every_n=-1 is outside [0, 1000000]"),
+    (dict(keyframe_fusion_weight=1.5), "keyframe_fusion_weight=1.5 is outside [0, 1]"),
+    (dict(prior_half_life_s=-1.0), "prior_half_life_s=-1.0 is outside"),
+    (dict(prior_floor=0.0), "prior_floor must lie in (0, 1]"),
+    (dict(keyframe_model="ViT-B-32"), "keyframe_model and keyframe_weights go together"),
+    (dict(keyframe_every_s=float("nan")), "keyframe_every_s must be finite"),
 ])
-def test_config_validation(bad):
-    with pytest.raises(ValueError):
-        KeyframeConfig(**bad).validate()
+def test_config_validation(bad, fragment):
+    with pytest.raises(ConfigError) as err:
+        KeyframeConfig(**bad)
+    assert fragment in str(err.value)

@@ -14,8 +14,6 @@ from test_node_segment import labels_array, send_until, stamp
 from test_pipeline import FakeStage, pipeline
 from tiny_models import tiny_segmenter
 
-pytest_plugins = ["reliability_fixtures"]
-
 CAMS = ["front", "rear"]
 
 
@@ -52,7 +50,7 @@ def test_process_batch_equals_frame_by_frame_and_shares_forwards(seg, monkeypatc
 
 def test_keyframes_and_prior_follow_the_primary_frame_only(seg):
     stage = FakeStage({1: 0.9})  # chair present, the rest absent: a strong prior
-    pipe = pipeline(seg, stage, every_n_frames=3, prior_half_life=10.0)
+    pipe = pipeline(seg, stage, keyframe_every_n=3, prior_half_life_frames=10.0)
     first = pipe.process_batch(frames(), primary=1)
     assert [r.keyframe for r in first] == [False, True, False]
     assert len(stage.calls) == 1 and np.array_equal(stage.calls[0][1], frames()[1][0])

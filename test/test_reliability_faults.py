@@ -13,7 +13,6 @@ from test_node_process import _assert_one_line_failure, tiny_node
 from test_node_segment import send_until, stamp
 from tiny_models import tiny_files, write_heads
 
-pytest_plugins = ["reliability_fixtures"]
 pytest.importorskip("rclpy")
 from sensor_msgs.msg import Image  # noqa: E402
 
@@ -61,22 +60,22 @@ def test_out_of_memory_drops_the_frame_and_the_next_one_is_served(ros, seg_node,
     real_free = cam_mod.free_device_memory
     monkeypatch.setattr(cam_mod, "free_device_memory",
                         lambda device: freed.append(device.type) or real_free(device))
-    real = node.pipeline.process
+    real = node.pipeline.process_batch
 
-    def process(rgb, stamp_s):  # what a 4K frame does to a small GPU
-        if rgb.shape[1] > 200:
+    def process(frames, primary=0):  # what a 4K frame does to a small GPU
+        if frames[0][0].shape[1] > 200:
             big = torch.empty(1)  # a tensor the traceback holds until the handler is done
             raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 20 GiB "
                                               f"({big.numel()})")
-        return real(rgb, stamp_s)
+        return real(frames, primary)
 
-    node.pipeline.process = process
+    node.pipeline.process_batch = process
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     huge = image_fields_msg(make_picture(20, 300), stamp=stamp(70))
     assert wait_for(lambda: pub.get_subscription_count() > 0)
     pub.publish(huge)
-    assert wait_for(lambda: node.frames_out_of_memory == 1)
+    assert wait_for(lambda: node.processor.frames_out_of_memory == 1)
     assert freed == ["cpu"]  # called with the model's device; only CUDA empties a cache
     assert "frame stamped 70.000 (300x20) dropped: out of memory" in node.health._error
     good = image_fields_msg(make_picture(20, 40), stamp=stamp(71))

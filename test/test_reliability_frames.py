@@ -15,7 +15,6 @@ import pytest
 from ros_helpers import image_fields_msg, make_picture, wait_for
 from test_node_segment import labels_array, now, send_until, stamp
 
-pytest_plugins = ["reliability_fixtures"]
 pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -50,7 +49,7 @@ def confidence_array(msg: Image) -> np.ndarray:
 def test_one_pixel_frame_gives_one_pixel_outputs(ros, seg_node, input_size):
     node, ns = seg_node(input_size=input_size)
     out = outputs(ros, ns)  # an overlay subscriber too: its legend drawing sees 1x1
-    assert wait_for(lambda: node.pub_overlay.get_subscription_count() > 0)
+    assert wait_for(lambda: node.cameras[0].overlay.get_subscription_count() > 0)
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     got = serve(pub, image_fields_msg(np.full((1, 1, 3), 200, np.uint8)), out, 11,
                 ("labels", "confidence", "overlay", "segmentation"))
@@ -168,9 +167,9 @@ def test_latency_rule_uses_arrival_for_foreign_clocks(ros, seg_node):
     t_now = node.get_clock().now().nanoseconds * 1e-9
     arrived = time.monotonic() - 0.25  # the frame arrived 250 ms ago
     # Upper bounds only tell the two rules apart (a stalled box adds to both).
-    assert 1990 < node.latency_ms(t_now - 2.0, arrived) < 10_000  # same clock: the stamp
+    assert 1990 < node.processor.latency_ms(t_now - 2.0, arrived) < 10_000  # same clock: the stamp
     for foreign in (1000.0, t_now - 3600.0, t_now + 5.0, 0.0):  # past, future, unstamped
-        assert 240 <= node.latency_ms(foreign, arrived) < 1900, foreign  # arrival
+        assert 240 <= node.processor.latency_ms(foreign, arrived) < 1900, foreign  # arrival
 
 
 def test_no_frame_is_lost_while_parameters_change(ros, seg_node):

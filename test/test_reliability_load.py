@@ -18,7 +18,6 @@ from ros_helpers import (
     wait_for,
 )
 
-pytest_plugins = ["reliability_fixtures"]
 pytest.importorskip("rclpy")
 from sensor_msgs.msg import Image  # noqa: E402
 

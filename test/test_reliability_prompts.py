@@ -15,7 +15,6 @@ import pytest
 from ros_helpers import image_fields_msg, make_picture, wait_for
 from test_node_segment import now
 
-pytest_plugins = ["reliability_fixtures"]
 pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -140,22 +139,35 @@ def set_atomically(ros, ns: str, params: list[Parameter]):
 
 def test_max_prompts_is_a_parameter(ros, seg_node):
     node, ns = seg_node()
-    (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("max_prompts", value=2)])
+    (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("max_prompts", value=3)])
     assert r.successful, r.reason
     res = ros.call(SetPrompts, f"{ns}/ovseg/set_prompts",
-                   SetPrompts.Request(prompts=["a", "b", "c"]))
-    assert not res.success and "3 prompts exceed the limit of 2" in res.message
+                   SetPrompts.Request(prompts=["a", "b", "c", "d"]))
+    assert not res.success and "4 prompts exceed the limit of 3" in res.message
     assert current(ros, node, ns) == START
-    # A new limit and a list in one atomic change: the limit applies first...
-    r = set_atomically(ros, ns, [Parameter("max_prompts", value=3),
-                                 Parameter("prompts", value=["a", "b", "c"])])
-    assert r.successful, r.reason
-    assert [n for n, _ in current(ros, node, ns)] == ["a", "b", "c"]
-    # ...and when the list is refused, the limit is not changed either.
-    r = set_atomically(ros, ns, [Parameter("max_prompts", value=1),
-                                 Parameter("prompts", value=["a", "a"])])
-    assert not r.successful and node.segmenter.config.max_prompts == 3
+    # Below the prompts in use: refused with the reason (it would make them invalid).
+    (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("max_prompts", value=2)])
+    assert not r.successful and r.reason == ("max_prompts=2 is below the 3 prompts in use: "
+                                             "remove prompts first")
     assert node.get_parameter("max_prompts").value == 3
+    # A new limit and a list in one atomic change: the limit applies first when it grows...
+    r = set_atomically(ros, ns, [Parameter("max_prompts", value=4),
+                                 Parameter("prompts", value=["a", "b", "c", "d"])])
+    assert r.successful, r.reason
+    assert [n for n, _ in current(ros, node, ns)] == ["a", "b", "c", "d"]
+    # ...after the shorter list when it shrinks...
+    r = set_atomically(ros, ns, [Parameter("max_prompts", value=2),
+                                 Parameter("prompts", value=["a", "b"])])
+    assert r.successful, r.reason
+    assert node.segmenter.config.max_prompts == 2
+    # ...and when the list is refused, the limit is not changed either.
+    r = set_atomically(ros, ns, [Parameter("max_prompts", value=3),
+                                 Parameter("prompts", value=["a", "a"])])
+    assert not r.successful and node.segmenter.config.max_prompts == 2
+    assert node.get_parameter("max_prompts").value == 2
+    r = set_atomically(ros, ns, [Parameter("max_prompts", value=1),
+                                 Parameter("prompts", value=["a", "b", "c"])])
+    assert not r.successful and "3 prompts exceed the limit of 1" in r.reason
 
 
 # ---- parameters: refused with a reason, old value kept; answered while a frame is stuck -----

@@ -26,6 +26,9 @@ SUBPROCESS_ALLOWED = {
     # The load-memory benchmark: sys.executable -m ovseg_ros.bench.memory with a temporary
     # weights path it wrote itself, then the model/device/precision/size it was given.
     ("bench/memory.py", "bench_load_memory"),
+    # The lifecycle-memory benchmark: sys.executable -m ovseg_ros.bench.lifecycle with the
+    # model/device/precision/size/frame count it was given (a fresh process for clean RSS).
+    ("bench/lifecycle.py", "bench_lifecycle_memory"),
 }
 NETWORK_ALLOWED = {("core/weights.py", "fetch")}  # https only, atomic rename: test_weights.py
 FORBIDDEN_CALLS = {"os.system", "os.popen", "os.execv", "os.execvp", "os.execl", "os.spawnl",

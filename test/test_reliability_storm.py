@@ -12,7 +12,6 @@ import pytest
 from ros_helpers import image_fields_msg, make_picture, wait_for
 from test_node_segment import now
 
-pytest_plugins = ["reliability_fixtures"]
 pytest.importorskip("rclpy")
 from sensor_msgs.msg import Image  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""Seeded random models for tests: a tiny open_clip ViT, its weights file and a head checkpoint.
+"""Seeded random models for tests: the tiny open_clip ViT (ovseg_ros.bench.tiny), its weights
+file and a head checkpoint.
 
 Nothing here downloads anything: weights are made from a seed and written to files, then loaded
 back through the same paths users use (a local CLIP weights file, a published-format checkpoint).
@@ -6,34 +7,16 @@ back through the same paths users use (a local CLIP weights file, a published-fo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import open_clip
 import torch
 
+from ovseg_ros.bench.tiny import TINY, WIDTH, register_tiny
 from ovseg_ros.core import Segmenter, SegmenterConfig
 from ovseg_ros.core.dinoiser import DinoiserHeads
 
-TINY = "ovseg-test-tiny"
-TINY_WIDTH = 64
-_CONFIG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 4, "width": TINY_WIDTH, "patch_size": 16,
-                   "head_width": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
-                 "layers": 2},
-}
-
-
-def register_tiny(directory: Path) -> str:
-    """Register the tiny ViT with open_clip (idempotent) and return its model name."""
-    if TINY not in open_clip.list_models():
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{TINY}.json"
-        path.write_text(json.dumps(_CONFIG))
-        open_clip.add_model_config(path)
-    return TINY
+TINY_WIDTH = WIDTH
 
 
 def write_clip_weights(path: Path, model_name: str = TINY, seed: int = 0) -> Path:

@@ -16,14 +16,17 @@ from typing import Any
 
 import torch
 
+from ovseg_ros.cli.options import add_setting_options
 from ovseg_ros.core import Segmenter, SegmenterConfig
+from ovseg_ros.core.settings import settings_of
 
 from . import report, sections
+from .lifecycle import bench_lifecycle_memory
 from .memory import bench_load_memory, bench_memory
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 from .tiny import register_tiny
 
-SECTIONS = ("core", "vocab", "clipdiy", "node", "memory")
+SECTIONS = ("core", "vocab", "clipdiy", "node", "memory", "lifecycle")
 OPT_IN = ("compile", "attention")  # run only when named in --only
 
 
@@ -45,11 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", type=Path, help="print new/old per stage against this JSON")
     p.add_argument("--sizes", default="448x448,640x480", help="core sizes, W x H")
     p.add_argument("--node-sizes", default="640x480,1280x720", help="camera sizes, W x H")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
-    p.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | fp16")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--model", default="ViT-B-16")
-    p.add_argument("--input-size", type=int, default=448, help="short side before inference")
+    add_setting_options(p, [s for s in settings_of(SegmenterConfig)
+                            if s.name in ("model", "device", "precision", "threads",
+                                          "input_size")])
     p.add_argument("--reps", type=int, default=10, help="repetitions per variant")
     p.add_argument("--node-duration", type=float, default=20.0, help="seconds per node run")
     p.add_argument("--only", default=",".join(SECTIONS),
@@ -124,6 +125,10 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
         out["memory"] = {**mem, **bench_memory(seg),
                          "load_from_file": bench_load_memory(model, args.device, args.precision,
                                                              cfg.input_size)}
+    if "lifecycle" in only:
+        print("[lifecycle]", flush=True)
+        out["lifecycle"] = bench_lifecycle_memory(model, args.device, args.precision,
+                                                  cfg.input_size, 3 if args.smoke else 20)
     for name, value in (("fp32", matmul_gflops(torch.float32, rt.device)),
                         (dtype_name, matmul_gflops(rt.dtype, rt.device))):
         header["matmul_gflops"][name] = max(header["matmul_gflops"][name], value)  # best of 2

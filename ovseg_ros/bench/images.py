@@ -3,17 +3,16 @@ numpy and OpenCV only, so the camera subprocess starts fast."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+from ovseg_ros.io.media import samples_dir
 
 
 def sample_images(size: tuple[int, int], limit: int = 3) -> list[np.ndarray]:
     """RGB uint8 (H, W, 3) images resized to `size` (H, W)."""
-    files = sorted(SAMPLES.glob("*.jpg"))[:limit] if SAMPLES.is_dir() else []
+    samples = samples_dir()
+    files = sorted(samples.glob("*.jpg"))[:limit] if samples.is_dir() else []
     out = []
     for f in files:
         bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)

@@ -1,10 +1,10 @@
 """End-to-end node benchmark over real rclpy: a 30 Hz camera process -> the `ovseg` node ->
 a probe subscriber.
 
-The node runs in this process (its own executor thread, as in segment_node.main), so a thin
-subclass can time its worker stages without touching the node code: decode, inference
-(`pipeline.process`) and the whole worker call; what is neither decode nor inference is the
-node's own overhead (header copy, encodes, message building, publishing, overlay when watched).
+The node runs in this process (its own executor thread, as in segment_node.main) and reports
+its worker stages through its public `frame_listeners` hook: decode, inference (the pipeline
+call) and publish (header copy, encodes, message building, publishing, overlay when watched);
+decode + publish is the node's own overhead.
 The camera is a separate process, as a driver would be (it still shares the CPU).
 Latency is the probe's receive time minus the input stamp (ROS time: the same system clock).
 """
@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ovseg_ros.node.frames import FrameReport
+
 from .sections import CLASSES
 from .timing import summary
 
@@ -31,43 +33,6 @@ TOPIC = "/ovseg_bench/image"
 def _ros_env() -> None:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
-
-
-def _timed_node_class():
-    from ovseg_ros.node.segment_node import SegmentNode
-
-    class TimedNode(SegmentNode):
-        """The real node with its worker stages timed."""
-
-        def __init__(self, **kwargs: Any) -> None:
-            self.stage_samples: dict[str, list[float]] = {"decode": [], "inference": [],
-                                                          "worker_total": []}
-            super().__init__("ovseg", **kwargs)
-            process = self.pipeline.process
-            self.threads = torch.get_num_threads()
-
-            def timed(rgb: np.ndarray, stamp: float):
-                if torch.get_num_threads() != self.threads:  # per-thread setting: set it here
-                    torch.set_num_threads(self.threads)
-                t0 = time.perf_counter()
-                out = process(rgb, stamp)
-                self.stage_samples["inference"].append(time.perf_counter() - t0)
-                return out
-
-            self.pipeline.process = timed  # looked up per frame by the worker
-
-        def _decode(self, msg):
-            t0 = time.perf_counter()
-            out = super()._decode(msg)
-            self.stage_samples["decode"].append(time.perf_counter() - t0)
-            return out
-
-        def _process(self, item) -> None:
-            t0 = time.perf_counter()
-            super()._process(item)
-            self.stage_samples["worker_total"].append(time.perf_counter() - t0)
-
-    return TimedNode
 
 
 def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duration: float,
@@ -86,12 +51,23 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
     from ovseg_ros.msg import Segmentation
     from ovseg_ros.node import messages as m
     from ovseg_ros.node import qos as Q
+    from ovseg_ros.node.segment_node import SegmentNode
 
     ctx = Context()
     rclpy.init(context=ctx)
     overrides = [Parameter(k, value=v) for k, v in {"prompts": CLASSES[:20], **params}.items()]
-    node = _timed_node_class()(context=ctx, parameter_overrides=overrides,
-                               cli_args=["--ros-args", "-r", f"image:={TOPIC}"])
+    node = SegmentNode(context=ctx, parameter_overrides=overrides,
+                       cli_args=["--ros-args", "-r", f"image:={TOPIC}"])
+    if (failed := node.start_failure()) is not None:
+        raise RuntimeError(f"node did not start: {failed}")
+    samples: dict[str, list[float]] = {"decode": [], "inference": [], "publish": []}
+
+    def on_frame(report: FrameReport) -> None:
+        samples["decode"].append(report.decode_s)
+        samples["inference"].append(report.inference_s)
+        samples["publish"].append(report.publish_s)
+
+    node.frame_listeners.append(on_frame)
     probe = Node("ovseg_bench_probe", context=ctx)
     executors = [MultiThreadedExecutor(num_threads=4, context=ctx),
                  SingleThreadedExecutor(context=ctx)]
@@ -118,14 +94,14 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
         with lock:
             got.update(lat=[], node_lat=[])
             dropped0 = got["dropped"]
-        for v in node.stage_samples.values():
+        for v in samples.values():
             v.clear()
         t0 = time.monotonic()
         time.sleep(seconds)
         with lock:
             snap = {"lat": list(got["lat"]), "node_lat": list(got["node_lat"]),
                     "dropped": got["dropped"] - dropped0, "elapsed": time.monotonic() - t0}
-        snap["stages"] = {k: list(v) for k, v in node.stage_samples.items()}
+        snap["stages"] = {k: list(v) for k, v in samples.items()}
         return snap
 
     results: dict[str, Any] = {}
@@ -155,10 +131,11 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
                 runs: dict[int, list[dict[str, Any]]] = {full: [], 1: []}
                 for i in range(2 * thread_windows):
                     threads = full if i % 2 == 0 else 1
-                    node.threads = threads  # applied by the worker before its next frame
+                    # A dynamic parameter, applied by the worker before its next frame.
+                    node.set_parameters([Parameter("threads", value=threads)])
                     time.sleep(min(warmup, 2.0))  # let the frame in flight finish
                     runs[threads].append(window(duration / 2))
-                node.threads = full
+                node.set_parameters([Parameter("threads", value=0)])
                 for threads, snaps in runs.items():
                     results[f"{key}_{threads}t"] = _summarise(_merge(snaps), rate_hz)
             finally:
@@ -168,7 +145,7 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
                     probe.destroy_subscription(sub)
                 node.worker.wait_idle(30.0)
     finally:
-        node.shutdown(timeout=30.0)
+        node.close(timeout=30.0)
         for e in executors:
             e.shutdown(timeout_sec=1.0)
         node.destroy_node()
@@ -195,9 +172,9 @@ def _summarise(snap: dict[str, Any], rate_hz: float) -> dict[str, Any]:
     n = min(len(v) for v in stages.values())
     if n == 0 or not snap["lat"]:
         return {"error": "no output received"}
-    total, infer = np.asarray(stages["worker_total"][:n]), np.asarray(stages["inference"][:n])
-    decode = np.asarray(stages["decode"][:n])
-    overhead = total - infer  # decode, copies, encodes, messages, publish (overlay if watched)
+    infer, decode = np.asarray(stages["inference"][:n]), np.asarray(stages["decode"][:n])
+    publish = np.asarray(stages["publish"][:n])
+    overhead = decode + publish  # the node's own work: decode, encodes, messages, publishing
     return {
         "rate_hz": rate_hz,
         "output_fps": len(snap["lat"]) / snap["elapsed"],
@@ -207,7 +184,7 @@ def _summarise(snap: dict[str, Any], rate_hz: float) -> dict[str, Any]:
         "stages": {"latency_stamp_to_receive": summary(snap["lat"]),
                    "latency_node_reported": summary(snap["node_lat"]),
                    "decode": summary(list(decode)), "inference": summary(list(infer)),
-                   "publish_and_rest": summary(list(overhead - decode)),
-                   "worker_total": summary(list(total))},
+                   "publish": summary(list(publish)),
+                   "worker_total": summary(list(overhead + infer))},
         "ratios": {"node_overhead_vs_inference": float(np.median(overhead / infer))},
     }

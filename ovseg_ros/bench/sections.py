@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -233,12 +234,12 @@ def bench_clipdiy(seg: Segmenter, size: tuple[int, int], reps: int, warmup: int 
     geometry = (tuple(cfg.image_size), tuple(cfg.crop_sizes))
 
     def batched(max_batch: int) -> Any:
-        def call() -> None:
-            cfg.max_batch = max_batch
+        def call() -> None:  # the stage's (frozen) config swapped for the call
+            stage.diy.config = replace(cfg, max_batch=max_batch)
             try:
                 stage(rgb, result)
             finally:
-                cfg.max_batch = default_batch
+                stage.diy.config = cfg
         return call
 
     variants = {"batched": batched(default_batch),

@@ -29,6 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from ovseg_ros.bench.tiny import TINY
+from ovseg_ros.cli.options import add_setting_options
+from ovseg_ros.node.config import BY_NAME
+
 BASE = ["person", "chair", "table", "door", "floor", "wall", "window", "lamp", "sofa", "plant",
         "cup", "bottle", "bag", "screen", "bed", "shelf"]
 NS = f"/soak{os.getpid()}"  # this run's namespace: runs on one ROS domain never mix
@@ -226,11 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--prompt-change-s", type=float, default=5.0)
-    p.add_argument("--model", default="ovseg-bench-tiny",
+    p.add_argument("--model", default=TINY,
                    help="open_clip model (random weights); default: the tiny benchmark model")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--input-size", type=int, default=448)
+    add_setting_options(p, [BY_NAME[n] for n in ("device", "precision", "input_size")])
     p.add_argument("--size", default="640x480", help="camera frames, WxH")
     p.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz")
     p.add_argument("--new-names", type=int, default=40, help="never-seen names per change")

@@ -1,4 +1,5 @@
-"""A tiny open_clip ViT for `--smoke`: the real code paths in seconds, numbers meaningless."""
+"""The tiny open_clip ViT shared by `--smoke` benchmarks and the test suite: the real code
+paths in seconds, numbers meaningless. Its config is registered with open_clip at run time."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ from pathlib import Path
 
 import open_clip
 
-TINY = "ovseg-bench-tiny"
+TINY = "ovseg-tiny"
+WIDTH = 64  # vision width: what a head checkpoint for it must have
 CONFIG = {
     "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 4, "width": 64, "patch_size": 16,
+    "vision_cfg": {"image_size": 64, "layers": 4, "width": WIDTH, "patch_size": 16,
                    "head_width": 32},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2,
                  "layers": 2},
 }
 
 
-def register_tiny() -> str:
-    """Register the tiny config with open_clip once per process; returns its model name."""
+def register_tiny(directory: Path | None = None) -> str:
+    """Register the tiny config with open_clip once per process (its JSON is written into
+    `directory`, default a new temporary folder); returns its model name."""
     if TINY not in open_clip.list_models():
-        path = Path(tempfile.mkdtemp(prefix="ovseg-bench-")) / f"{TINY}.json"
+        folder = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="ovseg-tiny-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{TINY}.json"
         path.write_text(json.dumps(CONFIG))
         open_clip.add_model_config(path)
     return TINY

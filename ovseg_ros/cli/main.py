@@ -10,49 +10,27 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from ovseg_ros.core import DeviceError, SegmenterConfig, VocabularyError, WeightsError
-from ovseg_ros.core.weights import RANDOM
+from ovseg_ros.cli.options import (
+    add_keyframe_options,
+    add_model_options,
+    add_setting_options,
+    config_from_args,
+    keyframes_from_args,
+)
+from ovseg_ros.core import ConfigError, DeviceError, VocabularyError, WeightsError
+from ovseg_ros.core.config import RANDOM, KeyframeConfig, SegmenterConfig
+from ovseg_ros.io.media import samples_dir
+from ovseg_ros.node.config import BY_NAME
 
 log = logging.getLogger("ovseg")
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+# Re-exported for sub-commands that add the same options (ovseg_ros.eval).
+__all__ = ["add_model_options", "config_from_args", "main"]
 DEMO_PROMPTS = "person, cat, cup, rocket, grass, sky, building, table"
-
-
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    d = SegmenterConfig()
-    p.add_argument("--model", default=d.model, help="open_clip ViT name (default %(default)s)")
-    p.add_argument("--clip-weights", default=d.clip_weights,
-                   help="open_clip pretrained tag, a local weights file, or 'random'")
-    p.add_argument("--heads", default=d.heads,
-                   help="CLIP-DINOiser head checkpoint: local path, https URL, or 'random'")
-    p.add_argument("--heads-sha256", default=None, help="expected sha256 of the head checkpoint")
-    p.add_argument("--cache-dir", default=None, help="download cache (default ~/.cache/ovseg_ros)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--mode", default="whole", choices=["whole", "slide"],
-                   help="whole image, or the paper's 448 sliding windows with stride 224")
-    p.add_argument("--input-size", type=int, default=d.input_size,
-                   help="short side before inference; 0 = no resizing (default %(default)s)")
-    p.add_argument("--no-background", action="store_true",
-                   help="no implicit background class (id 0 then means 'below --threshold')")
-    p.add_argument("--threshold", type=float, default=0.0,
-                   help="pixels less confident than this get id 0")
-    p.add_argument("--keyframe-every", type=int, default=0,
-                   help="run CLIP-DIY every N frames and fuse it (0 = off)")
-
-
-def config_from_args(args: argparse.Namespace) -> SegmenterConfig:
-    return SegmenterConfig(
-        model=args.model, clip_weights=args.clip_weights, heads=args.heads,
-        heads_sha256=args.heads_sha256, cache_dir=args.cache_dir, device=args.device,
-        precision=args.precision, mode=args.mode, input_size=args.input_size,
-        background=not args.no_background, threshold=args.threshold,
-    )
 
 
 def parse_prompts(text: str) -> list[str]:
@@ -67,44 +45,39 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("input", help="image file, folder of images, or video file")
     seg.add_argument("--prompts", required=True, help='comma-separated class names: "a,b,c"')
     seg.add_argument("-o", "--output", default="ovseg_out", help="output folder")
-    seg.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    add_setting_options(seg, [BY_NAME["overlay_alpha"]], aliases={"overlay_alpha": "--alpha"})
     seg.add_argument("--save-scores", metavar="FILE.npz", default=None,
                      help="store patch-level probabilities (key patch_probs)")
     seg.add_argument("--random-fallback", action="store_true",
                      help="when real weights cannot be had, say so and use seeded random ones")
     add_model_options(seg)
+    add_keyframe_options(seg)
     demo = sub.add_parser("demo", help="segment the shipped sample images")
     demo.add_argument("-o", "--output", default="ovseg_demo", help="output folder")
     demo.add_argument("--prompts", default=DEMO_PROMPTS)
     add_model_options(demo)
+    add_keyframe_options(demo)
     return parser
 
 
-def build_pipeline(cfg: SegmenterConfig, keyframe_every: int = 0):
-    from ovseg_ros.core import Segmenter
-    from ovseg_ros.core.pipeline import FramePipeline, KeyframeConfig
+def build_pipeline(cfg: SegmenterConfig, keyframes: KeyframeConfig | None = None):
+    from ovseg_ros.core import FramePipeline, Segmenter
 
-    if keyframe_every < 0:
-        raise ValueError("--keyframe-every must be >= 0")
-    # Synchronous keyframes: a file has no frame rate to keep up with, and results must not
-    # depend on how long CLIP-DIY took.
-    keyframes = KeyframeConfig(enabled=keyframe_every > 0, every_n_frames=max(keyframe_every, 1),
-                               asynchronous=False)
-    return FramePipeline(Segmenter(cfg), keyframes)
+    return FramePipeline(Segmenter(cfg), keyframes or KeyframeConfig(asynchronous=False))
 
 
-def load_pipeline(cfg: SegmenterConfig, random_fallback: bool, keyframe_every: int = 0):
-    """Build the FramePipeline; with `random_fallback`, unavailable weights become random ones
-    after one line on stderr that says so."""
+def load_pipeline(cfg: SegmenterConfig, random_fallback: bool,
+                  keyframes: KeyframeConfig | None = None):
+    """(FramePipeline, used random weights); with `random_fallback`, unavailable weights become
+    random ones after one line on stderr that says so."""
     try:
-        return build_pipeline(cfg, keyframe_every=keyframe_every), False
+        return build_pipeline(cfg, keyframes), False
     except WeightsError as exc:
         if not random_fallback:
             raise
         print(f"ovseg: real weights unavailable ({exc}); running on SEEDED RANDOM weights: "
               "the labels are meaningless.", file=sys.stderr)
-        cfg.clip_weights, cfg.heads = RANDOM, RANDOM
-        return build_pipeline(cfg, keyframe_every=keyframe_every), True
+        return build_pipeline(replace(cfg, clip_weights=RANDOM, heads=RANDOM), keyframes), True
 
 
 def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
@@ -115,7 +88,7 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
 
     frames = iter_frames(args.input)  # raises MediaError before any model is loaded
     cfg = config_from_args(args)
-    pipeline, is_random = load_pipeline(cfg, random_fallback, args.keyframe_every)
+    pipeline, is_random = load_pipeline(cfg, random_fallback, keyframes_from_args(args))
     ids = pipeline.set_prompts(parse_prompts(args.prompts))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,7 +104,7 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
             legend = [(cid, name) for cid, name in zip(res.class_ids, res.class_names,
                                                        strict=True)]
             write_png(out / f"{frame.name}_overlay.png",
-                      overlay(frame.rgb, res.labels, args.alpha, legend))
+                      overlay(frame.rgb, res.labels, args.overlay_alpha, legend))
             report = {
                 "image": frame.path or frame.name, "size": list(res.labels.shape),
                 "random_weights": is_random, "keyframe": res.keyframe,
@@ -177,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
-        args.input, args.alpha, args.save_scores = str(SAMPLES), 0.5, None
+        args.input, args.save_scores = str(samples_dir()), None
+        args.overlay_alpha = BY_NAME["overlay_alpha"].default
     try:
         return run_segment(args, random_fallback=args.command == "demo" or args.random_fallback)
-    except (WeightsError, DeviceError, VocabularyError, ValueError) as exc:
+    except (WeightsError, DeviceError, VocabularyError, ConfigError, ValueError) as exc:
         print(f"ovseg: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # media errors and the like: one line, not a traceback

@@ -1,24 +1,36 @@
-"""ROS-free model core: CLIP-DINOiser (per frame) and CLIP-DIY (keyframes). Never imports rclpy."""
+"""ROS-free model core: CLIP-DINOiser (per frame) and CLIP-DIY (keyframes). Never imports rclpy.
 
-from .clipdiy import ClipDiyConfig
-from .device import DeviceError, NumericalError, Runtime
-from .pipeline import FramePipeline, KeyframeConfig
-from .results import ClassStat, SegmentationResult
-from .segmenter import Segmenter, SegmenterConfig
-from .vocabulary import VocabularyError
-from .weights import WeightsError
+The names below are loaded on first use, so `ovseg_ros.core.config` and `.settings` (the
+settings schema, read by the launch file and the docs generator) import without torch.
+"""
 
-__all__ = [
-    "ClassStat",
-    "ClipDiyConfig",
-    "DeviceError",
-    "FramePipeline",
-    "KeyframeConfig",
-    "NumericalError",
-    "Runtime",
-    "SegmentationResult",
-    "Segmenter",
-    "SegmenterConfig",
-    "VocabularyError",
-    "WeightsError",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ClipDiyConfig": "config",
+    "ConfigError": "settings",
+    "DeviceError": "device",
+    "FramePipeline": "pipeline",
+    "KeyframeConfig": "config",
+    "NumericalError": "device",
+    "Runtime": "device",
+    "ClassStat": "results",
+    "SegmentationResult": "results",
+    "Segmenter": "segmenter",
+    "SegmenterConfig": "config",
+    "VocabularyError": "vocabulary",
+    "WeightsError": "weights",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -30,54 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import tiling
+from .config import ClipDiyConfig
 from .device import Runtime
 from .maskclip import GlobalClipEncoder, normalise_pixels
 from .text import TextEmbeddingCache
 from .weights import load_clip
 
-DIY_TEMPLATE = "a photo of a {}."
 # CLIP's trained logit scale (exp(4.6052) = 100 in every released CLIP). See `saliency_fusion`.
-DIY_LOGIT_SCALE = 100.0
-
-
-@dataclass
-class ClipDiyConfig:
-    """CLIP-DIY settings; the defaults are the paper's."""
-
-    image_size: tuple[int, int] = (256, 256)  # (H, W) the frame is resized to
-    crop_sizes: tuple[int, ...] = (256, 128, 64)
-    crop_strides: tuple[int, ...] = ()  # one per crop size; empty = half of each crop
-    scale_weights: tuple[float, ...] = ()  # one per crop size; empty = all 1
-    template: str = DIY_TEMPLATE  # a single prompt template
-    logit_scale: float = DIY_LOGIT_SCALE  # softmax scale applied after saliency fusion
-    model: str = ""  # "" reuses the Segmenter's CLIP; else an open_clip name, e.g. "ViT-B-32"
-    weights: str = ""  # with `model`: pretrained tag, local file or "random"
-    # Crops per encode_image call; 0 = auto: 4 on CPU (cache-friendly: 0.76x the time of one
-    # 59-crop call, `python -m ovseg_ros.bench --only clipdiy`), 64 on GPU (one call).
-    max_batch: int = 0
-
-    def strides(self) -> tuple[int, ...]:
-        return tuple(self.crop_strides) or tuple(max(1, c // 2) for c in self.crop_sizes)
-
-    def weights_per_scale(self) -> tuple[float, ...]:
-        return tuple(self.scale_weights) or (1.0,) * len(self.crop_sizes)
-
-    def validate(self) -> None:
-        if len(self.image_size) != 2 or min(self.image_size) < 1:
-            raise ValueError(f"image_size must be (H, W) >= 1, got {self.image_size}")
-        if not self.crop_sizes or min(self.crop_sizes) < 1:
-            raise ValueError("crop_sizes must be a non-empty list of sizes >= 1")
-        if len(self.strides()) != len(self.crop_sizes) or min(self.strides()) < 1:
-            raise ValueError("crop_strides needs one stride >= 1 per crop size")
-        weights = self.weights_per_scale()
-        if len(weights) != len(self.crop_sizes) or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError("scale_weights needs one weight >= 0 per crop size, not all 0")
-        if "{}" not in self.template:
-            raise ValueError("template must contain '{}' for the class name")
-        if self.logit_scale <= 0 or self.max_batch < 0:
-            raise ValueError("logit_scale must be > 0 and max_batch >= 0 (0 = auto)")
-        if self.model and not self.weights:
-            raise ValueError("a separate CLIP-DIY model needs weights (tag, file or 'random')")
+DIY_LOGIT_SCALE = ClipDiyConfig.logit_scale
 
 
 @dataclass(frozen=True)
@@ -188,7 +148,6 @@ class ClipDiy:
     def __init__(self, clip: nn.Module, tokenizer, runtime: Runtime,
                  config: ClipDiyConfig | None = None):
         self.config = config = config or ClipDiyConfig()
-        config.validate()
         self.clip = clip
         self.runtime = runtime
         size = getattr(clip.visual, "image_size", 224)
@@ -201,19 +160,18 @@ class ClipDiy:
             self.image_encoder = clip.encode_image
 
     @classmethod
-    def from_segmenter(cls, segmenter, config: ClipDiyConfig | None = None) -> ClipDiy:
-        """Reuse `segmenter.clip` (no second model in memory) unless `config.model` names a
-        separate CLIP, loaded through `weights.load_clip` (tags, local files, "random")."""
-        config = config or ClipDiyConfig()
-        config.validate()
-        if not config.model:
+    def from_segmenter(cls, segmenter, config: ClipDiyConfig | None = None, model: str = "",
+                       weights: str = "") -> ClipDiy:
+        """Reuse `segmenter.clip` (no second model in memory) unless `model` names a separate
+        CLIP with `weights`, loaded through `weights.load_clip` (tags, local files, "random")."""
+        if not model:
             return cls(segmenter.clip, segmenter.tokenizer, segmenter.runtime, config)
         seg_cfg = segmenter.config
         cache = Path(seg_cfg.cache_dir) if seg_cfg.cache_dir else None
-        clip = load_clip(config.model, config.weights, cache, seg_cfg.seed)
+        clip = load_clip(model, weights, cache, seg_cfg.seed)
         runtime = segmenter.runtime
         clip = clip.to(runtime.device, runtime.dtype).eval()
-        return cls(clip, open_clip.get_tokenizer(config.model), runtime, config)
+        return cls(clip, open_clip.get_tokenizer(model), runtime, config)
 
     def text(self, names: Sequence[str]) -> torch.Tensor:
         """(C, D) unit-norm single-template embeddings, cached per name."""

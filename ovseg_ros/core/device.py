@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import PRECISIONS
+
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -118,3 +119,18 @@ class Runtime:
             name += f" ({torch.cuda.get_device_name(self.device)})"
         emulated = " (emulated: slow)" if emulation_warning(self.device, self.dtype) else ""
         return f"{name}, {self.precision}{emulated}, {torch.get_num_threads()} threads"
+
+
+def release_memory(device: torch.device | None = None) -> None:
+    """Return freed memory to the system after a model was dropped: collect cycles, empty the
+    CUDA cache, and ask glibc to give free heap pages back (else RSS stays at its peak)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    if device is not None and device.type == "cuda":
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass

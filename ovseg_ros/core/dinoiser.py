@@ -11,10 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import DELTA, GAMMA
 from .weights import check_state_dict
 
-GAMMA = 0.2  # correlations below this do not pool
-DELTA = 0.99  # below this top probability, a non-salient patch becomes background
 PROJ_DIM = 256
 
 

@@ -184,9 +184,10 @@ class ClipDiyStage:
     Any callable with that signature can replace it (tests inject slow fakes).
     """
 
-    def __init__(self, segmenter, config: ClipDiyConfig | None = None):
+    def __init__(self, segmenter, config: ClipDiyConfig | None = None, model: str = "",
+                 weights: str = ""):
         self.segmenter = segmenter
-        self.diy = ClipDiy.from_segmenter(segmenter, config)
+        self.diy = ClipDiy.from_segmenter(segmenter, config, model, weights)
 
     def prepare(self, names: Sequence[str]) -> None:
         """Encode the text of new class names now (called when the vocabulary changes)."""

@@ -21,50 +21,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .clipdiy import ClipDiyConfig
+from .config import KeyframeConfig
 from .fusion import ClipDiyStage, KeyframeScores, PresencePrior, fuse_keyframe
 from .results import SegmentationResult
 from .segmenter import Segmenter
 
 log = logging.getLogger(__name__)
-HALF_LIFE_UNITS = ("frames", "seconds")
 # stage(rgb, result) -> (C, Hd, Wd) CLIP-DIY probabilities aligned with result.class_ids.
 KeyframeStage = Callable[[np.ndarray, SegmentationResult], torch.Tensor]
-
-
-@dataclass
-class KeyframeConfig:
-    """When CLIP-DIY keyframes run and how they are fused (names map 1:1 to node parameters)."""
-
-    enabled: bool = False
-    every_n_frames: int = 30  # 0 = off
-    every_s: float = 0.0  # 0 = off
-    on_prompt_change: bool = True
-    asynchronous: bool = True  # False: compute and fuse on the same frame (CLI, tests)
-    fusion_weight: float = 0.5  # w in p ~ p_dino^(1-w) * p_diy^w; 0 = no spatial fusion
-    prior: bool = True  # class-presence prior on the following frames
-    prior_half_life: float = 30.0
-    prior_half_life_unit: str = "frames"  # frames | seconds
-    prior_floor: float = 0.1  # smallest factor a class the keyframe found absent gets
-    clip_diy: ClipDiyConfig = field(default_factory=ClipDiyConfig)  # model, crops, template
-
-    def validate(self) -> None:
-        if self.every_n_frames < 0 or self.every_s < 0:
-            raise ValueError("every_n_frames and every_s must be >= 0 (0 = off)")
-        if not 0.0 <= self.fusion_weight <= 1.0:
-            raise ValueError("fusion_weight must lie in [0, 1]")
-        if self.prior_half_life <= 0:
-            raise ValueError("prior_half_life must be > 0")
-        if self.prior_half_life_unit not in HALF_LIFE_UNITS:
-            raise ValueError(f"prior_half_life_unit must be one of {HALF_LIFE_UNITS}")
-        if not 0.0 < self.prior_floor <= 1.0:
-            raise ValueError("prior_floor must lie in (0, 1]")
-        self.clip_diy.validate()
 
 
 class FramePipeline:
@@ -80,11 +48,12 @@ class FramePipeline:
                  stage: KeyframeStage | None = None, clock: Callable[[], float] | None = None):
         self.segmenter = segmenter
         self.config = keyframes or KeyframeConfig()
-        self.config.validate()
         self.clock = clock
         self.stage: KeyframeStage | None = None
         if self.config.enabled:
-            self.stage = stage or ClipDiyStage(segmenter, self.config.clip_diy)
+            self.stage = stage or ClipDiyStage(segmenter, self.config.clip_diy,
+                                               self.config.keyframe_model,
+                                               self.config.keyframe_weights)
         self._lock = threading.Lock()
         self._requested = False
         self._closed = False
@@ -135,9 +104,9 @@ class FramePipeline:
         prior = self._prior
         if prior is None or not self.config.prior:
             return None
-        seconds = self.config.prior_half_life_unit == "seconds"
-        age = now - prior.time if seconds else frame_index - prior.frame_index
-        return prior.at(age, self.config.prior_half_life)
+        half_life, unit = self.config.prior_half_life
+        age = now - prior.time if unit == "seconds" else frame_index - prior.frame_index
+        return prior.at(age, half_life)
 
     # ---- per frame (one worker thread) ----------------------------------------------------
 
@@ -150,14 +119,14 @@ class FramePipeline:
         snapshot = self.segmenter.snapshot
         version = snapshot.version if snapshot else None
         with self._lock:
-            changed = cfg.on_prompt_change and version != self._seen_version
+            changed = cfg.keyframe_on_prompt_change and version != self._seen_version
             due = self._requested or changed
             last = self._last_start
-            if cfg.every_n_frames > 0:
-                due |= last is None or index - last[0] >= cfg.every_n_frames
-            if cfg.every_s > 0:
+            if cfg.keyframe_every_n > 0:
+                due |= last is None or index - last[0] >= cfg.keyframe_every_n
+            if cfg.keyframe_every_s > 0:
                 # A clock that went back (a bag replayed in a loop) restarts the schedule.
-                due |= last is None or now - last[1] >= cfg.every_s or now < last[1]
+                due |= last is None or now - last[1] >= cfg.keyframe_every_s or now < last[1]
             busy = self.keyframe_in_progress or self._finished is not None
             if due and not busy and not self._closed:
                 self.keyframes_started += 1
@@ -261,7 +230,7 @@ class FramePipeline:
         cfg = self.config
         if cfg.prior:
             self._prior = PresencePrior.from_keyframe(keyframe, cfg.prior_floor)
-        fused = fuse_keyframe(self.segmenter, result, keyframe, cfg.fusion_weight)
+        fused = fuse_keyframe(self.segmenter, result, keyframe, cfg.keyframe_fusion_weight)
         if fused is None:
             log.info("keyframe of stamp %.3f dropped: the vocabulary changed", keyframe.stamp)
             return result

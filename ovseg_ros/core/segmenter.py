@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +14,9 @@ import open_clip
 import torch
 
 from . import tiling
+from .config import RANDOM, SegmenterConfig
 from .device import NumericalError, Runtime
 from .dinoiser import (
-    DELTA,
-    GAMMA,
     DinoiserHeads,
     apply_background_rule,
     classify,
@@ -26,53 +25,18 @@ from .dinoiser import (
 )
 from .maskclip import DenseClipEncoder, normalise_pixels, pad_to_multiple
 from .results import SegmentationResult, make_result
+from .settings import ConfigError, settings_of
 from .text import IMAGENET_TEMPLATES, TextEmbeddingCache
 from .vocabulary import BACKGROUND, Vocabulary, VocabularySnapshot, validate_prompts
 from .weights import (
-    DEFAULT_CLIP_WEIGHTS,
-    DEFAULT_HEADS_URL,
-    DEFAULT_MODEL,
-    RANDOM,
     load_clip,
     load_state_dict,
     resolve_checkpoint,
 )
 
 log = logging.getLogger(__name__)
-MODES = ("whole", "slide")
-
-
-@dataclass
-class SegmenterConfig:
-    """Everything that selects weights, device and inference behaviour."""
-
-    model: str = DEFAULT_MODEL  # open_clip ViT name
-    clip_weights: str = DEFAULT_CLIP_WEIGHTS  # pretrained tag, local file, or "random"
-    heads: str = DEFAULT_HEADS_URL  # head checkpoint: local path, https URL, or "random"
-    heads_sha256: str | None = None  # checked when given
-    cache_dir: str | None = None  # downloads go here (default ~/.cache/ovseg_ros)
-    device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    mode: str = "whole"  # whole | slide (the paper's 448 windows, stride 224)
-    input_size: int = 448  # short side in pixels before inference; 0 keeps the image size
-    window: int = 448
-    stride: int = 224
-    background: bool = True  # implicit class 0 "background" and the objectness rule
-    gamma: float = GAMMA
-    delta: float = DELTA
-    threshold: float = 0.0  # pixels less confident than this are labelled 0
-    max_prompts: int = 256
-    seed: int = 0  # for "random" weights
-
-    def validate(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.input_size < 0 or self.window < 16 or not 0 < self.stride <= self.window:
-            raise ValueError("need input_size >= 0, window >= 16 and 0 < stride <= window")
-        if not 0.0 <= self.threshold <= 1.0 or not 0.0 <= self.delta <= 1.0:
-            raise ValueError("threshold and delta must lie in [0, 1]")
-        if not -1.0 <= self.gamma <= 1.0:
-            raise ValueError("gamma must lie in [-1, 1]")
+# Settings a running Segmenter may change (reconfigure); the others need a new Segmenter.
+DYNAMIC = frozenset(s.name for s in settings_of(SegmenterConfig) if s.dynamic)
 
 
 class _Active:
@@ -89,9 +53,12 @@ class _Active:
 class Segmenter:
     """CLIP-DINOiser segmentation. `set_prompts` may run on another thread than `segment`."""
 
-    def __init__(self, config: SegmenterConfig | None = None):
-        self.config = config = config or SegmenterConfig()
-        config.validate()
+    def __init__(self, config: SegmenterConfig | None = None,
+                 ids_from: Vocabulary | None = None):
+        """ids_from: the vocabulary of a Segmenter this one replaces; its label ids and version
+        carry over (Vocabulary.carry_over)."""
+        self.config = config = config or SegmenterConfig()  # frozen: swapped, never written
+        self._default_threads = torch.get_num_threads()
         self.runtime = Runtime.create(config.device, config.precision)
         cache = Path(config.cache_dir) if config.cache_dir else None
         clip = load_clip(config.model, config.clip_weights, cache, config.seed)
@@ -101,13 +68,14 @@ class Segmenter:
             torch.manual_seed(config.seed + 1)
             self.heads = DinoiserHeads(self.encoder.width)
         else:
-            path = resolve_checkpoint(config.heads, cache, config.heads_sha256)
+            path = resolve_checkpoint(config.heads, cache, config.heads_sha256 or None)
             self.heads.load_published(load_state_dict(path), str(path))
         self.clip = clip.to(self.runtime.device, self.runtime.dtype).eval()
         self.heads = self.heads.to(self.runtime.device, self.runtime.dtype).eval()
         self.tokenizer = open_clip.get_tokenizer(config.model)
         self.text_cache = TextEmbeddingCache(self.clip, self.tokenizer, self.runtime)
-        self.vocabulary = Vocabulary(background=config.background)
+        self.vocabulary = (ids_from.carry_over(config.background) if ids_from is not None
+                           else Vocabulary(background=config.background))
         self._update_lock = threading.Lock()
         self._active: _Active | None = None
         longest = max(IMAGENET_TEMPLATES, key=lambda t: len(self._tokens(t.format(""))))
@@ -129,9 +97,9 @@ class Segmenter:
 
         Raises VocabularyError (and keeps the previous vocabulary) when the prompts are refused.
         """
-        names = validate_prompts(prompts, self.token_count, 77, self.config.max_prompts,
-                                 self.config.background)
-        with self._update_lock:  # serialises writers; readers never wait
+        with self._update_lock:  # serialises writers (and reconfigure); readers never wait
+            names = validate_prompts(prompts, self.token_count, 77, self.config.max_prompts,
+                                     self.config.background)
             text = self.text_cache.embed(names)  # slow part, done before the swap
             snapshot = self.vocabulary.assign(names)
             ids = list(snapshot.ids)
@@ -141,6 +109,32 @@ class Segmenter:
             ids_t = torch.tensor(ids, dtype=torch.int32, device=self.runtime.device)
             self._active = _Active(snapshot, text, ids_t)
         return snapshot.as_dict()
+
+    def reconfigure(self, **changes: object) -> None:
+        """Change dynamic settings (threshold, max_prompts, threads) of the running Segmenter.
+
+        All or nothing: ConfigError naming every problem leaves the configuration as it was.
+        The new configuration is swapped in as one reference, so a frame in flight sees either
+        the old or the new values, never a mix.
+        """
+        static = sorted(set(changes) - DYNAMIC)
+        if static:
+            raise ConfigError(f"{', '.join(static)} cannot change while running (only "
+                              f"{', '.join(sorted(DYNAMIC))} can): build a new Segmenter")
+        with self._update_lock:
+            config = replace(self.config, **changes)  # ConfigError on an invalid value
+            active = self._active
+            in_use = len(active.snapshot.names) if active else 0
+            if config.max_prompts < in_use:
+                raise ConfigError(f"max_prompts={config.max_prompts} is below the {in_use} "
+                                  "prompts in use: remove prompts first")
+            self.config = config
+
+    def _apply_threads(self) -> None:
+        """The `threads` setting, for the calling thread (PyTorch's count is per thread)."""
+        want = self.config.threads or self._default_threads
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
 
     @property
     def snapshot(self) -> VocabularySnapshot | None:
@@ -233,6 +227,7 @@ class Segmenter:
         Keyed by id so it stays aligned whatever vocabulary this batch runs with.
         """
         active = self._require_active()  # one vocabulary for the whole batch
+        self._apply_threads()
         prior = self._prior_tensor(class_prior, active)
         results: list[SegmentationResult | None] = [None] * len(images)
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -251,7 +246,7 @@ class Segmenter:
 
     def _segment_same_size(self, images: Sequence[np.ndarray], active: _Active,
                            prior: torch.Tensor | None = None) -> list[SegmentationResult]:
-        cfg = self.config
+        cfg = self.config  # one configuration for the whole batch
         t0 = self._sync()
         batch = torch.cat([self.to_tensor(img) for img in images])
         h0, w0 = batch.shape[-2:]

@@ -113,6 +113,15 @@ class Vocabulary:
         )
         return self.snapshot
 
+    def carry_over(self, background: bool) -> Vocabulary:
+        """A new, empty vocabulary that keeps this one's ids and version: after a reconfigure,
+        names seen before get their ids back and the version keeps counting, so a consumer
+        never sees an id reused for another name."""
+        new = Vocabulary(background)
+        new._ids, new._next_id = dict(self._ids), self._next_id
+        new.snapshot = VocabularySnapshot((), (), background, self.snapshot.version)
+        return new
+
     def _allocate(self, taken: set[int]) -> int:
         if self._next_id <= MAX_ID:
             self._next_id += 1

@@ -19,15 +19,14 @@ from pathlib import Path
 import open_clip
 import torch
 
+from .config import DEFAULT_HEADS_URL, RANDOM
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "ViT-B-16"
-DEFAULT_CLIP_WEIGHTS = "laion2b_s34b_b88k"
-# The authors' published head checkpoint (about 7 MB).
-DEFAULT_HEADS_URL = "https://github.com/wysoczanska/clip_dinoiser/raw/main/checkpoints/last.pt"
-# Sources that ask for seeded random weights instead of trained ones (tests, offline demo).
-RANDOM = "random"
-
+# How to point each front end at a local file, for the error messages.
+CLIP_WEIGHTS_HINT = ("set clip_weights to the file's path (ROS parameter or launch argument "
+                     "clip_weights:=PATH, CLI --clip-weights PATH)")
+HEADS_HINT = "set heads to its path (heads:=PATH in ROS, --heads PATH in the CLI)"
 
 class WeightsError(RuntimeError):
     """Weights are missing, unreachable, corrupt or do not fit the model."""
@@ -124,7 +123,7 @@ def load_clip(
         return load_clip(model_name, str(downloaded))
     url = clip_weights_url(model_name, weights)
     offline = (f"Without network: download {url} on a machine that has it and put it at "
-               f"{placed}, or pass the file's path as the CLIP weights.")
+               f"{placed}, or " + CLIP_WEIGHTS_HINT + ".")
     probe = os.environ.get("HF_ENDPOINT", "") if "huggingface.co" in url else ""
     if url and not reachable(probe or url):
         raise WeightsError(f"could not get CLIP weights {model_name}/{weights}: "
@@ -175,7 +174,7 @@ def fetch(url: str, cache_dir: Path | None = None, sha256: str | None = None) ->
             Path(tmp).unlink(missing_ok=True)
             raise WeightsError(
                 f"could not download {url} ({type(exc).__name__}: {exc}). Without network, "
-                f"download it elsewhere and put it at {target}, or pass a local path."
+                f"download it elsewhere and put it at {target}, or {HEADS_HINT}."
             ) from exc
         log.info("downloaded %s to %s", url, target)
     if sha256 and _sha256(target) != sha256.lower():
@@ -192,7 +191,7 @@ def resolve_checkpoint(
     path = Path(source).expanduser()
     if not path.is_file():
         raise WeightsError(
-            f"head checkpoint not found: {path}. Download {DEFAULT_HEADS_URL} and pass its path."
+            f"head checkpoint not found: {path}. Download {DEFAULT_HEADS_URL} and {HEADS_HINT}."
         )
     if sha256 and _sha256(path) != sha256.lower():
         raise WeightsError(f"{path} does not match the expected sha256 {sha256}")
@@ -253,7 +252,8 @@ def probe_weights(model_name: str, clip_weights: str, heads: str,
         if url and not reachable(os.environ.get("HF_ENDPOINT", "") or url):
             raise WeightsError(
                 f"could not get CLIP weights {model_name}/{clip_weights}: no network; download "
-                f"{url} and put it at {clip_weights_path(model_name, clip_weights, cache_dir)}")
+                f"{url} and put it at {clip_weights_path(model_name, clip_weights, cache_dir)}, or "
+                + CLIP_WEIGHTS_HINT)
         cfg = open_clip.get_pretrained_cfg(model_name, clip_weights)
         if not cfg:
             raise WeightsError(f"{clip_weights!r} is not a pretrained tag of {model_name}")
@@ -264,8 +264,8 @@ def probe_weights(model_name: str, clip_weights: str, heads: str,
             raise WeightsError(
                 f"could not get CLIP weights {model_name}/{clip_weights} "
                 f"({type(exc).__name__}); download {clip_weights_url(model_name, clip_weights)} "
-                f"and put it at {clip_weights_path(model_name, clip_weights, cache_dir)}"
-            ) from exc
+                f"and put it at {clip_weights_path(model_name, clip_weights, cache_dir)}, or "
+                + CLIP_WEIGHTS_HINT) from exc
     except WeightsError as exc:
         return str(exc)
     return None

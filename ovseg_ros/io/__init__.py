@@ -22,6 +22,7 @@ from ovseg_ros.io.media import (
     iter_frames,
     list_images,
     read_image,
+    samples_dir,
     write_png,
 )
 
@@ -45,5 +46,6 @@ __all__ = [
     "list_images",
     "peek_compressed_size",
     "read_image",
+    "samples_dir",
     "write_png",
 ]

@@ -28,6 +28,20 @@ VIDEO_EXTENSIONS: tuple[str, ...] = tuple(
 )
 
 
+def samples_dir() -> Path:
+    """The sample images: share/ovseg_ros/samples of a colcon install, else the source tree's
+    samples/ (an editable install or a checkout)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        shared = Path(get_package_share_directory("ovseg_ros")) / "samples"
+        if shared.is_dir():
+            return shared
+    except Exception:  # not installed through colcon, or no ament index
+        pass
+    return Path(__file__).resolve().parents[2] / "samples"
+
+
 class MediaError(RuntimeError):
     """A path that cannot be read as images or video (missing, unreadable, empty folder)."""
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
+from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
 from ovseg_ros.core.results import SegmentationResult
@@ -50,13 +51,19 @@ class Camera:
     name: str
     input_topic: str
     health: HealthMonitor
-    labels: Publisher
+    labels: Publisher  # lifecycle publishers: they publish only while the node is active
     confidence: Publisher
     confidence_mono8: Publisher | None
     overlay: Publisher
     segmentation: Publisher
-    qos: QoSProfile | None = None
+    qos: QoSProfile | None = None  # input QoS, chosen at activation
     qos_desc: str = ""
+    subscription: Subscription | None = None  # while active
+
+    @property
+    def publishers(self) -> list[Publisher]:
+        return [p for p in (self.labels, self.confidence, self.confidence_mono8, self.overlay,
+                            self.segmentation) if p is not None]
 
     def publish(self, result: SegmentationResult, header: Header, rgb: np.ndarray,
                 overlay_alpha: float, inference_ms: float, latency_ms: float,

@@ -21,10 +21,13 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
-from ovseg_ros.core.weights import DEFAULT_CLIP_WEIGHTS, DEFAULT_HEADS_URL, RANDOM, probe_weights
+from ovseg_ros.cli.options import add_setting_options
+from ovseg_ros.core.config import RANDOM
+from ovseg_ros.core.weights import probe_weights
 from ovseg_ros.io import decode_image
 from ovseg_ros.io.media import write_png
 from ovseg_ros.msg import Segmentation
+from ovseg_ros.node.config import BY_NAME
 from ovseg_ros.node.replay_node import ReplayNode
 from ovseg_ros.node.segment_node import SegmentNode
 
@@ -36,10 +39,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default="demo_out", help="folder for the saved overlays")
     p.add_argument("--frames", type=int, default=6, help="overlays to save before stopping")
     p.add_argument("--prompts", default=",".join(PROMPTS))
-    p.add_argument("--clip-weights", default=DEFAULT_CLIP_WEIGHTS)
-    p.add_argument("--heads", default=DEFAULT_HEADS_URL)
-    p.add_argument("--model", default="ViT-B-16")
-    p.add_argument("--input-size", type=int, default=448)
+    add_setting_options(p, [BY_NAME[n] for n in ("model", "clip_weights", "heads",
+                                                 "input_size")])
     p.add_argument("--rate", type=float, default=2.0, help="replay rate (Hz)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
     return p.parse_args(argv)
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             Parameter("heads", value=heads),
             Parameter("input_size", value=args.input_size),
         ])
+        if (failed := seg.start_failure()) is not None:
+            print(f"ovseg demo: the segmentation node did not start: {failed}", file=sys.stderr)
+            return 1
         replay = ReplayNode(parameter_overrides=[Parameter("rate", value=args.rate)])
         viewer = rclpy.create_node("demo_viewer")
 
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() - start > args.timeout:
                 print(f"ovseg demo: timed out after {args.timeout:.0f} s", file=sys.stderr)
                 return 1
-        seg.shutdown()
+        seg.close()
         executor.shutdown(timeout_sec=2.0)
     finally:
         rclpy.try_shutdown()

@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+
+def one_line(exc: BaseException) -> str:
+    """`Type: message` on one line, for logs that a robot operator reads."""
+    return f"{type(exc).__name__}: " + " ".join(str(exc).split())
 
 
 @dataclass
@@ -49,6 +55,26 @@ class Throttle:
             return True
 
 
+# Rates and latency are computed over the last RATE_FRAMES frames, whatever the period of the
+# diagnostics: at 0.14 Hz a 1 s period would see no frame in 6 of 7 reports.
+RATE_FRAMES = 20
+
+
+def window_rate(times: Sequence[float], now: float) -> float | None:
+    """Events per second over `times` (increasing, the newest last), None with fewer than 2.
+
+    Once the gap since the newest event exceeds the window's mean interval, the rate is taken
+    up to `now`, so it falls towards 0 when events stop instead of staying at its last value.
+    """
+    n = len(times)
+    if n < 2:
+        return None
+    span = times[-1] - times[0]
+    if now - times[-1] > span / (n - 1):
+        span = now - times[0]
+    return (n - 1) / max(span, 1e-9)
+
+
 class HealthMonitor:
     """Thread-safe counters and the rules that turn them into a diagnostic level."""
 
@@ -63,9 +89,9 @@ class HealthMonitor:
         self.received = self.rejected = self.succeeded = self.failed = self.overlays = 0
         self._last_reject = ""
         self._error: str | None = None  # set by a failed frame, cleared by the next success
-        self._latency_ms: list[float] = []  # since the last report
-        self._inference_ms: list[float] = []
-        self._prev = (clock(), 0, 0, 0)  # (time, received, succeeded, rejected) at last report
+        self._arrivals: deque[float] = deque(maxlen=RATE_FRAMES)
+        self._outputs: deque[tuple[float, float, float]] = deque(maxlen=RATE_FRAMES)
+        self._prev = (0, 0)  # (succeeded, rejected) at the last report
         self.qos_event = ""  # last incompatible-QoS event text, if any
         # When the current publishers appeared: a camera process takes seconds from creating
         # its publisher to sending a frame, which is not a QoS mismatch.
@@ -75,6 +101,7 @@ class HealthMonitor:
         with self._lock:
             self.received += 1
             self._last_input = self._clock()
+            self._arrivals.append(self._last_input)
 
     def frame_rejected(self, reason: str) -> None:
         with self._lock:
@@ -85,8 +112,7 @@ class HealthMonitor:
         with self._lock:
             self.succeeded += 1
             self._error = None
-            self._latency_ms.append(latency_ms)
-            self._inference_ms.append(inference_ms)
+            self._outputs.append((self._clock(), latency_ms, inference_ms))
 
     def frame_failed(self, message: str) -> None:
         with self._lock:
@@ -103,20 +129,18 @@ class HealthMonitor:
             return self._clock() - since
 
     def report(self, publishers: int, dropped: int, qos_desc: str = "") -> Report:
-        """Level, message and key values for the period since the previous report.
+        """Level, message and key values now.
 
         publishers: publishers currently matched on the input topic (for the QoS hint);
-        dropped: frames replaced in the worker's slot since start; qos_desc: our input QoS.
+        dropped: frames replaced in the worker's slot; qos_desc: our input QoS.
         """
         idle = self.seconds_without_input()
         with self._lock:
             now = self._clock()
-            t0, rec0, ok0, rej0 = self._prev
-            dt = max(now - t0, 1e-6)
-            rec, ok, rej = self.received - rec0, self.succeeded - ok0, self.rejected - rej0
-            self._prev = (now, self.received, self.succeeded, self.rejected)
-            lat, inf = self._latency_ms, self._inference_ms
-            self._latency_ms, self._inference_ms = [], []
+            ok0, rej0 = self._prev
+            ok, rej = self.succeeded - ok0, self.rejected - rej0  # since the last report
+            self._prev = (self.succeeded, self.rejected)
+            arrivals, outputs = list(self._arrivals), list(self._outputs)
             error, last_reject = self._error, self._last_reject
             counters = (self.received, self.succeeded, self.rejected, self.failed, self.overlays)
             if publishers == 0:
@@ -125,6 +149,8 @@ class HealthMonitor:
                 self._publishers_since = now
             since = self._publishers_since
         silent_with_publisher = 0.0 if since is None else min(idle, now - since)
+        in_rate = window_rate(arrivals, now)
+        out_rate = window_rate([t for t, _, _ in outputs], now)
 
         if error is not None:
             level, msg = ERROR, f"processing failed: {error}"
@@ -139,20 +165,25 @@ class HealthMonitor:
         elif idle >= self.no_input_warn_s:
             level, msg = WARN, f"no input on {self.topic} for {idle:.0f} s (no publisher)"
         elif rej > 0 and ok == 0:
-            level, msg = WARN, f"all {rej} frames of the last {dt:.1f} s rejected: {last_reject}"
+            level, msg = WARN, f"all {rej} frames since the last report rejected: {last_reject}"
+        elif out_rate is not None:
+            level, msg = OK, f"segmenting at {out_rate:.2f} Hz"
         else:
-            level, msg = OK, f"segmenting at {ok / dt:.1f} Hz"
+            level, msg = OK, ("first frame segmented" if outputs else "waiting for frames")
 
-        def mean(xs: list[float]) -> str:
-            return f"{sum(xs) / len(xs):.1f}" if xs else "n/a"
+        def fmt(x: float | None, digits: int = 1) -> str:
+            return "n/a" if x is None else f"{x:.{digits}f}"
 
+        lat = [x for _, x, _ in outputs]
         received, succeeded, rejected, failed, overlays = counters
         values = [
-            ("input_rate_hz", f"{rec / dt:.2f}"),
-            ("output_rate_hz", f"{ok / dt:.2f}"),
-            ("latency_ms_mean", mean(lat)),
-            ("latency_ms_max", f"{max(lat):.1f}" if lat else "n/a"),
-            ("inference_ms_mean", mean(inf)),
+            ("input_rate_hz", fmt(in_rate, 2)),
+            ("output_rate_hz", fmt(out_rate, 2)),
+            ("latency_ms_last", fmt(lat[-1] if lat else None)),
+            ("latency_ms_mean", fmt(sum(lat) / len(lat) if lat else None)),
+            ("latency_ms_max", fmt(max(lat) if lat else None)),
+            ("inference_ms_last", fmt(outputs[-1][2] if outputs else None)),
+            ("rate_window_frames", str(RATE_FRAMES)),
             ("frames_received", str(received)),
             ("frames_processed", str(succeeded)),
             ("frames_dropped", str(dropped)),
@@ -167,14 +198,14 @@ class HealthMonitor:
         return Report(level, msg, values)
 
 
-
-def node_status(values: dict[str, Any], runtime: Any, vocabulary_size: int, version: int,
-                frames_out_of_memory: int, pipeline: Any) -> list[tuple[str, str]]:
-    """Key/values shared by every camera's status: model, device, vocabulary, keyframes."""
-    extra = [("model", values["model"]), ("clip_weights", values["clip_weights"]),
-             ("device", str(runtime.device)), ("precision", runtime.precision),
-             ("mode", values["mode"]), ("vocabulary_size", str(vocabulary_size)),
-             ("vocabulary_version", str(version)),
+def node_status(pipeline: Any, state: str, vocabulary_size: int, version: int,
+                frames_out_of_memory: int) -> list[tuple[str, str]]:
+    """Key/values shared by every camera's status: state, model, device, vocabulary, keyframes."""
+    cfg, rt = pipeline.segmenter.config, pipeline.segmenter.runtime
+    extra = [("lifecycle_state", state), ("model", cfg.model),
+             ("clip_weights", cfg.clip_weights), ("device", str(rt.device)),
+             ("precision", rt.precision), ("mode", cfg.mode),
+             ("vocabulary_size", str(vocabulary_size)), ("vocabulary_version", str(version)),
              ("frames_out_of_memory", str(frames_out_of_memory))]
     if pipeline.config.enabled:
         extra += [("keyframes_started", str(pipeline.keyframes_started)),
@@ -182,6 +213,15 @@ def node_status(values: dict[str, Any], runtime: Any, vocabulary_size: int, vers
                   ("keyframe_errors", str(pipeline.keyframe_errors)),
                   ("last_keyframe_error", pipeline.last_keyframe_error or "")]
     return extra
+
+
+def lifecycle_report(state: str, last_error: str | None) -> Report:
+    """The one status of a node that has no model loaded (unconfigured, or in a transition)."""
+    if last_error:
+        return Report(ERROR, f"{state}: configure failed: {last_error}",
+                      [("lifecycle_state", state)])
+    waiting = " (waiting for configure)" if state == "unconfigured" else ""
+    return Report(OK, f"{state}{waiting}", [("lifecycle_state", state)])
 
 
 def diagnostic_array(report: Report, name: str, hardware_id: str,

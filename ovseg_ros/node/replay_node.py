@@ -16,16 +16,15 @@ from typing import Any
 
 import cv2
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from ovseg_ros.io import encode_rgb, iter_frames
+from ovseg_ros.io import encode_rgb, iter_frames, samples_dir
 from ovseg_ros.node import messages as m
 from ovseg_ros.node import qos as Q
-from ovseg_ros.node.runner import spin_node, start_node
+from ovseg_ros.node.runner import run_main
 
 REPLAY_PARAMS: dict[str, tuple[Any, str]] = {
     "source": ("", "Image file, folder of images or video; empty = the shipped samples."),
@@ -38,19 +37,6 @@ REPLAY_PARAMS: dict[str, tuple[Any, str]] = {
     "max_size": (0, "Downscale so the longest side is at most this many pixels; 0 = keep."),
     "qos": ("sensor_data", "sensor_data (best effort) or reliable."),
 }
-
-
-def samples_dir() -> Path:
-    """The installed share/ovseg_ros/samples, else the source tree's samples/."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        shared = Path(get_package_share_directory("ovseg_ros")) / "samples"
-        if shared.is_dir():
-            return shared
-    except Exception:  # not installed through colcon, or no ament index
-        pass
-    return Path(__file__).resolve().parents[2] / "samples"
 
 
 def frames(source: str, loop: bool, max_size: int) -> Iterator[np.ndarray]:
@@ -126,11 +112,8 @@ class ReplayNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=sys.argv if args is None else args)
-    node, rc = start_node(ReplayNode, "replay")
-    if node is not None:
-        spin_node(node)
-    return rc
+    return run_main(ReplayNode, "replay", sys.argv if args is None else args, threads=1)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,9 @@
-"""Process plumbing shared by the executables: one-line start-up errors and orderly shutdown."""
+"""Process plumbing shared by the executables: one-line start-up errors and orderly shutdown.
+
+Signals: the first SIGINT or SIGTERM starts the shutdown; every later one (a double Ctrl-C,
+`ros2 launch` forwarding the terminal's SIGINT and then sending its own) is ignored, so the
+shutdown is never interrupted half-way and the process exits 0 within about 2 s.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +11,75 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rclpy
-from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    Executor,
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 
+from ovseg_ros.node.diagnostics import one_line
+
 N = TypeVar("N", bound=Node)
+_stopping = False
 
 
-def one_line(exc: BaseException) -> str:
-    """`Type: message` on one line, for logs that a robot operator reads."""
-    return f"{type(exc).__name__}: " + " ".join(str(exc).split())
+def _on_signal(signum: int, frame: Any) -> None:
+    """Python-level handler behind rclpy's (which shuts the context down first): interrupt the
+    main thread once; later signals arrive while shutting down and are dropped."""
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
+    raise KeyboardInterrupt
+
+
+def install_signal_handlers() -> None:
+    """Call before rclpy.init, which chains its handlers to these."""
+    global _stopping
+    _stopping = False
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+
+def _shutting_down() -> None:
+    """From here on a signal must not raise: the teardown runs to its end."""
+    global _stopping
+    _stopping = True
 
 
 def start_node(make: Callable[[], N], logger: str) -> tuple[N | None, int]:
     """Construct a node after rclpy.init. (node, 0), or (None, exit code) after a failure.
 
-    A failure (bad weights, missing source, invalid parameter) is one fatal log line and exit
-    code 1, never a traceback; Ctrl-C during construction is a clean exit 0.
+    A failure (bad weights, missing source, invalid parameter, an autostart configure that
+    failed) is one fatal log line and exit code 1, never a traceback; Ctrl-C during
+    construction is a clean exit 0.
     """
     try:
-        return make(), 0
+        node = make()
     except (KeyboardInterrupt, ExternalShutdownException):
+        _shutting_down()
         rclpy.try_shutdown()
         return None, 0
     except Exception as exc:
+        _shutting_down()
         rclpy.logging.get_logger(logger).fatal(f"start-up failed: {one_line(exc)}")
         rclpy.try_shutdown()
         return None, 1
+    failed = getattr(node, "start_failure", lambda: None)()
+    if failed:
+        _shutting_down()
+        rclpy.logging.get_logger(logger).fatal(f"start-up failed: {failed}")
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return None, 1
+    return node, 0
 
 
 def spin_node(node: Node, executor: Executor | None = None,
@@ -49,38 +93,39 @@ def spin_node(node: Node, executor: Executor | None = None,
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        _shutting_down()
         if before_destroy is not None:
             before_destroy()
         node.destroy_node()
         rclpy.try_shutdown()
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def _run(make: Callable[[], Node], logger: str, args: list[str],
          threads: int) -> tuple[int, list[str]]:
     """Start, spin until SIGINT/SIGTERM, shut down. (exit code, work still running)."""
-    # rclpy's handlers shut the context down and then call the previous Python handler: for
-    # SIGINT that raises KeyboardInterrupt, for SIGTERM nothing, so a SIGTERM during the
-    # (long) model load would go unnoticed until the first ROS call fails. Make both raise.
-    signal.signal(signal.SIGTERM, _interrupt)
+    install_signal_handlers()
     rclpy.init(args=args)
     node, rc = start_node(make, logger)
     if node is None:
         return rc, []
-    executor = MultiThreadedExecutor(num_threads=threads)
+    if hasattr(node, "on_finalized"):  # a lifecycle shutdown ends the process, exit code 0
+        # (after a moment, so that the change_state response is sent first)
+        node.on_finalized = lambda: threading.Timer(0.3, rclpy.try_shutdown).start()
+    executor = (MultiThreadedExecutor(num_threads=threads) if threads > 1
+                else SingleThreadedExecutor())
     executor.add_node(node)
     joined = True
 
     def stop() -> None:
         nonlocal joined
-        if hasattr(node, "shutdown"):  # the node's own worker threads
-            joined = node.shutdown(timeout=1.0)
+        if hasattr(node, "close"):  # the node's own worker threads
+            joined = node.close(timeout=1.0)
         # Joining the executor's threads would wait for a callback stuck in text encoding
         # (rclpy's timeout does not bound that join); run_main exits without them instead.
-        executor.shutdown(timeout_sec=0.3, wait_for_threads=joined)
+        if isinstance(executor, MultiThreadedExecutor):
+            executor.shutdown(timeout_sec=0.3, wait_for_threads=joined)
+        else:
+            executor.shutdown(timeout_sec=0.3)
 
     spin_node(node, executor, before_destroy=stop)
     return 0, list(getattr(node, "still_running", []))
@@ -90,9 +135,9 @@ def run_main(make: Callable[[], Node], logger: str, args: list[str], threads: in
              fast_exit: bool = True) -> int:
     """A node's process: multi-threaded executor, clean exit on SIGINT/SIGTERM within 2 s.
 
-    A node with `shutdown(timeout) -> bool` and `still_running` (SegmentNode) is stopped
-    first. Work that cannot be interrupted (a frame inside the model, text being encoded) is
-    not waited for after 1 s: the process exits without it. With `fast_exit` the process also
+    A node with `close(timeout) -> bool` and `still_running` (SegmentNode) is stopped first.
+    Work that cannot be interrupted (a frame inside the model, text being encoded) is not
+    waited for after 1 s: the process exits without it. With `fast_exit` the process also
     skips the interpreter's native teardown (torch, DDS), which takes seconds on a loaded
     machine, once ROS is shut down in order.
     """

@@ -1,10 +1,19 @@
-"""The `ovseg` node: a thin rclpy layer over ovseg_ros.core.
+"""The `ovseg` node: a managed (lifecycle) rclpy node, a thin layer over ovseg_ros.core.
 
-Threads: the executor's callbacks only hand incoming messages to a one-slot buffer per camera
-(no decoding); one worker thread decodes, runs FramePipeline.process (process_batch when
-several cameras' slots are full) and publishes. Services, parameters and the diagnostics timer
-sit in a reentrant callback group of a multi-threaded executor, so they answer while a frame is
-being processed.
+States, as Nav2 and other managed perception nodes use them:
+  unconfigured -> configure: parameters validated, weights loaded (CLIP, heads, CLIP-DIY),
+                  vocabulary encoded, publishers created -> inactive
+  inactive     -> activate: input subscribed, worker started, label map published -> active
+  active       -> deactivate: input unsubscribed, frame in flight finished (bounded),
+                  publishing stopped, CUDA cache emptied; the model stays loaded -> inactive
+  inactive     -> cleanup: model unloaded and its memory freed, publishers gone -> unconfigured
+  any          -> shutdown (also on SIGINT/SIGTERM) -> finalized
+With `autostart` (the default) the node configures and activates itself at start.
+
+Threads: subscription callbacks only hand messages to the worker's one-slot-per-camera buffer;
+one worker thread decodes, segments and publishes (frames.FrameProcessor). Services,
+parameters and the diagnostics timer run in a reentrant callback group of a multi-threaded
+executor and answer in every state, also while a transition or a frame is running.
 
 Run: `ros2 run ovseg_ros segment_node --ros-args -p prompts:="['cup','table']"` or
 `python -m ovseg_ros.node.segment_node --ros-args ...`.
@@ -18,272 +27,273 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_policy_name_from_kind
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from ovseg_ros.core import Segmenter
-from ovseg_ros.core.results import SegmentationResult
-from ovseg_ros.io import ImageDecodeError, decode_compressed, decode_image
-from ovseg_ros.msg import LabelMap, Segmentation
-from ovseg_ros.node import camera as C
-from ovseg_ros.node import messages as m
 from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
-from ovseg_ros.node.build import build_pipeline
-from ovseg_ros.node.diagnostics import (
-    WARN,
-    HealthMonitor,
-    Throttle,
-    diagnostic_array,
-    node_status,
-)
-from ovseg_ros.node.runner import one_line, run_main
+from ovseg_ros.node.config import build_configs
+from ovseg_ros.node.diagnostics import Throttle, one_line
+from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming
+from ovseg_ros.node.outputs import Outputs
+from ovseg_ros.node.runner import run_main
 from ovseg_ros.node.worker import FrameWorker
 from ovseg_ros.srv import GetPrompts, SetPrompts
 
-try:  # optional: not every ROS install has vision_msgs
-    from vision_msgs.msg import LabelInfo, VisionClass
-except ImportError:
-    LabelInfo = VisionClass = None
-
-Item = tuple[Any, float, str]  # (Image or CompressedImage, monotonic receive time, camera)
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+DEACTIVATE_WAIT_S = 10.0  # how long deactivate waits for the frame in flight
 
 
-class SegmentNode(Node):
+class SegmentNode(LifecycleNodeMixin, Node):
     """Open-vocabulary segmentation of one camera stream, or of several (`cameras`)."""
 
     def __init__(self, node_name: str = "ovseg", **kwargs: Any) -> None:
-        super().__init__(node_name, **kwargs)
-        self.values = P.declare(self)  # ValueError on invalid start-up values
-        self._vocab_lock = threading.RLock()  # vocabulary change + label map + param sync
-        self.pipeline = build_pipeline(self.values)
-        self.segmenter: Segmenter = self.pipeline.segmenter
-        try:
-            self.pipeline.set_prompts(self.values["prompts"])
-        except Exception:
-            self.pipeline.close()
-            raise
-        log = self.get_logger()
+        Node.__init__(self, node_name, **kwargs)
+        # Lifecycle services in their own group: a configure that loads weights for seconds
+        # must not hold up the parameter services (default group) or ours (reentrant).
+        LifecycleNodeMixin.__init__(self, callback_group=MutuallyExclusiveCallbackGroup())
+        self.values = P.declare(self)  # current value of every parameter
+        self.state = "unconfigured"  # lifecycle state, or the transition under way
+        self.last_error: str | None = None  # why the last configure failed
+        self.outputs: Outputs | None = None  # model + publishers: set while configured
+        self.worker: FrameWorker | None = None  # set while active
+        self.processor: FrameProcessor | None = None
+        self._ids = None  # the last configuration's Vocabulary: ids survive cleanup + configure
+        # Called on the worker thread with a frames.FrameReport per published frame (stage
+        # times); the benchmark reads the node's timings here.
+        self.frame_listeners: list[Callable[[FrameReport], None]] = []
+        # Called after the shutdown transition (finalized); the process entry ends the process.
+        self.on_finalized: Callable[[], None] | None = None
         self._throttle = Throttle(5.0)
-        self._compressed = self.values["input_transport"] == "compressed"
-        self.frames_out_of_memory = 0
-        self.still_running: list[str] = []  # filled by shutdown()
-        self.cameras = [self._make_camera(n) for n in self.values["cameras"] or [""]]
-        self._by_name = {c.name: c for c in self.cameras}
-        first = self.cameras[0]  # single-camera names, kept for tools and tests
-        self.input_topic, self.health = first.input_topic, first.health
-        self.pub_labels, self.pub_conf, self.pub_conf8 = (first.labels, first.confidence,
-                                                          first.confidence_mono8)
-        self.pub_overlay, self.pub_seg = first.overlay, first.segmentation
-
-        self._cb = ReentrantCallbackGroup()  # services, parameters, timer
-        self.pub_label_map = self.create_publisher(LabelMap, "~/label_map", Q.latched())
-        self.pub_label_info = None
-        if LabelInfo is not None:
-            self.pub_label_info = self.create_publisher(LabelInfo, "~/label_info", Q.latched())
-        else:
-            log.info("vision_msgs not importable: ~/label_info is not published")
+        self._quiet_failure = False  # autostart: start_failure() reports it instead
+        self._vocab_lock = threading.RLock()  # vocabulary + label map + parameter changes
+        self._cb = ReentrantCallbackGroup()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-
         self.create_service(SetPrompts, "~/set_prompts", self._srv_set_prompts,
                             callback_group=self._cb)
         self.create_service(GetPrompts, "~/get_prompts", self._srv_get_prompts,
                             callback_group=self._cb)
         self.create_service(Trigger, "~/keyframe", self._srv_keyframe, callback_group=self._cb)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._diag_timer = self.create_timer(self.values["diagnostics_period"],
+                                             self._on_diagnostics, callback_group=self._cb)
+        if self.values["autostart"]:  # a failure is the process's one start-up error line
+            self._quiet_failure = True
+            self.trigger_configure()
+            self._quiet_failure = False
+            if self.state == "inactive":
+                self.trigger_activate()
+        else:
+            self.get_logger().info("unconfigured: waiting for a lifecycle manager "
+                                   "(~/change_state; autostart is false)")
 
+    def start_failure(self) -> str | None:
+        """Why autostart did not reach 'active' (for the process's exit code), else None."""
+        if not self.values["autostart"] or self.state == "active":
+            return None
+        return self.last_error or f"autostart stopped in state {self.state}"
+
+    # ---- convenience views -------------------------------------------------------------------
+
+    @property
+    def pipeline(self):
+        return self.outputs.pipeline if self.outputs else None
+
+    @property
+    def segmenter(self):
+        return self.outputs.pipeline.segmenter if self.outputs else None
+
+    @property
+    def cameras(self):
+        return self.outputs.cameras if self.outputs else []
+
+    @property
+    def health(self):  # the first camera's (single-camera tools and tests)
+        return self.cameras[0].health
+
+    @property
+    def input_topic(self) -> str:
+        return self.cameras[0].input_topic
+
+    @property
+    def qos_desc(self) -> str:
+        return self.cameras[0].qos_desc
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = "configuring"
+        used = dict(self.values)
+        try:
+            seg_cfg, kf_cfg, node_cfg = build_configs(used)
+            outputs = Outputs.create(self, seg_cfg, kf_cfg, node_cfg, self._ids)
+        except Exception as exc:  # ConfigError, WeightsError, DeviceError, VocabularyError, ...
+            self.last_error = one_line(exc)
+            if not self._quiet_failure:
+                self.get_logger().error(f"configure failed: {self.last_error}")
+            self.state = "unconfigured"
+            return FAILURE
+        with self._vocab_lock:
+            self.outputs, self.last_error = outputs, None
+            # Dynamic parameters set while the weights loaded were only stored: apply them.
+            changed = {k: v for k, v in self.values.items() if v != used[k]}
+            if changed and (why := outputs.apply_dynamic(changed)) is not None:
+                self.get_logger().warning(f"a change made during configure was refused: {why}")
+        if self._diag_timer.timer_period_ns != int(node_cfg.diagnostics_period * 1e9):
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(node_cfg.diagnostics_period,
+                                                 self._on_diagnostics, callback_group=self._cb)
+        self.get_logger().info(f"configured: {seg_cfg.model} on "
+                               f"{outputs.pipeline.segmenter.runtime.describe()}, "
+                               f"{outputs.vocabulary_text()}")
+        self.state = "inactive"
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = "activating"
+        out = self.outputs
+        self.processor = FrameProcessor(
+            out.pipeline, out.cameras, lambda: self.outputs.node_config,
+            lambda: self.get_clock().now().nanoseconds * 1e-9,
+            lambda name: self.worker.dropped(name) if self.worker else 0,
+            self.get_logger(), self._throttle, self.frame_listeners, self.context.ok)
         # One slot per camera; several full slots are segmented as one batch.
-        self.worker: FrameWorker[Item] = FrameWorker(self._process_batch, self._on_worker_error,
-                                                     batch=True)
+        self.worker = FrameWorker(self.processor, self.processor.on_error, batch=True)
         self.worker.start()
-        for cam in self.cameras:
+        for cam in out.cameras:
             self._subscribe(cam)
-        self.input_qos, self.qos_desc = first.qos, first.qos_desc
-        self.create_timer(self.values["diagnostics_period"], self._on_diagnostics,
-                          callback_group=self._cb)
+        super().on_activate(state)  # enables the lifecycle publishers
         self.publish_label_map()
-        rt = self.segmenter.runtime
-        inputs = ", ".join(f"{c.input_topic} [{c.qos_desc}]" for c in self.cameras)
-        log.info(f"ready: {self.values['model']} on {rt.describe()}, input {inputs}, "
-                 f"{len(self.values['prompts'])} prompts")
+        inputs = ", ".join(f"{c.input_topic} [{c.qos_desc}]" for c in out.cameras)
+        self.get_logger().info(f"ready: active, input {inputs}")
+        self.state = "active"
+        return SUCCESS
 
-    def _make_camera(self, name: str) -> C.Camera:
-        base = f"{name}/image" if name else "image"
-        topic = self.resolve_topic_name(base + "/compressed" if self._compressed else base)
-        out, prefix = Q.outputs(), f"~/{name}/" if name else "~/"
-        conf8 = (self.create_publisher(Image, prefix + "confidence_mono8", out)
-                 if self.values["publish_confidence_mono8"] else None)
-        return C.Camera(name, topic, HealthMonitor(self.values["no_input_warn_s"], topic),
-                      self.create_publisher(Image, prefix + "labels", out),
-                      self.create_publisher(Image, prefix + "confidence", out), conf8,
-                      self.create_publisher(Image, prefix + "overlay", out),
-                      self.create_publisher(Segmentation, prefix + "segmentation", out))
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = "deactivating"
+        self._stop_input(DEACTIVATE_WAIT_S)
+        super().on_deactivate(state)
+        self.outputs.release_cache()
+        self.state = "inactive"
+        return SUCCESS
 
-    def _subscribe(self, cam: C.Camera) -> None:
-        cam.qos, cam.qos_desc = Q.input_qos(self, self.values["qos"], cam.input_topic,
-                                            self.values["qos_depth"])
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = "cleaningup"
+        self._unload()
+        self.state = "unconfigured"
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = "shuttingdown"
+        self.close(timeout=1.0)
+        self.state = "finalized"
+        if self.on_finalized is not None:
+            self.on_finalized()
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error during a transition from {state.label}: unloading")
+        self.close(timeout=1.0)
+        self.state = "unconfigured"
+        return SUCCESS
+
+    def _subscribe(self, cam) -> None:
+        nc = self.outputs.node_config
+        cam.qos, cam.qos_desc = Q.input_qos(self, nc.qos, cam.input_topic, nc.qos_depth)
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda info: self._on_incompatible_qos(info, cam))
-        self.create_subscription(
-            CompressedImage if self._compressed else Image, cam.input_topic,
-            lambda msg: self._on_image(msg, cam.name), cam.qos,
-            callback_group=MutuallyExclusiveCallbackGroup(), event_callbacks=events)
+        worker = self.worker
 
-    # ---- input (executor threads: no decoding here) -------------------------------------------
+        def on_image(msg: Image | CompressedImage) -> None:
+            cam.health.frame_received()
+            worker.submit(Incoming(msg, time.monotonic()), key=cam.name)
 
-    def _on_image(self, msg: Image | CompressedImage, camera: str = "") -> None:
-        self._by_name[camera].health.frame_received()
-        self.worker.submit((msg, time.monotonic(), camera), key=camera)
+        cam.subscription = self.create_subscription(
+            CompressedImage if nc.input_transport == "compressed" else Image, cam.input_topic,
+            on_image, cam.qos, callback_group=MutuallyExclusiveCallbackGroup(),
+            event_callbacks=events)
 
-    def _on_incompatible_qos(self, info: Any, cam: C.Camera) -> None:
+    def _stop_input(self, timeout: float) -> bool:
+        """Unsubscribe and stop the worker; False when a frame was still in the model after
+        `timeout` (it finishes on its own; nothing it produces is published)."""
+        for cam in self.cameras:
+            if cam.subscription is not None:
+                self.destroy_subscription(cam.subscription)
+                cam.subscription = None
+        worker, processor, self.worker = self.worker, self.processor, None
+        if worker is None:
+            return True
+        joined = worker.stop(timeout)
+        if not joined:
+            processor.retired = True
+            self.get_logger().warning(f"a frame was still in inference after {timeout:.1f} s; "
+                                      "its result is not published")
+        return joined
+
+    def _unload(self, wait_vocabulary: float | None = None) -> bool:
+        """Drop publishers and model (cleanup). False when a vocabulary change still held the
+        vocabulary lock after `wait_vocabulary` s (then the model is left to the process)."""
+        if not self._vocab_lock.acquire(timeout=-1 if wait_vocabulary is None
+                                        else wait_vocabulary):
+            return False
+        try:
+            outputs, self.outputs = self.outputs, None
+        finally:
+            self._vocab_lock.release()
+        if self.processor is not None:
+            self.processor.retired = True
+            self.processor = None  # it holds the pipeline
+        if outputs is not None:
+            self._ids = outputs.pipeline.segmenter.vocabulary
+            outputs.destroy(self)
+        return True
+
+    def close(self, timeout: float = 1.5) -> bool:
+        """Stop everything from any state (shutdown, SIGINT); False when a frame was still in
+        the model after `timeout`, or a vocabulary change was still encoding text: what is
+        listed in `still_running`. Neither can be interrupted safely."""
+        self.still_running: list[str] = []
+        if not self._stop_input(timeout):
+            self.still_running.append("a frame was still in inference")
+        if not self._unload(wait_vocabulary=0.3):
+            self.still_running.append("a vocabulary change was still encoding text")
+        return not self.still_running
+
+    def _on_incompatible_qos(self, info: Any, cam) -> None:
         policy = qos_policy_name_from_kind(info.last_policy_kind)
         text = f"a publisher on {cam.input_topic} offers incompatible QoS ({policy})"
         cam.health.qos_event = text
         self.get_logger().warning(f"{text}; ours is {cam.qos_desc}; see the qos parameter")
 
-    # ---- worker thread --------------------------------------------------------------------------
-
-    def _decode(self, msg: Image | CompressedImage, cam: C.Camera | None = None):
-        cam = cam or self.cameras[0]
-        limit = self.values["max_image_pixels"]
-        try:
-            if self._compressed:
-                return decode_compressed(msg.format, msg.data, limit)
-            return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
-                                msg.data, limit)
-        except ImageDecodeError as exc:
-            cam.health.frame_rejected(str(exc))
-            # One line per kind of problem per 5 s (digits stripped: sizes vary frame to frame).
-            key = "".join(c for c in str(exc) if not c.isdigit())[:80]
-            if self._throttle.ready(f"decode:{key}"):
-                self.get_logger().warning(f"dropping frame from {cam.input_topic}: {exc}")
-            return None
-
-    def _decode_item(self, item: Item) -> np.ndarray | None:
-        cam = self._by_name[item[2]]
-        # The one-argument call for the single camera keeps subclasses that wrap _decode(msg)
-        # (the node benchmark times it) working.
-        return self._decode(item[0]) if cam is self.cameras[0] else self._decode(item[0], cam)
-
-    def _process_batch(self, batch: list[tuple[str, Item]]) -> None:
-        """Everything the worker took at once: at most one frame per camera."""
-        if len(batch) == 1:
-            self._process(batch[0][1])
-            return
-        frames = [(item, rgb) for _, item in batch if (rgb := self._decode_item(item)) is not None]
-        if len(frames) <= 1:
-            for item, _ in frames:
-                self._process(item)
-            return
-        stamps = [m.stamp_seconds(item[0].header.stamp) for item, _ in frames]
-        # Keyframes (and their prior) follow the first camera only; see process_batch.
-        primary = next((i for i, (item, _) in enumerate(frames)
-                        if item[2] == self.cameras[0].name), None)
-        t0 = time.perf_counter()
-        results = self._infer(lambda: self.pipeline.process_batch(
-            [(rgb, stamp) for (_, rgb), stamp in zip(frames, stamps, strict=True)], primary),
-            [item for item, _ in frames], [rgb for _, rgb in frames])
-        if results is None or self.worker.stopping:
-            return
-        inference_ms = (time.perf_counter() - t0) * 1e3
-        for (item, rgb), stamp, result in zip(frames, stamps, results, strict=True):
-            self._publish(item, rgb, stamp, result, inference_ms)
-
-    def _process(self, item: Item) -> None:
-        rgb = self._decode_item(item)
-        if rgb is None:
-            return
-        stamp = m.stamp_seconds(item[0].header.stamp)
-
-        def run() -> SegmentationResult:
-            if item[2] == self.cameras[0].name:
-                return self.pipeline.process(rgb, stamp)
-            return self.pipeline.process_batch([(rgb, stamp)], None)[0]  # keyframes: 1st only
-
-        t0 = time.perf_counter()
-        result = self._infer(run, [item], [rgb])
-        if result is None or self.worker.stopping:
-            return
-        self._publish(item, rgb, stamp, result, (time.perf_counter() - t0) * 1e3)
-
-    def _infer(self, run: Callable[[], Any], items: list[Item], images: list[np.ndarray]) -> Any:
-        """run(); None after an out-of-memory error, which drops the frame(s) and is reported."""
-        try:
-            return run()
-        except Exception as exc:
-            if not C.is_out_of_memory(exc):
-                raise
-            text = one_line(exc)
-        # Here the exception and its traceback (holding the frame's tensors) are gone, so the
-        # freed blocks can actually go back to the device.
-        C.free_device_memory(self.segmenter.runtime.device)
-        self.frames_out_of_memory += len(items)
-        for item, rgb in zip(items, images, strict=True):
-            h, w = rgb.shape[:2]
-            stamp = m.stamp_seconds(item[0].header.stamp)
-            self._by_name[item[2]].health.frame_failed(
-                f"frame stamped {stamp:.3f} ({w}x{h}) dropped: out of memory")
-        if self._throttle.ready("oom"):
-            sizes = ", ".join(f"{rgb.shape[1]}x{rgb.shape[0]}" for rgb in images)
-            self.get_logger().error(
-                f"out of memory on {sizes}: frame dropped, device cache freed; lower input_size "
-                f"or max_image_pixels if this repeats ({text[:200]})")
-        return None
-
-    def latency_ms(self, stamp: float, received: float) -> float:
-        """Stamp to now on the node's clock, or arrival to now (see camera.latency_s)."""
-        now = self.get_clock().now().nanoseconds * 1e-9
-        return C.latency_s(now, stamp, time.monotonic() - received) * 1e3
-
-    def _publish(self, item: Item, rgb: np.ndarray, stamp: float, result: SegmentationResult,
-                 inference_ms: float) -> None:
-        msg, received, name = item
-        self._by_name[name].publish(
-            result, m.copy_header(msg.header), rgb, self.values["overlay_alpha"], inference_ms,
-            self.latency_ms(stamp, received), self.worker.dropped(name))
-
-    def _on_worker_error(self, batch: list[tuple[str, Item]], exc: BaseException) -> None:
-        if self.worker.stopping:
-            return  # publishers go away during shutdown
-        for name, item in batch:
-            stamp = m.stamp_seconds(item[0].header.stamp)
-            text = f"frame stamped {stamp:.3f}: {type(exc).__name__}: {exc}"
-            self._by_name[name].health.frame_failed(text)
-            if self._throttle.ready(f"error:{type(exc).__name__}"):
-                self.get_logger().error(f"processing failed on {text}")
-
     # ---- vocabulary -----------------------------------------------------------------------------
 
     def vocabulary(self) -> tuple[tuple[str, ...], tuple[int, ...], bool, int]:
-        snap = self.segmenter.snapshot
-        if snap is None:
-            return (), (), bool(self.values["background"]), 0
-        return snap.names, snap.ids, snap.background, snap.version
+        """(names, ids, background, version) in use; empty while no model is loaded."""
+        out = self.outputs
+        return out.vocabulary() if out else ((), (), bool(self.values["background"]), 0)
 
     def publish_label_map(self) -> None:
-        names, ids, background, version = self.vocabulary()
-        stamp = self.get_clock().now().to_msg()
-        self.pub_label_map.publish(m.label_map_msg(names, ids, background, version, stamp))
-        if self.pub_label_info is not None:
-            self.pub_label_info.publish(m.label_info_msg(
-                LabelInfo, VisionClass, names, ids, background, self.values["threshold"], stamp))
+        if self.outputs is not None:
+            self.outputs.publish_label_map()
 
     def set_prompts(self, prompts: Sequence[str]) -> tuple[bool, str]:
-        """Swap the vocabulary, republish the label map, mirror it into the `prompts` param."""
+        """Swap the vocabulary and mirror it into the `prompts` parameter."""
         with self._vocab_lock:
+            if self.outputs is None:
+                return False, (f"the node is {self.state}: configure it first (the prompts "
+                               "parameter is read at configure)")
             try:
-                self.pipeline.set_prompts(list(prompts))
+                self.outputs.set_prompts(prompts)
             except Exception as exc:  # VocabularyError, or the text encoder failing
                 return False, str(exc)
-            self.publish_label_map()
             names = list(self.vocabulary()[0])
             # Re-enters _on_set_parameters, which sees an unchanged vocabulary and accepts.
             self.set_parameters([Parameter("prompts", Parameter.Type.STRING_ARRAY, names)])
@@ -301,92 +311,60 @@ class SegmentNode(Node):
         return res
 
     def _srv_keyframe(self, req: Trigger.Request, res: Trigger.Response):
-        res.success = bool(self.pipeline.request_keyframe())
-        res.message = ("keyframe requested for the next frame" if res.success else
-                       "keyframes are disabled: start the node with keyframes:=true (or a "
-                       "keyframe_every_n / keyframe_every_s schedule)")
+        pipeline = self.pipeline
+        if pipeline is None:
+            res.success, res.message = False, f"the node is {self.state}: configure it first"
+        elif not pipeline.request_keyframe():
+            res.success, res.message = False, (
+                "keyframes are disabled: set keyframes:=true (or a keyframe_every_n / "
+                "keyframe_every_s schedule) while the node is unconfigured, then configure")
+        else:
+            res.success = True
+            res.message = "keyframe requested for the next frame" + (
+                "" if self.state == "active" else f" (the node is {self.state}: no frames "
+                "until it is activated)")
         return res
 
     # ---- parameters -----------------------------------------------------------------------------
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        ours = [p for p in changes if p.name in P.SPECS]
-        problems = [r for p in ours if (r := P.validate(p.name, p.value)) is not None]
-        if problems:
-            return SetParametersResult(successful=False, reason="; ".join(problems))
         with self._vocab_lock:
-            config = self.segmenter.config
-            old_max = config.max_prompts
-            limit = next((p for p in ours if p.name == "max_prompts"), None)
-            if limit is not None:  # before prompts set in the same call, which it bounds
-                config.max_prompts = limit.value
-            prompts = next((p for p in ours if p.name == "prompts"), None)
-            if prompts is not None and list(prompts.value) != list(self.vocabulary()[0]):
-                try:
-                    self.pipeline.set_prompts(list(prompts.value))
-                except Exception as exc:
-                    config.max_prompts = old_max
-                    return SetParametersResult(successful=False, reason=str(exc))
-            for p in ours:
-                self.values[p.name] = list(p.value) if isinstance(p.value, list) else p.value
-            names = {p.name for p in ours}
-            if "threshold" in names:
-                self._apply_threshold(self.values["threshold"])
-            if "no_input_warn_s" in names:
-                for cam in self.cameras:
-                    cam.health.no_input_warn_s = self.values["no_input_warn_s"]
-            if names & {"prompts", "threshold"}:
-                self.publish_label_map()
-        return SetParametersResult(successful=True)
+            refused = [r for p in changes
+                       if (r := P.change_refused(p.name, p.value, self.state)) is not None]
+            if refused:
+                return SetParametersResult(successful=False, reason="; ".join(refused))
+            new = {p.name: list(p.value) if isinstance(p.value, (list, tuple)) else p.value
+                   for p in changes if p.name in self.values}
+            if self.outputs is not None and (why := self.outputs.apply_dynamic(new)) is not None:
+                return SetParametersResult(successful=False, reason=why)
+            self.values.update(new)
+            return SetParametersResult(successful=True)
 
-    def _apply_threshold(self, value: float) -> None:
-        setter = getattr(self.pipeline, "set_threshold", None)
-        if setter is not None:
-            setter(value)
-        else:  # read by the segmenter on every frame
-            self.segmenter.config.threshold = value
-
-    # ---- health and shutdown --------------------------------------------------------------------
+    # ---- health -------------------------------------------------------------------------------
 
     def _on_diagnostics(self) -> None:
-        """One status per camera: a dead camera shows up even while the others work."""
-        names, _, _, version = self.vocabulary()
-        rt = self.segmenter.runtime
-        extra = node_status(self.values, rt, len(names), version, self.frames_out_of_memory,
-                            self.pipeline)
+        """One status per camera (a dead camera shows even while the others work); one status
+        for the node while no model is loaded."""
+        stamp = self.get_clock().now().to_msg()
         base = f"{self.get_fully_qualified_name().lstrip('/')}: segmentation"
-        stamp, statuses = self.get_clock().now().to_msg(), []
-        for cam in self.cameras:
-            report = cam.health.report(self.count_publishers(cam.input_topic),
-                                       self.worker.dropped(cam.name), cam.qos_desc)
-            key = "".join(c for c in report.message if not c.isdigit())[:40]  # not per-second
-            if report.level == WARN and self._throttle.ready(f"diag:{key}"):  # errors: logged
-                self.get_logger().warning(report.message)
-            name = f"{base} {cam.name}" if cam.name else base
-            statuses += diagnostic_array(report, name, rt.describe(), extra, stamp).status
-        arr = DiagnosticArray(status=statuses)
-        arr.header.stamp = stamp
+        out = self.outputs
+        if out is None:
+            arr = out_of_service(base, self.state, self.last_error, stamp)
+        else:
+            arr = out.diagnostics(self, base, self.state, self.worker, self._throttle, stamp)
         self.pub_diag.publish(arr)
 
-    def shutdown(self, timeout: float = 1.5) -> bool:
-        """Stop the worker; False when a frame was still inside the model after `timeout`, or
-        a vocabulary change (text encoding, on an executor thread) is still running; what is
-        listed in `still_running`. Neither can be interrupted safely."""
-        self.still_running = []
-        if not self.worker.stop(timeout):
-            self.still_running.append("a frame was still in inference")
-        else:  # a running CLIP-DIY keyframe is a daemon thread: don't wait long for it
-            self.pipeline.close(timeout=0.3)
-        if self._vocab_lock.acquire(timeout=0.3):
-            self._vocab_lock.release()
-        else:
-            self.still_running.append("a vocabulary change was still encoding text")
-        return not self.still_running
+
+def out_of_service(name: str, state: str, last_error: str | None, stamp):
+    from ovseg_ros.node.diagnostics import diagnostic_array, lifecycle_report
+
+    return diagnostic_array(lifecycle_report(state, last_error), name, "", [], stamp)
 
 
 def main(args: list[str] | None = None, fast_exit: bool = True) -> int:
-    """Entry point; exit code 1 on a start-up failure (one error line), else 0. See run_main."""
+    """Entry point; exit code 1 when autostart's configure fails (one error line), else 0."""
     return run_main(SegmentNode, "ovseg", sys.argv if args is None else args, fast_exit=fast_exit)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,201 @@
+"""What configure creates and cleanup destroys: the core pipeline with its vocabulary, each
+camera's lifecycle publishers and health monitor, and the latched label map publishers; and
+the changes a configured node accepts while running (vocabulary, dynamic parameters)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image
+
+from ovseg_ros.core.config import KeyframeConfig, SegmenterConfig
+from ovseg_ros.core.device import release_memory
+from ovseg_ros.core.pipeline import FramePipeline
+from ovseg_ros.core.segmenter import Segmenter
+from ovseg_ros.core.vocabulary import Vocabulary
+from ovseg_ros.msg import LabelMap, Segmentation
+from ovseg_ros.node import camera as C
+from ovseg_ros.node import messages as m
+from ovseg_ros.node import qos as Q
+from ovseg_ros.node.config import DYNAMIC, NodeConfig
+from ovseg_ros.node.diagnostics import (
+    OK,
+    WARN,
+    HealthMonitor,
+    Report,
+    Throttle,
+    diagnostic_array,
+    node_status,
+)
+
+try:  # optional: not every ROS install has vision_msgs
+    from vision_msgs.msg import LabelInfo, VisionClass
+except ImportError:
+    LabelInfo = VisionClass = None
+
+
+class Outputs:
+    """The configured part of the node. `node_config` is swapped whole on a dynamic change."""
+
+    def __init__(self, node: Any, pipeline: FramePipeline, cameras: list[C.Camera],
+                 label_map: Any, label_info: Any, node_config: NodeConfig) -> None:
+        self.pipeline = pipeline
+        self.cameras = cameras
+        self.label_map = label_map
+        self.label_info = label_info
+        self.node_config = node_config
+        self.log = node.get_logger()
+        self.stamp = lambda: node.get_clock().now().to_msg()
+
+    @classmethod
+    def create(cls, node: Any, seg: SegmenterConfig, keyframes: KeyframeConfig,
+               cfg: NodeConfig, ids_from: Vocabulary | None = None) -> Outputs:
+        """Load the model, encode the prompts, create the publishers (raises on failure, with
+        nothing left behind). ids_from: the previous configuration's vocabulary, whose label
+        ids and version carry over."""
+        pipeline = FramePipeline(Segmenter(seg, ids_from), keyframes)
+        made: list[Any] = []
+        try:
+            pipeline.set_prompts(cfg.prompts)
+            cameras = [_camera(node, name, cfg, made) for name in cfg.cameras or [""]]
+            label_map = _pub(node, made, LabelMap, "~/label_map", Q.latched())
+            label_info = None
+            if LabelInfo is not None:
+                label_info = _pub(node, made, LabelInfo, "~/label_info", Q.latched())
+            else:
+                node.get_logger().info("vision_msgs not importable: ~/label_info is not "
+                                       "published")
+        except Exception:
+            for pub in made:
+                node.destroy_lifecycle_publisher(pub)
+            pipeline.close(timeout=0.3)
+            raise
+        return cls(node, pipeline, cameras, label_map, label_info, cfg)
+
+    # ---- vocabulary and dynamic settings (the node serialises these calls) ----------------------
+
+    def vocabulary(self) -> tuple[tuple[str, ...], tuple[int, ...], bool, int]:
+        snap = self.pipeline.segmenter.snapshot
+        return snap.names, snap.ids, snap.background, snap.version
+
+    def vocabulary_text(self) -> str:
+        names, ids, _, version = self.vocabulary()
+        pairs = ", ".join(f"{n}({i})" for n, i in zip(names, ids, strict=True))
+        return f"vocabulary v{version}: {pairs}"
+
+    def publish_label_map(self) -> None:
+        names, ids, background, version = self.vocabulary()
+        stamp = self.stamp()
+        self.label_map.publish(m.label_map_msg(names, ids, background, version, stamp))
+        if self.label_info is not None:
+            threshold = self.pipeline.segmenter.config.threshold
+            self.label_info.publish(m.label_info_msg(
+                LabelInfo, VisionClass, names, ids, background, threshold, stamp))
+
+    def set_prompts(self, prompts: Sequence[str]) -> None:
+        """Swap the vocabulary (raises VocabularyError), log old -> new, republish the map."""
+        before = self.vocabulary_text()
+        self.pipeline.set_prompts(list(prompts))
+        after = self.vocabulary_text()
+        if after.split(": ", 1)[1] != before.split(": ", 1)[1]:
+            self.log.info(f"{before} -> {after}")
+        self.publish_label_map()
+
+    def apply_dynamic(self, new: dict[str, Any]) -> str | None:
+        """Apply dynamic parameter changes, all or nothing; the reason when refused."""
+        seg = self.pipeline.segmenter
+        core = {k: v for k, v in new.items() if k in DYNAMIC and hasattr(seg.config, k)}
+        old_core = {k: getattr(seg.config, k) for k in core}
+        prompts = new.get("prompts")
+        if prompts is not None and list(prompts) == list(self.vocabulary()[0]):
+            prompts = None  # the mirror of a set_prompts call, or no change
+        limit = core.get("max_prompts", seg.config.max_prompts)
+        if prompts is not None and len(prompts) > limit:
+            return f"{len(prompts)} prompts exceed the limit of {limit}"
+        # A larger limit goes first, a smaller one after the (shorter) list it must admit.
+        limit_first = limit >= seg.config.max_prompts
+        try:
+            if limit_first:
+                seg.reconfigure(**core)
+            if prompts is not None:
+                self.set_prompts(prompts)
+            if not limit_first:
+                seg.reconfigure(**core)
+            node = {k: v for k, v in new.items() if hasattr(self.node_config, k)}
+            self.node_config = replace(self.node_config, **node)
+        except Exception as exc:  # ConfigError, VocabularyError
+            seg.reconfigure(**old_core)
+            return str(exc)
+        if "no_input_warn_s" in new:
+            for cam in self.cameras:
+                cam.health.no_input_warn_s = new["no_input_warn_s"]
+        if "threshold" in new:  # LabelInfo carries it
+            self.publish_label_map()
+        return None
+
+    def diagnostics(self, node: Any, base: str, state: str, worker: Any, throttle: Throttle,
+                    stamp: Any) -> DiagnosticArray:
+        """One status per camera; WARNs are logged (once per kind per 5 s)."""
+        names, _, _, version = self.vocabulary()
+        processor = node.processor
+        oom = processor.frames_out_of_memory if processor is not None else 0
+        extra = node_status(self.pipeline, state, len(names), version, oom)
+        describe = self.pipeline.segmenter.runtime.describe()
+        statuses = []
+        for cam in self.cameras:
+            if state == "active":
+                dropped = worker.dropped(cam.name) if worker is not None else 0
+                report = cam.health.report(node.count_publishers(cam.input_topic), dropped,
+                                           cam.qos_desc)
+            else:
+                report = Report(OK, f"{state}: model loaded, not subscribed (activate to "
+                                "segment)")
+            key = "".join(c for c in report.message if not c.isdigit())[:40]  # not per-second
+            if report.level == WARN and throttle.ready(f"diag:{key}"):  # errors: logged
+                node.get_logger().warning(report.message)
+            name = f"{base} {cam.name}" if cam.name else base
+            statuses += diagnostic_array(report, name, describe, extra, stamp).status
+        arr = DiagnosticArray(status=statuses)
+        arr.header.stamp = stamp
+        return arr
+
+    def release_cache(self) -> None:
+        """After deactivate: give the device's cached blocks back (the model stays)."""
+        C.free_device_memory(self.pipeline.segmenter.runtime.device)
+
+    def destroy(self, node: Any) -> None:
+        """Cleanup: publishers gone, model unloaded and its memory returned."""
+        for cam in self.cameras:
+            for pub in cam.publishers:
+                node.destroy_lifecycle_publisher(pub)
+        for pub in (self.label_map, self.label_info):
+            if pub is not None:
+                node.destroy_lifecycle_publisher(pub)
+        device = self.pipeline.segmenter.runtime.device
+        self.pipeline.close(timeout=0.3)
+        self.pipeline = None  # the last reference: the model's memory can go
+        self.cameras = []
+        release_memory(device)
+
+
+def _pub(node: Any, made: list[Any], msg_type: Any, topic: str, qos: Any) -> Any:
+    pub = node.create_lifecycle_publisher(msg_type, topic, qos)
+    made.append(pub)
+    return pub
+
+
+def _camera(node: Any, name: str, cfg: NodeConfig, made: list[Any]) -> C.Camera:
+    base = f"{name}/image" if name else "image"
+    topic = node.resolve_topic_name(base + ("/compressed" if cfg.input_transport == "compressed"
+                                            else ""))
+    out, prefix = Q.outputs(), f"~/{name}/" if name else "~/"
+    conf8 = (_pub(node, made, Image, prefix + "confidence_mono8", out)
+             if cfg.publish_confidence_mono8 else None)
+    return C.Camera(name, topic, HealthMonitor(cfg.no_input_warn_s, topic),
+                    _pub(node, made, Image, prefix + "labels", out),
+                    _pub(node, made, Image, prefix + "confidence", out), conf8,
+                    _pub(node, made, Image, prefix + "overlay", out),
+                    _pub(node, made, Segmentation, prefix + "segmentation", out))
