@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default="ovseg_demo", help="output folder")
     demo.add_argument("--prompts", default=DEMO_PROMPTS)
     add_model_options(demo)
+    from ovseg_ros.eval import cli as eval_cli  # imports this module's option helpers
+
+    eval_cli.add_parser(sub)
     return parser
 
 
@@ -179,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         args.input, args.alpha, args.save_scores = str(SAMPLES), 0.5, None
     try:
+        if args.command == "eval":
+            from ovseg_ros.eval import cli as eval_cli
+
+            return eval_cli.run(args)
         return run_segment(args, random_fallback=args.command == "demo" or args.random_fallback)
     except (WeightsError, DeviceError, VocabularyError, ValueError) as exc:
         print(f"ovseg: error: {exc}", file=sys.stderr)
