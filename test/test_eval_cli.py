@@ -16,6 +16,7 @@ from ovseg_ros.core import Segmenter
 from ovseg_ros.eval.classes import CLASS_LISTS
 from ovseg_ros.eval.datasets import list_samples
 from ovseg_ros.eval.synthetic import make_synthetic
+from ovseg_ros.eval.table import main as table_main
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def _independent_miou(gt_files, pred_files, classes, reduce_zero_label=False):
 
 
 @pytest.mark.parametrize("dataset", ["voc21", "voc20"])
-def test_eval_end_to_end(tmp_path, model_args, dataset):
+def test_eval_end_to_end(tmp_path, model_args, dataset, capsys):
     s = make_synthetic(dataset, tmp_path / "data", count=4, size=(64, 96), seed=1, nested=True)
     out = tmp_path / "out"
     assert _eval(dataset, s.root, out, model_args, "--save-predictions") == 0
@@ -72,6 +73,10 @@ def test_eval_end_to_end(tmp_path, model_args, dataset):
     assert cfg["protocol"]["short_side"] == 448 and "torch" in cfg["environments"][0]
     assert np.array(m["confusion_matrix"]).shape == (classes, classes + 1)
     assert "| VOC" in (out / "results.md").read_text()
+    capsys.readouterr()
+    assert table_main([str(out)]) == 0
+    row = capsys.readouterr().out.splitlines()[2]
+    assert row == f"| ovseg_ros | {m['mIoU']:.1f} | {m['mIoU']:.1f} |"
 
     # The saved predictions as ground truth: every pixel must now count as correct, which
     # holds only if ids, class indices and the on-disk encoding line up everywhere.
