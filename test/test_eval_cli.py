@@ -144,6 +144,12 @@ def test_resume_refuses_other_settings_and_extends_limit(tmp_path, model_args, c
     assert _eval("voc21", s.root, out, model_args) == 0  # same settings, the rest of the split
     m = json.loads((out / "metrics.json").read_text())
     assert (m["images"], m["complete"], m["timing"]["images_this_session"]) == (4, True, 2)
+    # Asking for predictions later redoes the images that have none; the numbers stay.
+    assert _eval("voc21", s.root, out, model_args, "--save-predictions") == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert len(list((out / "predictions").glob("*.png"))) == 4
+    assert again["timing"]["images_this_session"] == 4
+    assert again["confusion_matrix"] == m["confusion_matrix"]
 
 
 def test_eval_errors_are_one_line(tmp_path, model_args, capsys):

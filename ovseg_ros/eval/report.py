@@ -112,8 +112,18 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def metrics_json(metrics: dict) -> str:
+    """Indented JSON with one line per per-class entry and per confusion-matrix row (a
+    171-class matrix would otherwise take one line per number)."""
+    compact = ("per_class", "confusion_matrix")
+    body = json.dumps({k: v for k, v in metrics.items() if k not in compact}, indent=1)
+    rows = {k: ",\n  ".join(json.dumps(r) for r in metrics[k]) for k in compact if k in metrics}
+    tail = ",\n".join(f' "{k}": [\n  {v}\n ]' for k, v in rows.items())
+    return body[:-2] + (",\n" + tail if tail else "") + "\n}\n"
+
+
 def write_reports(output: Path, metrics: dict) -> None:
     """<output>/metrics.json and <output>/results.md, each replaced atomically."""
     output.mkdir(parents=True, exist_ok=True)
-    _write(output / "metrics.json", json.dumps(metrics, indent=1))
+    _write(output / "metrics.json", metrics_json(metrics))
     _write(output / "results.md", results_markdown(metrics))

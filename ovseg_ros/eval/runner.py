@@ -120,11 +120,18 @@ def run_evaluation(opts: EvalOptions, user_cfg: SegmenterConfig) -> dict:
         notes.append(f"class names from {opts.class_names} (paper: the authors' list)")
     settings = _settings(opts, protocol, cfg, seg, classes, weights)
     state = RunState(opts.output / "state", settings, environment(), protocol.num_classes)
-    todo = [s for s in selected if s.id not in state.done]
+    predictions = opts.output / "predictions"
+
+    def needed(s: Sample) -> bool:  # a resumed run that now saves predictions redoes the rest
+        return s.id not in state.done or (opts.save_predictions
+                                          and not (predictions / f"{s.id}.png").is_file())
+
+    todo = [s for s in selected if needed(s)]
+    todo_ids = {s.id for s in todo}
     log.info("%s: %d images selected, %d done before; %s", opts.dataset, len(selected),
              len(selected) - len(todo), seg.runtime.describe())
     layout = LAYOUTS[opts.dataset]
-    running = state.total([s.id for s in selected])
+    running = state.total([s.id for s in selected if s.id not in todo_ids])
     bar = tqdm(total=len(selected), initial=len(selected) - len(todo), unit="img",
                desc=f"eval {opts.dataset}", disable=not opts.progress, smoothing=0.1)
     started, model_s = time.perf_counter(), 0.0
@@ -137,7 +144,7 @@ def run_evaluation(opts: EvalOptions, user_cfg: SegmenterConfig) -> dict:
             pred = to_class_indices(labels, table)
             matrix = confusion(gt, pred, protocol.num_classes)
             if opts.save_predictions:
-                write_png(opts.output / "predictions" / f"{sample.id}.png", layout.encode(pred))
+                write_png(predictions / f"{sample.id}.png", layout.encode(pred))
             state.record(sample.id, matrix)
             running += matrix
             finished += 1

@@ -4,7 +4,8 @@ confusion matrix, kept under <output>/state/.
 run.json holds the settings that decide the numbers (dataset, class names, protocol, model and
 weight hashes, precision, device type, ...) and the software environments the run has seen.
 progress.jsonl holds one line per finished image, {"id": ..., "cm": [[row, col, count], ...]},
-flushed as each image finishes, so an interrupted run loses at most the image in flight. A run
+flushed as each image finishes, so an interrupted run loses at most the image in flight (an
+image recorded twice counts once, with its last matrix). A run
 with other settings is refused rather than mixed into the stored matrices.
 """
 
