@@ -10,6 +10,7 @@ setup(
     install_requires=[
         "numpy",
         "opencv-python-headless",
+        "pillow",
         "pyyaml",
         "torch",
         "open_clip_torch",

@@ -106,7 +106,7 @@ def test_url_download_cached_once_and_hash_checked(tmp_path, monkeypatch):
     first = W.fetch(url, tmp_path)
     second = W.fetch(url, tmp_path)
     assert first == second and len(calls) == 1
-    digest = W._sha256(payload)
+    digest = W.file_sha256(payload)
     assert W.fetch(url, tmp_path, sha256=digest) == first
     with pytest.raises(WeightsError, match="sha256"):
         W.fetch(url, tmp_path, sha256="0" * 64)

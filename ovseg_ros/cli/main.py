@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompts", default=DEMO_PROMPTS)
     add_model_options(demo)
     add_keyframe_options(demo)
+    from ovseg_ros.eval import cli as eval_cli  # imports this module's option helpers
+
+    eval_cli.add_parser(sub)
     return parser
 
 
@@ -153,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         args.input, args.save_scores = str(samples_dir()), None
         args.overlay_alpha = BY_NAME["overlay_alpha"].default
     try:
+        if args.command == "eval":
+            from ovseg_ros.eval import cli as eval_cli
+
+            return eval_cli.run(args)
         return run_segment(args, random_fallback=args.command == "demo" or args.random_fallback)
     except (WeightsError, DeviceError, VocabularyError, ConfigError, ValueError) as exc:
         print(f"ovseg: error: {exc}", file=sys.stderr)

@@ -98,7 +98,7 @@ def load_clip(
         torch.manual_seed(seed)
         return open_clip.create_model(model_name, pretrained=None).eval()
     path = Path(weights).expanduser()
-    if path.suffix or os.sep in weights or path.exists():
+    if is_weights_path(weights):
         if not path.is_file():
             raise WeightsError(f"CLIP weights file not found: {path}")
         try:
@@ -116,11 +116,9 @@ def load_clip(
         )
     cache = Path(cache_dir or default_cache_dir()) / "clip"
     placed = clip_weights_path(model_name, weights, cache_dir)
-    if placed.is_file():  # a file put there by hand (offline machines) wins over the hub
-        return load_clip(model_name, str(placed))
-    downloaded = hub_cached_file(model_name, weights, cache_dir)
-    if downloaded is not None:  # fetched before: no network needed
-        return load_clip(model_name, str(downloaded))
+    local = local_clip_file(model_name, weights, cache_dir)
+    if local is not None:  # placed by hand (wins over the hub) or fetched before: no network
+        return load_clip(model_name, str(local))
     url = clip_weights_url(model_name, weights)
     offline = (f"Without network: download {url} on a machine that has it and put it at "
                f"{placed}, or " + CLIP_WEIGHTS_HINT + ".")
@@ -137,12 +135,33 @@ def load_clip(
             + offline) from exc
 
 
+def is_weights_path(weights: str) -> bool:
+    """Whether a CLIP weights source names a file (rather than a pretrained tag)."""
+    path = Path(weights).expanduser()
+    return bool(path.suffix) or os.sep in weights or path.exists()
+
+
+def local_clip_file(model_name: str, weights: str, cache_dir: Path | None = None
+                    ) -> Path | None:
+    """The file `load_clip` reads for `weights` when it is on this machine (a path, a file put
+    in the cache by hand, or an earlier hub download); None for random weights or a tag not
+    downloaded yet. Downloads nothing."""
+    if weights in ("", RANDOM):
+        return None
+    if is_weights_path(weights):
+        path = Path(weights).expanduser()
+        return path if path.is_file() else None
+    placed = clip_weights_path(model_name, weights, cache_dir)
+    return placed if placed.is_file() else hub_cached_file(model_name, weights, cache_dir)
+
+
 def clip_weights_path(model_name: str, tag: str, cache_dir: Path | None = None) -> Path:
     """Where a hand-placed weights file for (model_name, tag) is looked for before the hub."""
     return Path(cache_dir or default_cache_dir()) / "clip" / f"{model_name}_{tag}.bin"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -177,7 +196,7 @@ def fetch(url: str, cache_dir: Path | None = None, sha256: str | None = None) ->
                 f"download it elsewhere and put it at {target}, or {HEADS_HINT}."
             ) from exc
         log.info("downloaded %s to %s", url, target)
-    if sha256 and _sha256(target) != sha256.lower():
+    if sha256 and file_sha256(target) != sha256.lower():
         raise WeightsError(f"{target} does not match the expected sha256 {sha256}")
     return target
 
@@ -193,7 +212,7 @@ def resolve_checkpoint(
         raise WeightsError(
             f"head checkpoint not found: {path}. Download {DEFAULT_HEADS_URL} and {HEADS_HINT}."
         )
-    if sha256 and _sha256(path) != sha256.lower():
+    if sha256 and file_sha256(path) != sha256.lower():
         raise WeightsError(f"{path} does not match the expected sha256 {sha256}")
     return path
 
