@@ -37,8 +37,8 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     header, sections = smoke["header"], smoke["sections"]
     for key in ("cpu", "device", "dtype", "threads", "torch", "open_clip", "matmul_gflops"):
         assert header[key], key
-    assert set(sections) == {"core", "vocab", "clipdiy", "node", "memory"}
-    for name in ("core", "vocab", "clipdiy", "node"):
+    assert set(sections) == {"core", "points", "vocab", "clipdiy", "node", "memory"}
+    for name in ("core", "points", "vocab", "clipdiy", "node"):
         assert "skipped" not in sections[name], sections[name]
         assert _positive_stages({name: sections[name]}) > 0, name
     core = next(iter(sections["core"].values()))
@@ -55,6 +55,11 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     assert load["weights_file_mb"] > 0
     assert load["peak_rss_mb"] >= load["peak_rss_at_load_mb"] > 0 and load["rss_after_load_mb"] > 0
     assert sections["clipdiy"]["crops"] > 1
+    pts = next(iter(sections["points"].values()))
+    for stage in ("decode_depth", "project_pack", "class_medians", "message_copy"):
+        assert pts["stages"]["points"][stage]["median"] > 0, stage
+    assert pts["stages"]["inference"]["total"]["median"] > 0
+    assert pts["points"] == 48 * 64 and pts["ratios"]["points_vs_inference"] > 0
 
 
 def test_compare_and_markdown(smoke):
