@@ -69,9 +69,7 @@ def decode_depth(
     try:
         rows = image_rows(f"depth {name}", 2 if name == "16UC1" else 4, height, width, step,
                           data, max_pixels)
-    except DepthDecodeError:
-        raise
-    except ImageDecodeError as exc:
+    except ImageDecodeError as exc:  # the codec's size/step/truncation errors, as depth errors
         raise DepthDecodeError(str(exc)) from exc
     h, w = int(height), int(width)
     big = bool(is_bigendian)
