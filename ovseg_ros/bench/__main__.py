@@ -23,10 +23,11 @@ from ovseg_ros.core.settings import settings_of
 from . import report, sections
 from .lifecycle import bench_lifecycle_memory
 from .memory import bench_load_memory, bench_memory
+from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 from .tiny import register_tiny
 
-SECTIONS = ("core", "vocab", "clipdiy", "node", "memory", "lifecycle")
+SECTIONS = ("core", "points", "vocab", "clipdiy", "node", "memory", "lifecycle")
 OPT_IN = ("compile", "attention")  # run only when named in --only
 
 
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", type=Path, help="write the README table here")
     p.add_argument("--compare", type=Path, help="print new/old per stage against this JSON")
     p.add_argument("--sizes", default="448x448,640x480", help="core sizes, W x H")
-    p.add_argument("--node-sizes", default="640x480,1280x720", help="camera sizes, W x H")
+    p.add_argument("--node-sizes", default="640x480,1280x720",
+                   help="camera sizes (node and points sections), W x H")
     add_setting_options(p, [s for s in settings_of(SegmenterConfig)
                             if s.name in ("model", "device", "precision", "threads",
                                           "input_size")])
@@ -102,6 +104,12 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
             print(f"[core {key}]", flush=True)
             out["core"][key] = sections.bench_core(seg, plain, size, reps,
                                                    batches if i == 0 else ())
+    if "points" in only:
+        out["points"] = {}
+        for size in node_sizes:
+            key = f"{size[1]}x{size[0]}"
+            print(f"[points {key}]", flush=True)
+            out["points"][key] = bench_points(seg, size, reps)
     if "vocab" in only:
         print("[vocab]", flush=True)
         out["vocab"] = sections.bench_vocab(seg, plain.clip if plain else None, reps)

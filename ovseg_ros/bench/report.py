@@ -146,6 +146,11 @@ def markdown(results: dict[str, Any], command: str) -> str:
             for name, value in core.get(sub, {}).get("ratios", {}).items():
                 if not name.startswith("batch1_"):
                     notes.append(f"- {key} {sub}: {name} = {value:.2f}")
+    for key, pts in sec.get("points", {}).items():
+        st = pts["stages"]
+        row(f"{key} 3D points (decode depth, project + pack, medians, copy)", st["points"]["total"],
+            f"{100 * pts['ratios']['points_vs_inference']:.2f}% of inference "
+            f"({1e3 * st['inference']['total']['median']:.0f} ms, same run)")
     voc = sec.get("vocab", {})
     if voc:
         r = voc.get("ratios", {})

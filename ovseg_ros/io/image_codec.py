@@ -124,6 +124,38 @@ def _check_size(height: int, width: int, max_pixels: int, what: str) -> None:
         )
 
 
+def image_rows(
+    what: str,
+    bytes_per_pixel: int,
+    height: int,
+    width: int,
+    step: int,
+    data: Buffer,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """(H, width * bytes_per_pixel) uint8 view of an image message's rows, padding skipped.
+
+    Validates the size (> 0, <= ``max_pixels``), ``step >= width * bytes_per_pixel`` and
+    ``len(data) >= height * step`` before touching the data, raising ``ImageDecodeError``
+    with ``what`` (usually the encoding) in the message. No copy: the view aliases ``data``.
+    """
+    height, width, step = int(height), int(width), int(step)
+    _check_size(height, width, max_pixels, what)
+    row_bytes = width * bytes_per_pixel
+    if step < row_bytes:
+        raise ImageDecodeError(
+            f"{what}: step {step} is too small for width {width}: need at least "
+            f"width*{bytes_per_pixel} = {row_bytes} bytes per row"
+        )
+    buf = _byte_view(data)
+    if buf.size < height * step:
+        raise ImageDecodeError(
+            f"{what}: data is truncated: {buf.size} bytes, need height*step = "
+            f"{height}*{step} = {height * step}"
+        )
+    return buf[: height * step].reshape(height, step)[:, :row_bytes]
+
+
 def decode_image(
     encoding: str,
     height: int,
@@ -142,25 +174,10 @@ def decode_image(
     the message buffer): copy it before modifying it in place.
     """
     name, enc = _lookup(encoding)
-    height, width, step = int(height), int(width), int(step)
-    _check_size(height, width, max_pixels, name)
-    row_bytes = width * enc.bpp
-    if step < row_bytes:
-        raise ImageDecodeError(
-            f"{name}: step {step} is too small for width {width}: need at least "
-            f"width*{enc.bpp} = {row_bytes} bytes per row"
-        )
-    buf = _byte_view(data)
-    if buf.size < height * step:
-        raise ImageDecodeError(
-            f"{name}: data is truncated: {buf.size} bytes, need height*step = "
-            f"{height}*{step} = {height * step}"
-        )
+    height, width = int(height), int(width)
+    rows = image_rows(name, enc.bpp, height, width, step, data, max_pixels)
     if enc.kind == "yuv" and width % 2:
         raise ImageDecodeError(f"{name}: YUV 4:2:2 needs an even width, got {width}")
-
-    # (H, row_bytes) view that skips row padding; no copy.
-    rows = buf[: height * step].reshape(height, step)[:, :row_bytes]
     big = bool(is_bigendian)
 
     if enc.kind == "float":
@@ -337,6 +354,14 @@ def encode_float(arr: np.ndarray) -> ImageFields:
     """Float image (H, W) -> 32FC1 (e.g. per-pixel confidence)."""
     _require(arr, 2, "encode_float")
     return _fields(arr.astype("<f4", copy=False), "32FC1", 4)
+
+
+def encode_16uc1(arr: np.ndarray) -> ImageFields:
+    """uint16 image (H, W) -> 16UC1 (e.g. depth in millimetres, 0 = no reading)."""
+    _require(arr, 2, "encode_16uc1")
+    if arr.dtype != np.uint16:
+        raise ValueError(f"encode_16uc1: expected uint16, got {arr.dtype}")
+    return _fields(arr.astype("<u2", copy=False), "16UC1", 2)
 
 
 def encode_rgb(arr: np.ndarray) -> ImageFields:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from ovseg_ros.geometry import ClassPoint
 from ovseg_ros.io import ImageFields
 from ovseg_ros.msg import ClassStat, LabelEntry, LabelMap, Segmentation
 from ovseg_ros.viz import colour_for_id
@@ -52,18 +54,27 @@ def confidence_mono8(confidence: np.ndarray) -> np.ndarray:
 
 
 def segmentation_msg(result: SegmentationResult, header: Header, inference_ms: float,
-                     latency_ms: float, frames_dropped: int) -> Segmentation:
+                     latency_ms: float, frames_dropped: int,
+                     points_3d: Mapping[int, ClassPoint] | None = None) -> Segmentation:
+    """The per-frame summary. ``points_3d`` ({label id: ClassPoint}, from
+    ``ovseg_ros.geometry.class_points`` of this frame's cloud) fills each class's median 3D
+    point and valid point count; classes without one get NaN and 0."""
     msg = Segmentation(header=header, keyframe=bool(result.keyframe),
                        keyframe_stamp=seconds_to_time(result.keyframe_stamp),
                        inference_ms=float(inference_ms), latency_ms=float(latency_ms),
                        frames_dropped=min(int(frames_dropped), 2**32 - 1),
                        vocabulary_version=int(result.vocabulary_version))
-    msg.classes = [
-        ClassStat(class_id=s.class_id, class_name=s.class_name,
-                  pixel_fraction=float(s.pixel_fraction),
-                  mean_confidence=float(s.mean_confidence), presence=float(s.presence))
-        for s in result.stats
-    ]
+    points_3d = points_3d or {}
+    classes = []
+    for s in result.stats:
+        cp = points_3d.get(s.class_id)
+        x, y, z = cp.median if cp is not None else (math.nan, math.nan, math.nan)
+        classes.append(ClassStat(
+            class_id=s.class_id, class_name=s.class_name,
+            pixel_fraction=float(s.pixel_fraction), mean_confidence=float(s.mean_confidence),
+            presence=float(s.presence), median_point=Point(x=x, y=y, z=z),
+            valid_points=min(cp.count, 2**32 - 1) if cp is not None else 0))
+    msg.classes = classes
     return msg
 
 
