@@ -20,18 +20,21 @@ where launch is not installed.
 
 from __future__ import annotations
 
-from ovseg_ros.core.settings import ConfigError
-from ovseg_ros.node.config import BY_NAME, SETTINGS
+from ovseg_ros.core.settings import ConfigError, settings_of
+from ovseg_ros.node.config import BY_NAME, SETTINGS, ReplayConfig
 
 # Arguments that are not node parameters: name -> (default, description).
 LAUNCH_ARGUMENTS = {
     "image": ("/camera/image_raw", "Input image topic (raw); compressed input subscribes "
               "<image>/compressed. Unused with cameras (they read <cam>/image)."),
+    "depth": ("depth", "Registered depth topic, with use_depth (relative: in the namespace)."),
+    "camera_info": ("camera_info", "The colour camera's CameraInfo topic, with use_depth."),
     "namespace": ("", "Namespace for the node(s)."),
     "node_name": ("ovseg", "Name of the segmentation node."),
     "params_file": ("", "Parameter YAML applied on top of the package's config/segment.yaml "
                     "(only the parameters it sets change)."),
-    "replay": ("false", "Also start the replay node publishing the sample images on <image>."),
+    "replay": ("false", "Also start the replay node publishing the sample images on <image> "
+               "(and synthetic depth on <depth> and <camera_info> with use_depth:=true)."),
     "replay_source": ("", "Image, folder or video for the replay node; empty = samples."),
     "replay_rate": ("2.0", "Replay frame rate in Hz."),
     "rviz": ("false", "Also start RViz with rviz/ovseg.rviz (needs rviz2 installed)."),
@@ -47,6 +50,15 @@ def arguments() -> dict[str, tuple[str, str]]:
                        + (f"; {s.constraints}" if s.constraints else "")
                        + f"; default {s.format(s.default)}): {s.doc}")
     return out
+
+
+def replay_parameters(source: str, rate: str, use_depth: bool) -> dict[str, object]:
+    """The replay node's parameters from the launch arguments (ConfigError when invalid)."""
+    spec = {s.name: s for s in settings_of(ReplayConfig)}
+    try:
+        return {"source": source, "rate": spec["rate"].parse(rate), "depth": use_depth}
+    except ConfigError as exc:
+        raise ConfigError(f"launch argument replay_rate:={rate!r}: {exc}") from None
 
 
 def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
@@ -110,7 +122,8 @@ def generate_launch_description():
         params += [arg("params_file")] if arg("params_file") else []
         image = arg("image")
         tty = sys.stdout.isatty()  # colours on a terminal only, never in log files
-        remap = [("image", image), ("image/compressed", image + "/compressed")]
+        remap = [("image", image), ("image/compressed", image + "/compressed"),
+                 ("depth", arg("depth")), ("camera_info", arg("camera_info"))]
         actions = [Node(
             package="ovseg_ros", executable="segment_node", name=arg("node_name"),
             namespace=arg("namespace"), output="screen", emulate_tty=tty,
@@ -121,8 +134,8 @@ def generate_launch_description():
             actions.append(Node(
                 package="ovseg_ros", executable="replay_node", name="replay",
                 namespace=arg("namespace"), output="screen", emulate_tty=tty,
-                parameters=[{"source": arg("replay_source"),
-                             "rate": float(arg("replay_rate"))}],
+                parameters=[replay_parameters(arg("replay_source"), arg("replay_rate"),
+                                              bool(overrides.get("use_depth", False)))],
                 remappings=remap, on_exit=end_launch,
             ))
         if arg("rviz").lower() == "true":

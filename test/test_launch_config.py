@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ovseg_ros.core.settings import ConfigError
+from ovseg_ros.core.settings import ConfigError, settings_of
 from ovseg_ros.node import params as P
-from ovseg_ros.node.config import BY_NAME, SETTINGS
+from ovseg_ros.node.config import BY_NAME, SETTINGS, ReplayConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "segment.launch.py"
@@ -73,14 +73,12 @@ def test_every_node_parameter_is_a_launch_argument():
     for name in ("image", "namespace", "params_file", "replay", "rviz", "log_level"):
         assert name in args
     assert not set(module.LAUNCH_ARGUMENTS) & set(BY_NAME), "a launch-only name shadows a param"
-    # Every key of an inline parameters=[{...}] dict is a parameter of the replay node (the
-    # only node given one; catches a typo there).
-    replay_params = _assignments(ROOT / "ovseg_ros" / "node" / "replay_node.py")["REPLAY_PARAMS"]
-    keywords = [k for n in ast.walk(ast.parse(LAUNCH.read_text())) if isinstance(n, ast.Call)
-                for k in n.keywords if k.arg == "parameters"]
-    keys = [key.value for k in keywords for d in ast.walk(k.value) if isinstance(d, ast.Dict)
-            for key in d.keys if isinstance(key, ast.Constant)]
-    assert keys and set(keys) <= set(replay_params), keys
+    # The replay node's parameters exist there, typed and checked like the node's.
+    replay = module.replay_parameters("", "5", True)
+    assert set(replay) <= {s.name for s in settings_of(ReplayConfig)}
+    assert replay == {"source": "", "rate": 5.0, "depth": True}
+    with pytest.raises(ConfigError, match="launch argument replay_rate"):
+        module.replay_parameters("", "fast", False)
 
 
 def test_launch_argument_overrides_are_typed_parameter_values():
@@ -283,3 +281,10 @@ def test_rviz_config_shows_the_input_and_the_overlay():
     default_image = _assignments(LAUNCH)["LAUNCH_ARGUMENTS"]["image"][0]
     assert default_image in images and images[default_image]["Enabled"]
     assert "/ovseg/overlay" in images and images["/ovseg/overlay"]["Enabled"]
+    by_class = {d["Class"]: d for d in displays}
+    cloud = by_class["rviz_default_plugins/PointCloud2"]
+    assert cloud["Topic"]["Value"] == "/ovseg/points" and cloud["Color Transformer"] == "RGB8"
+    assert by_class["rviz_default_plugins/MarkerArray"]["Topic"]["Value"] == "/ovseg/markers"
+    # The replay demo's clouds are in its camera frame: the fixed frame must be that one.
+    assert data["Visualization Manager"]["Global Options"]["Fixed Frame"] == \
+        ReplayConfig().frame_id

@@ -19,9 +19,10 @@ _VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("g
 _PLY_TYPES = {"<f4": "float", "u1": "uchar", "<u4": "uint"}
 
 
-def ply_vertices(cloud: SemanticCloud, keep_invalid: bool = False) -> np.ndarray:
-    """(N,) structured vertices (x y z red green blue label confidence) of the cloud."""
-    pts = cloud.points.reshape(-1)
+def ply_vertices(cloud: SemanticCloud | np.ndarray, keep_invalid: bool = False) -> np.ndarray:
+    """(N,) structured vertices (x y z red green blue label confidence) of the cloud, or of
+    its points array (POINT_DTYPE, e.g. read back from a PointCloud2)."""
+    pts = (cloud.points if isinstance(cloud, SemanticCloud) else cloud).reshape(-1)
     if not keep_invalid:
         pts = pts[~np.isnan(pts["z"])]
     out = np.empty(pts.size, _VERTEX)
@@ -32,7 +33,7 @@ def ply_vertices(cloud: SemanticCloud, keep_invalid: bool = False) -> np.ndarray
     return out
 
 
-def write_ply(path: str | Path, cloud: SemanticCloud, binary: bool = True,
+def write_ply(path: str | Path, cloud: SemanticCloud | np.ndarray, binary: bool = True,
               keep_invalid: bool = False, comments: Sequence[str] = ()) -> int:
     """Write the cloud as PLY (binary little-endian, or ascii); returns the vertex count.
 

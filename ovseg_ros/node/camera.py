@@ -13,8 +13,11 @@ from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
 from ovseg_ros.core.results import SegmentationResult
+from ovseg_ros.geometry import ClassPoint, SemanticCloud
 from ovseg_ros.io import encode_float, encode_labels, encode_mono8, encode_rgb
 from ovseg_ros.node import messages as m
+from ovseg_ros.node.cloud_messages import markers_msg, pointcloud2_msg
+from ovseg_ros.node.depth_input import DepthInput
 from ovseg_ros.node.diagnostics import HealthMonitor
 from ovseg_ros.viz import overlay
 
@@ -56,6 +59,9 @@ class Camera:
     confidence_mono8: Publisher | None
     overlay: Publisher
     segmentation: Publisher
+    points: Publisher | None = None  # use_depth: ~/points, ~/markers
+    markers: Publisher | None = None
+    depth: DepthInput | None = None
     qos: QoSProfile | None = None  # input QoS, chosen at activation
     qos_desc: str = ""
     subscription: Subscription | None = None  # while active
@@ -63,12 +69,19 @@ class Camera:
     @property
     def publishers(self) -> list[Publisher]:
         return [p for p in (self.labels, self.confidence, self.confidence_mono8, self.overlay,
-                            self.segmentation) if p is not None]
+                            self.segmentation, self.points, self.markers) if p is not None]
 
     def publish(self, result: SegmentationResult, header: Header, rgb: np.ndarray,
                 overlay_alpha: float, inference_ms: float, latency_ms: float,
-                dropped: int) -> None:
-        """Every output of one frame, with the input's header."""
+                dropped: int, cloud: SemanticCloud | None = None,
+                points_3d: dict[int, ClassPoint] | None = None) -> None:
+        """Every output of one frame, with the input's header: the label image, confidence
+        and cloud of a frame carry the identical stamp (Nav2's layer joins them by time)."""
+        if cloud is not None:
+            self.points.publish(pointcloud2_msg(cloud, header))
+            if self.markers.get_subscription_count() > 0:
+                names = dict(zip(result.class_ids, result.class_names, strict=True))
+                self.markers.publish(markers_msg(points_3d, names, header))
         max_id = max(result.class_ids, default=0)
         self.labels.publish(m.image_msg(encode_labels(result.labels, max_id=max_id), header))
         self.confidence.publish(m.image_msg(encode_float(result.confidence), header))
@@ -80,5 +93,5 @@ class Camera:
             self.overlay.publish(m.image_msg(encode_rgb(img), header))
             self.health.overlay_computed()
         self.segmentation.publish(m.segmentation_msg(result, header, inference_ms, latency_ms,
-                                                     dropped))
+                                                     dropped, points_3d))
         self.health.frame_done(latency_ms, inference_ms)

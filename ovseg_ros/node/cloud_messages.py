@@ -11,11 +11,19 @@ import array
 import math
 from collections.abc import Mapping
 
+import numpy as np
 from sensor_msgs.msg import CameraInfo, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ovseg_ros.geometry import ClassPoint, PinholeIntrinsics, SemanticCloud
+from ovseg_ros.geometry import (
+    FIELDS,
+    POINT_DTYPE,
+    POINT_STEP,
+    ClassPoint,
+    PinholeIntrinsics,
+    SemanticCloud,
+)
 from ovseg_ros.viz import colour_for_id
 
 MARKER_NS = "ovseg_classes"
@@ -33,6 +41,19 @@ def pointcloud2_msg(cloud: SemanticCloud, header: Header) -> PointCloud2:
                 for f in cloud.fields],
         is_bigendian=False, point_step=cloud.point_step, row_step=cloud.row_step,
         data=data, is_dense=cloud.is_dense)
+
+
+def points_from_msg(msg: PointCloud2) -> np.ndarray:
+    """(height, width) POINT_DTYPE points of a cloud this package published (ValueError for
+    another layout)."""
+    layout = [(f.name, f.offset, f.datatype) for f in msg.fields]
+    if layout != [(f.name, f.offset, f.datatype) for f in FIELDS] or msg.is_bigendian or \
+            msg.point_step != POINT_STEP:
+        raise ValueError(f"not an ovseg semantic cloud: fields {layout}")
+    raw = np.frombuffer(bytes(msg.data), np.uint8)
+    if raw.size != msg.row_step * msg.height or msg.row_step != POINT_STEP * msg.width:
+        raise ValueError(f"cloud data is {raw.size} bytes, expected {msg.row_step * msg.height}")
+    return raw.view(POINT_DTYPE).reshape(msg.height, msg.width)
 
 
 def markers_msg(points: Mapping[int, ClassPoint], names: Mapping[int, str], header: Header,

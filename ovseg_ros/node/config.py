@@ -61,7 +61,7 @@ class NodeConfig:
         computed only while something subscribes to it.""")
     publish_confidence_mono8: bool = setting(False, group="outputs", doc="""
         Also publish ~/confidence_mono8 (confidence scaled to 0-255, what Nav2's semantic
-        segmentation layer reads).""")
+        segmentation layer reads); always on with use_depth.""")
     input_transport: str = setting("raw", group="input", choices=("raw", "compressed"), doc="""
         raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed'
         (sensor_msgs/CompressedImage). Remap 'image' to the camera topic.""")
@@ -85,6 +85,18 @@ class NodeConfig:
                                      doc="""
         /diagnostics warns after this many seconds without input.""")
 
+    use_depth: bool = setting(False, group="depth", doc="""
+        Also subscribe 'depth' (sensor_msgs/Image registered to the colour image: 16UC1
+        millimetres or 32FC1 metres) and 'camera_info' (the colour camera's; with cameras,
+        <cam>/depth and <cam>/camera_info), and publish the labelled organized cloud ~/points
+        and the class markers ~/markers.""")
+    depth_slop_s: float = setting(0.05, group="depth", low=0.0, high=1.0, doc="""
+        Largest difference between colour and depth stamps that still pairs them; 0 = exact
+        stamps only.""")
+    points_stride: int = setting(1, group="depth", low=1, high=16, doc="""
+        Keep every n-th row and column of the depth image in ~/points (Nav2's semantic layer
+        needs 1: a cloud pixel-aligned with the label image).""")
+
     def __post_init__(self) -> None:
         check_config(self)
 
@@ -92,7 +104,8 @@ class NodeConfig:
 # Groups in the order they are declared and documented, with their titles.
 GROUPS = {"vocabulary": "vocabulary", "lifecycle": "lifecycle", "model": "model and weights",
           "compute": "compute", "inference": "inference", "outputs": "outputs",
-          "input": "input", "health": "health", "keyframes": "CLIP-DIY keyframes"}
+          "input": "input", "depth": "3D from registered depth", "health": "health",
+          "keyframes": "CLIP-DIY keyframes"}
 # Every parameter of the segment node, grouped (field order within a group).
 SETTINGS: tuple[Setting, ...] = tuple(sorted(
     settings_of(NodeConfig) + settings_of(SegmenterConfig) + settings_of(KeyframeConfig),
@@ -116,3 +129,29 @@ def build_configs(values: Mapping[str, Any]
         raise ConfigError("invalid settings: " + "; ".join(found))
     seg, keyframes, node = made
     return seg, keyframes, node
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Parameters of the replay node (a stand-in camera for demos and tests)."""
+
+    source: str = setting("", doc="""
+        Image file, folder of images or video; empty = the shipped samples.""")
+    rate: float = setting(2.0, low=0.01, high=1000.0, doc="Frames per second.")
+    loop: bool = setting(True, doc="Start again at the end of the source.")
+    transport: str = setting("raw", choices=("raw", "compressed"), doc="""
+        raw: sensor_msgs/Image on 'image'; compressed: JPEG sensor_msgs/CompressedImage on
+        'image/compressed'.""")
+    encoding: str = setting("rgb8", choices=("rgb8", "bgr8"), doc="Encoding of raw images.")
+    frame_id: str = setting("camera", doc="frame_id written into every header.")
+    max_size: int = setting(0, low=0, high=16384, doc="""
+        Downscale so the longest side is at most this many pixels; 0 = keep.""")
+    qos: str = setting("sensor_data", choices=("sensor_data", "reliable"), doc="""
+        sensor_data (best effort) or reliable.""")
+    depth: bool = setting(False, doc="""
+        Also publish SYNTHETIC registered depth ('depth', 16UC1 mm) and 'camera_info' with
+        each frame's header, derived from the image (a floor, a wall, nearer colourful
+        regions): for the use_depth demo, not a measurement.""")
+
+    def __post_init__(self) -> None:
+        check_config(self)

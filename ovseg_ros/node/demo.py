@@ -1,5 +1,6 @@
-"""The main-job demo: replay the shipped sample images into the segmentation node, over real
-ROS 2 topics in one process, and save the overlays it publishes.
+"""The main-job demo: replay the shipped sample images (with synthetic registered depth) into
+the segmentation node, over real ROS 2 topics in one process, and save the overlays and the
+labelled point clouds (.ply) it publishes.
 
     python -m ovseg_ros.node.demo [--out demo_out] [--frames 6]
 
@@ -19,14 +20,16 @@ from pathlib import Path
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2
 
 from ovseg_ros.cli.options import add_setting_options
 from ovseg_ros.core.config import RANDOM
 from ovseg_ros.core.weights import probe_weights
+from ovseg_ros.geometry import SYNTHETIC_NOTE, write_ply
 from ovseg_ros.io import decode_image
 from ovseg_ros.io.media import write_png
 from ovseg_ros.msg import Segmentation
+from ovseg_ros.node.cloud_messages import points_from_msg
 from ovseg_ros.node.config import BY_NAME
 from ovseg_ros.node.replay_node import ReplayNode
 from ovseg_ros.node.segment_node import SegmentNode
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     rclpy.init(args=[])
     saved: list[Path] = []
+    clouds: list[Path] = []
     stats: list[Segmentation] = []
     done = threading.Event()
     try:
@@ -68,23 +72,37 @@ def main(argv: list[str] | None = None) -> int:
             Parameter("clip_weights", value=clip_weights),
             Parameter("heads", value=heads),
             Parameter("input_size", value=args.input_size),
+            Parameter("use_depth", value=True),
+            Parameter("qos", value="reliable"),  # one process: nothing may be lost
         ])
         if (failed := seg.start_failure()) is not None:
             print(f"ovseg demo: the segmentation node did not start: {failed}", file=sys.stderr)
             return 1
-        replay = ReplayNode(parameter_overrides=[Parameter("rate", value=args.rate)])
+        replay = ReplayNode(parameter_overrides=[Parameter("rate", value=args.rate),
+                                                 Parameter("depth", value=True),
+                                                 Parameter("qos", value="reliable")])
         viewer = rclpy.create_node("demo_viewer")
 
-        def on_overlay(msg: Image) -> None:
-            if done.is_set():
-                return
-            rgb = decode_image(msg.encoding, msg.height, msg.width, msg.step,
-                               msg.is_bigendian, msg.data)
-            saved.append(write_png(out / f"overlay_{len(saved):03d}.png", rgb))
-            if len(saved) >= args.frames:
+        def check_done() -> None:
+            if len(saved) >= args.frames and len(clouds) >= args.frames:
                 done.set()
 
+        def on_overlay(msg: Image) -> None:
+            if len(saved) < args.frames:
+                rgb = decode_image(msg.encoding, msg.height, msg.width, msg.step,
+                                   msg.is_bigendian, msg.data)
+                saved.append(write_png(out / f"overlay_{len(saved):03d}.png", rgb))
+            check_done()
+
+        def on_points(msg: PointCloud2) -> None:  # the node's cloud, as any consumer reads it
+            if len(clouds) < args.frames:
+                path = out / f"points_{len(clouds):03d}.ply"
+                write_ply(path, points_from_msg(msg), comments=[SYNTHETIC_NOTE])
+                clouds.append(path)
+            check_done()
+
         viewer.create_subscription(Image, "/ovseg/overlay", on_overlay, 10)
+        viewer.create_subscription(PointCloud2, "/ovseg/points", on_points, 10)
         viewer.create_subscription(Segmentation, "/ovseg/segmentation", stats.append, 10)
         executor = MultiThreadedExecutor(num_threads=3)
         for node in (seg, replay, viewer):
@@ -101,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         rclpy.try_shutdown()
     ms = sorted(m.inference_ms for m in stats) or [0.0]
-    print(f"ovseg demo: saved {len(saved)} overlays to {out}/ "
+    print(f"ovseg demo: saved {len(saved)} overlays and {len(clouds)} point clouds (.ply, "
+          f"from synthetic depth) to {out}/ "
           f"(inference median {ms[len(ms) // 2]:.0f} ms over {len(stats)} frames, "
           f"{stats[-1].frames_dropped if stats else 0} frames dropped)")
     top = sorted(stats[-1].classes, key=lambda c: -c.pixel_fraction)[:3] if stats else []

@@ -20,6 +20,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
 from ovseg_ros.core.pipeline import FramePipeline
+from ovseg_ros.geometry import PairRequest
 from ovseg_ros.io import ImageDecodeError, decode_compressed, decode_image
 from ovseg_ros.node import camera as C
 from ovseg_ros.node import messages as m
@@ -32,6 +33,7 @@ class Incoming(NamedTuple):
 
     msg: Image | CompressedImage
     received: float  # time.monotonic() at arrival
+    pair: PairRequest | None = None  # use_depth: the search for this frame's depth
 
 
 @dataclass
@@ -44,17 +46,20 @@ class Frame:
     stamp: float  # header stamp in seconds
     rgb: np.ndarray  # (H, W, 3) uint8
     decode_s: float
+    pair: PairRequest | None = None
 
 
 @dataclass(frozen=True)
 class FrameReport:
     """Stage times of one published frame (seconds). inference_s is the batch's model time,
-    shared by the frames segmented together; publish_s is this frame's encode + publish."""
+    shared by the frames segmented together; cloud_s this frame's depth decode + projection
+    (0 without depth); publish_s its encodes + publishing."""
 
     camera: str
     stamp: float
     decode_s: float
     inference_s: float
+    cloud_s: float
     publish_s: float
     batch_size: int
 
@@ -92,12 +97,16 @@ class FrameProcessor:
             return
         alpha = self.settings().overlay_alpha
         for frame, result in zip(frames, results, strict=True):
-            t1 = time.perf_counter()
-            frame.camera.publish(result, m.copy_header(frame.msg.header), frame.rgb, alpha,
-                                 inference_s * 1e3, self.latency_ms(frame.stamp, frame.received),
-                                 self.dropped(frame.camera.name))
-            report = FrameReport(frame.camera.name, frame.stamp, frame.decode_s, inference_s,
-                                 time.perf_counter() - t1, len(frames))
+            cam, t1 = frame.camera, time.perf_counter()
+            cloud = points = None
+            if cam.depth is not None and frame.pair is not None:
+                cloud, points = cam.depth.cloud(frame.pair, result)
+            t2 = time.perf_counter()
+            cam.publish(result, m.copy_header(frame.msg.header), frame.rgb, alpha,
+                        inference_s * 1e3, self.latency_ms(frame.stamp, frame.received),
+                        self.dropped(cam.name), cloud, points)
+            report = FrameReport(cam.name, frame.stamp, frame.decode_s, inference_s, t2 - t1,
+                                 time.perf_counter() - t2, len(frames))
             for listener in self.listeners:
                 listener(report)
 
@@ -123,7 +132,7 @@ class FrameProcessor:
                 self.log.warning(f"dropping frame from {cam.input_topic}: {exc}")
             return None
         return Frame(cam, msg, item.received, m.stamp_seconds(msg.header.stamp), rgb,
-                     time.perf_counter() - t0)
+                     time.perf_counter() - t0, item.pair)
 
     def infer(self, frames: list[Frame], primary: int | None) -> list[Any] | None:
         """Segment every frame in one call; None after an out-of-memory error, which drops the

@@ -9,7 +9,8 @@ from dataclasses import replace
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
 
 from ovseg_ros.core.config import KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.device import release_memory
@@ -21,6 +22,7 @@ from ovseg_ros.node import camera as C
 from ovseg_ros.node import messages as m
 from ovseg_ros.node import qos as Q
 from ovseg_ros.node.config import DYNAMIC, NodeConfig
+from ovseg_ros.node.depth_input import DepthInput
 from ovseg_ros.node.diagnostics import (
     OK,
     WARN,
@@ -48,6 +50,7 @@ class Outputs:
         self.label_info = label_info
         self.node_config = node_config
         self.log = node.get_logger()
+        self.throttle = Throttle(5.0)  # depth warnings, one per kind per 5 s
         self.stamp = lambda: node.get_clock().now().to_msg()
 
     @classmethod
@@ -57,14 +60,14 @@ class Outputs:
         nothing left behind). ids_from: the previous configuration's vocabulary, whose label
         ids and version carry over."""
         pipeline = FramePipeline(Segmenter(seg, ids_from), keyframes)
+        out = cls(node, pipeline, [], None, None, cfg)
         made: list[Any] = []
         try:
             pipeline.set_prompts(cfg.prompts)
-            cameras = [_camera(node, name, cfg, made) for name in cfg.cameras or [""]]
-            label_map = _pub(node, made, LabelMap, "~/label_map", Q.latched())
-            label_info = None
+            out.cameras = [out._camera(node, name, made) for name in cfg.cameras or [""]]
+            out.label_map = _pub(node, made, LabelMap, "~/label_map", Q.latched())
             if LabelInfo is not None:
-                label_info = _pub(node, made, LabelInfo, "~/label_info", Q.latched())
+                out.label_info = _pub(node, made, LabelInfo, "~/label_info", Q.latched())
             else:
                 node.get_logger().info("vision_msgs not importable: ~/label_info is not "
                                        "published")
@@ -73,7 +76,31 @@ class Outputs:
                 node.destroy_lifecycle_publisher(pub)
             pipeline.close(timeout=0.3)
             raise
-        return cls(node, pipeline, cameras, label_map, label_info, cfg)
+        return out
+
+    def _camera(self, node: Any, name: str, made: list[Any]) -> C.Camera:
+        cfg = self.node_config
+        base = f"{name}/" if name else ""
+        topic = node.resolve_topic_name(base + ("image/compressed"
+                                                if cfg.input_transport == "compressed"
+                                                else "image"))
+        out, prefix = Q.outputs(), f"~/{base}"
+        conf8 = (_pub(node, made, Image, prefix + "confidence_mono8", out)
+                 if cfg.publish_confidence_mono8 or cfg.use_depth else None)
+        cam = C.Camera(name, topic, HealthMonitor(cfg.no_input_warn_s, topic),
+                       _pub(node, made, Image, prefix + "labels", out),
+                       _pub(node, made, Image, prefix + "confidence", out), conf8,
+                       _pub(node, made, Image, prefix + "overlay", out),
+                       _pub(node, made, Segmentation, prefix + "segmentation", out))
+        if cfg.use_depth:
+            cam.points = _pub(node, made, PointCloud2, prefix + "points", out)
+            cam.markers = _pub(node, made, MarkerArray, prefix + "markers", out)
+            cam.depth = DepthInput(node.resolve_topic_name(base + "depth"),
+                                   node.resolve_topic_name(base + "camera_info"),
+                                   cfg.depth_slop_s, cfg.points_stride,
+                                   lambda: self.node_config.max_image_pixels, self.log,
+                                   self.throttle)
+        return cam
 
     # ---- vocabulary and dynamic settings (the node serialises these calls) ----------------------
 
@@ -153,6 +180,11 @@ class Outputs:
             else:
                 report = Report(OK, f"{state}: model loaded, not subscribed (activate to "
                                 "segment)")
+            if cam.depth is not None:
+                report.values += cam.depth.values()
+                if state == "active" and report.level == OK and cam.depth.last_problem:
+                    report.level = WARN
+                    report.message += f"; no point cloud: {cam.depth.last_problem}"
             key = "".join(c for c in report.message if not c.isdigit())[:40]  # not per-second
             if report.level == WARN and throttle.ready(f"diag:{key}"):  # errors: logged
                 node.get_logger().warning(report.message)
@@ -185,17 +217,3 @@ def _pub(node: Any, made: list[Any], msg_type: Any, topic: str, qos: Any) -> Any
     pub = node.create_lifecycle_publisher(msg_type, topic, qos)
     made.append(pub)
     return pub
-
-
-def _camera(node: Any, name: str, cfg: NodeConfig, made: list[Any]) -> C.Camera:
-    base = f"{name}/image" if name else "image"
-    topic = node.resolve_topic_name(base + ("/compressed" if cfg.input_transport == "compressed"
-                                            else ""))
-    out, prefix = Q.outputs(), f"~/{name}/" if name else "~/"
-    conf8 = (_pub(node, made, Image, prefix + "confidence_mono8", out)
-             if cfg.publish_confidence_mono8 else None)
-    return C.Camera(name, topic, HealthMonitor(cfg.no_input_warn_s, topic),
-                    _pub(node, made, Image, prefix + "labels", out),
-                    _pub(node, made, Image, prefix + "confidence", out), conf8,
-                    _pub(node, made, Image, prefix + "overlay", out),
-                    _pub(node, made, Segmentation, prefix + "segmentation", out))

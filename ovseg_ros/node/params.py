@@ -18,11 +18,13 @@ START_UP = ("Start-up setting: read at configure; change it while the node is un
 RUNTIME = "Dynamic: may change at any time."
 
 
-def description(s: Setting) -> str:
-    return f"{s.doc} {RUNTIME if s.dynamic else START_UP}"
+def description(s: Setting, start_up: str = START_UP) -> str:
+    return f"{s.doc} {RUNTIME if s.dynamic else start_up}"
 
 
-def descriptor(s: Setting):  # -> rcl_interfaces.msg.ParameterDescriptor
+def descriptor(s: Setting, start_up: str = START_UP, read_only: bool = False):
+    """The ROS descriptor of a setting (rcl_interfaces.msg.ParameterDescriptor). The segment
+    node's start-up settings are not read_only: they may change while unconfigured."""
     from rcl_interfaces.msg import (
         FloatingPointRange,
         IntegerRange,
@@ -33,9 +35,9 @@ def descriptor(s: Setting):  # -> rcl_interfaces.msg.ParameterDescriptor
     ptype = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
              float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
              list: ParameterType.PARAMETER_STRING_ARRAY}[s.kind]
-    # Not read_only: start-up settings can change while unconfigured (see change_refused).
-    desc = ParameterDescriptor(name=s.name, type=ptype, description=description(s),
-                               additional_constraints=s.constraints)
+    desc = ParameterDescriptor(name=s.name, type=ptype, description=description(s, start_up),
+                               additional_constraints=s.constraints,
+                               read_only=read_only and not s.dynamic)
     if s.low is not None and s.kind is float:
         desc.floating_point_range = [FloatingPointRange(
             from_value=float(s.low), to_value=float(s.high), step=0.0)]
@@ -45,7 +47,13 @@ def descriptor(s: Setting):  # -> rcl_interfaces.msg.ParameterDescriptor
 
 
 def declare(node) -> dict[str, Any]:
-    """Declare every parameter on an rclpy node; returns the values in effect.
+    """Declare every parameter of the segment node (SETTINGS); see declare_settings."""
+    return declare_settings(node, SETTINGS)
+
+
+def declare_settings(node, settings: tuple[Setting, ...], start_up: str = START_UP,
+                     read_only: bool = False) -> dict[str, Any]:
+    """Declare `settings` as parameters on an rclpy node; returns the values in effect.
 
     Every parameter gets a value, so `ros2 param get` and `ros2 param dump` show them all: an
     empty string list has no type in ROS (a YAML `[]` arrives unset), so such parameters are
@@ -62,13 +70,13 @@ def declare(node) -> dict[str, Any]:
             return True
 
     node.declare_parameters("", [
-        (s.name, Parameter.Type.STRING_ARRAY if s.default == [] else s.default, descriptor(s))
-        for s in SETTINGS])
+        (s.name, Parameter.Type.STRING_ARRAY if s.default == [] else s.default,
+         descriptor(s, start_up, read_only)) for s in settings])
     empty = [Parameter(s.name, Parameter.Type.STRING_ARRAY, [])
-             for s in SETTINGS if s.kind is list and unset(s.name)]
+             for s in settings if s.kind is list and unset(s.name)]
     if empty:
         node.set_parameters(empty)
-    return {s.name: _plain(node.get_parameter(s.name).value) for s in SETTINGS}
+    return {s.name: _plain(node.get_parameter(s.name).value) for s in settings}
 
 
 def _plain(value: Any) -> Any:

@@ -16,27 +16,20 @@ from typing import Any
 
 import cv2
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from ovseg_ros.core.settings import from_values, settings_of
+from ovseg_ros.geometry import SYNTHETIC_NOTE, synthetic_depth
 from ovseg_ros.io import encode_rgb, iter_frames, samples_dir
+from ovseg_ros.io.image_codec import encode_16uc1
 from ovseg_ros.node import messages as m
+from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
+from ovseg_ros.node.cloud_messages import camera_info_msg
+from ovseg_ros.node.config import ReplayConfig
 from ovseg_ros.node.runner import run_main
-
-REPLAY_PARAMS: dict[str, tuple[Any, str]] = {
-    "source": ("", "Image file, folder of images or video; empty = the shipped samples."),
-    "rate": (2.0, "Frames per second (> 0)."),
-    "loop": (True, "Start again at the end of the source."),
-    "transport": ("raw", "raw: sensor_msgs/Image on 'image'; compressed: JPEG "
-                  "sensor_msgs/CompressedImage on 'image/compressed'."),
-    "encoding": ("rgb8", "Encoding of raw images: rgb8 or bgr8."),
-    "frame_id": ("camera", "frame_id written into every header."),
-    "max_size": (0, "Downscale so the longest side is at most this many pixels; 0 = keep."),
-    "qos": ("sensor_data", "sensor_data (best effort) or reliable."),
-}
 
 
 def frames(source: str, loop: bool, max_size: int) -> Iterator[np.ndarray]:
@@ -58,29 +51,28 @@ def frames(source: str, loop: bool, max_size: int) -> Iterator[np.ndarray]:
 
 
 class ReplayNode(Node):
+    """Publishes a source's frames as a camera would (and synthetic depth with `depth`)."""
+
     def __init__(self, node_name: str = "replay", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        for name, (default, text) in REPLAY_PARAMS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(
-                description=text + " Read at start-up.", read_only=True))
-        v = {name: self.get_parameter(name).value for name in REPLAY_PARAMS}
-        if not v["rate"] > 0:
-            raise ValueError(f"rate must be > 0, got {v['rate']}")
-        if v["transport"] not in ("raw", "compressed"):
-            raise ValueError(f"transport must be raw or compressed, got {v['transport']!r}")
-        if v["encoding"] not in ("rgb8", "bgr8"):
-            raise ValueError(f"encoding must be rgb8 or bgr8, got {v['encoding']!r}")
-        self.values = v
-        self._frames = frames(v["source"], v["loop"], v["max_size"])
+        settings = settings_of(ReplayConfig)
+        node_params = P.declare_settings(self, settings, "Read at start-up.", read_only=True)
+        self.config = v = from_values(ReplayConfig, node_params)  # ConfigError: start-up error
+        self._frames = frames(v.source, v.loop, v.max_size)
         self._first = next(self._frames)  # fail at start-up, not in the timer, on a bad source
-        qos = Q.reliable(5) if v["qos"] == "reliable" else Q.sensor_data(5)
-        self.compressed = v["transport"] == "compressed"
+        qos = Q.reliable(5) if v.qos == "reliable" else Q.sensor_data(5)
+        self.compressed = v.transport == "compressed"
         self.pub = (self.create_publisher(CompressedImage, "image/compressed", qos)
                     if self.compressed else self.create_publisher(Image, "image", qos))
+        self.pub_depth = self.pub_info = None
+        if v.depth:
+            self.pub_depth = self.create_publisher(Image, "depth", qos)
+            self.pub_info = self.create_publisher(CameraInfo, "camera_info", qos)
         self.published = 0
-        self.timer = self.create_timer(1.0 / v["rate"], self._tick)
-        self.get_logger().info(f"publishing {v['source'] or samples_dir()} on "
-                               f"{self.pub.topic_name} at {v['rate']} Hz")
+        self.timer = self.create_timer(1.0 / v.rate, self._tick)
+        extra = f" with {SYNTHETIC_NOTE}" if v.depth else ""
+        self.get_logger().info(f"publishing {v.source or samples_dir()} on "
+                               f"{self.pub.topic_name} at {v.rate} Hz{extra}")
 
     def _next(self) -> np.ndarray | None:
         if self._first is not None:
@@ -94,13 +86,13 @@ class ReplayNode(Node):
             self.get_logger().info(f"end of source after {self.published} frames")
             self.timer.cancel()
             return
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.values["frame_id"])
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.config.frame_id)
         if self.compressed:
             ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             msg = CompressedImage(header=header, format="jpeg")
             msg.data = jpeg.tobytes()
         else:
-            if self.values["encoding"] == "bgr8":
+            if self.config.encoding == "bgr8":
                 # Same byte layout as rgb8 with the channels swapped.
                 fields = replace(encode_rgb(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)),
                                  encoding="bgr8")
@@ -108,6 +100,10 @@ class ReplayNode(Node):
                 fields = encode_rgb(rgb)
             msg = m.image_msg(fields, header)
         self.pub.publish(msg)
+        if self.pub_depth is not None:  # same header: exactly paired with the colour frame
+            depth = synthetic_depth(rgb)
+            self.pub_depth.publish(m.image_msg(encode_16uc1(depth.depth_mm), header))
+            self.pub_info.publish(camera_info_msg(depth.intrinsics, header))
         self.published += 1
 
 

@@ -35,7 +35,7 @@ from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallba
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_policy_name_from_kind
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from ovseg_ros.node import params as P
@@ -210,24 +210,35 @@ class SegmentNode(LifecycleNodeMixin, Node):
         cam.qos, cam.qos_desc = Q.input_qos(self, nc.qos, cam.input_topic, nc.qos_depth)
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda info: self._on_incompatible_qos(info, cam))
-        worker = self.worker
+        worker, depth = self.worker, cam.depth
 
         def on_image(msg: Image | CompressedImage) -> None:
             cam.health.frame_received()
-            worker.submit(Incoming(msg, time.monotonic()), key=cam.name)
+            pair = depth.open(msg) if depth is not None else None
+            worker.submit(Incoming(msg, time.monotonic(), pair), key=cam.name)
 
+        group = MutuallyExclusiveCallbackGroup()  # one camera's callbacks: one at a time
         cam.subscription = self.create_subscription(
             CompressedImage if nc.input_transport == "compressed" else Image, cam.input_topic,
-            on_image, cam.qos, callback_group=MutuallyExclusiveCallbackGroup(),
-            event_callbacks=events)
+            on_image, cam.qos, callback_group=group, event_callbacks=events)
+        if depth is not None:
+            for topic, msg_type, callback in ((depth.depth_topic, Image, depth.on_depth),
+                                              (depth.info_topic, CameraInfo, depth.on_info)):
+                qos, _ = Q.input_qos(self, nc.qos, topic, nc.qos_depth)
+                depth.subscriptions.append(self.create_subscription(
+                    msg_type, topic, callback, qos, callback_group=group))
 
     def _stop_input(self, timeout: float) -> bool:
         """Unsubscribe and stop the worker; False when a frame was still in the model after
         `timeout` (it finishes on its own; nothing it produces is published)."""
         for cam in self.cameras:
-            if cam.subscription is not None:
-                self.destroy_subscription(cam.subscription)
-                cam.subscription = None
+            subs = [cam.subscription] + (cam.depth.subscriptions if cam.depth else [])
+            for sub in subs:
+                if sub is not None:
+                    self.destroy_subscription(sub)
+            cam.subscription = None
+            if cam.depth is not None:
+                cam.depth.subscriptions = []
         worker, processor, self.worker = self.worker, self.processor, None
         if worker is None:
             return True
