@@ -26,6 +26,9 @@ SUBPROCESS_ALLOWED = {
     # The load-memory benchmark: sys.executable -m ovseg_ros.bench.memory with a temporary
     # weights path it wrote itself, then the model/device/precision/size it was given.
     ("bench/memory.py", "bench_load_memory"),
+    # The ONNX export benchmark: sys.executable -m ovseg_ros.bench.backends with the model name
+    # it was given and a temporary cache folder it made itself.
+    ("bench/backends.py", "bench_export"),
 }
 NETWORK_ALLOWED = {("core/weights.py", "fetch")}  # https only, atomic rename: test_weights.py
 FORBIDDEN_CALLS = {"os.system", "os.popen", "os.execv", "os.execvp", "os.execl", "os.spawnl",

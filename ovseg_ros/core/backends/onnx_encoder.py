@@ -62,9 +62,11 @@ def _timed(what: str, fn, *args):
     return out, seconds
 
 
-def build_files(encoder: DenseClipEncoder, model: str, folder: Path, int8: bool
-                ) -> BuildReport:
-    """Export (and quantise) `encoder` into `folder` unless valid cached files exist."""
+def build_files(encoder: DenseClipEncoder, model: str, folder: Path, int8: bool,
+                settings: Int8Settings | None = None) -> BuildReport:
+    """Export (and quantise) `encoder` into `folder` unless valid cached files exist.
+
+    settings: int8 quantisation settings; default this CPU's rule (`int8_settings`)."""
     t0 = time.perf_counter()
     fields = {"model": model, "weights_sha256": weights_digest(encoder.visual),
               "feature_block": encoder.feature_index, "versions": library_versions()}
@@ -82,7 +84,7 @@ def build_files(encoder: DenseClipEncoder, model: str, folder: Path, int8: bool
     report = BuildReport(fp32_path=fp32, path=fp32, digest_s=digest_s,
                          built=["fp32"] if built else [])
     if int8:
-        settings = int8_settings()
+        settings = settings or int8_settings()
 
         def quantise(target: Path) -> list[Path]:
             log.warning("quantising the ONNX encoder to int8 (%s), once", settings.describe())
