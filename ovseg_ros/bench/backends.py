@@ -85,8 +85,10 @@ def bench_export(model: str, cache_dir: Path, timeout: float = 900.0) -> dict[st
 
 def _agreement(a: list, b: list) -> dict[str, float]:
     """Labels of results `a` vs reference results `b`: pixel share equal (all pixels, and
-    where the reference's top class leads by > 0.1 in patch probability), max prob diff."""
-    same, sure, diff = [], [], []
+    where the reference's top class leads by > 0.1 in patch probability), and the patch
+    probabilities' max and mean absolute difference (the max is often a patch flipping across
+    the background rule's thresholds, a jump of up to 1)."""
+    same, sure, diff, mean = [], [], [], []
     for x, y in zip(a, b, strict=True):
         same.append(float((x.labels == y.labels).mean()))
         top2 = np.sort(y.patch_probs, axis=0)[-2:]
@@ -94,9 +96,11 @@ def _agreement(a: list, b: list) -> dict[str, float]:
         if clear.any():
             sure.append(float((x.patch_probs.argmax(0) == y.patch_probs.argmax(0))[clear].mean()))
         diff.append(float(np.abs(x.patch_probs - y.patch_probs).max()))
+        mean.append(float(np.abs(x.patch_probs - y.patch_probs).mean()))
     return {"pixel_agreement": float(np.mean(same)), "pixel_agreement_min": min(same),
             "patch_agreement_where_margin_gt_0.1": float(np.mean(sure)) if sure else float("nan"),
-            "patch_prob_maxdiff": max(diff), "images": len(a)}
+            "patch_prob_maxdiff": max(diff), "patch_prob_meandiff": float(np.mean(mean)),
+            "images": len(a)}
 
 
 def _variants(model: str, device: str, input_size: int, cache: Path
@@ -139,6 +143,18 @@ def bench_backends(model: str, device: str, size: tuple[int, int], input_size: i
         return _measure(variants, info, export, size, reps)
 
 
+def _peaks(variants: dict[str, Any], dev: torch.device, shape: tuple[int, int, int]
+           ) -> dict[str, float]:
+    threads = torch.get_num_threads()
+    peaks = {"torch_fp32": matmul_gflops(torch.float32, dev, shape=shape)}
+    if "torch_bf16" in variants:
+        peaks["torch_bf16"] = matmul_gflops(torch.bfloat16, dev, shape=shape)
+    if "onnxruntime_fp32" in variants:
+        peaks["onnxruntime_fp32"] = ort_matmul_gflops("fp32", threads, shape)
+        peaks["onnxruntime_int8_u8s8"] = ort_matmul_gflops("int8", threads, shape)
+    return peaks
+
+
 def _measure(variants: dict[str, tuple[Segmenter, Any]], info: dict[str, Any],
              export: dict[str, Any], size: tuple[int, int], reps: int) -> dict[str, Any]:
     fp32 = variants["torch_fp32"][0]
@@ -162,36 +178,34 @@ def _measure(variants: dict[str, tuple[Segmenter, Any]], info: dict[str, Any],
         seg, dense = variants[name]
         seg.dense = dense
         results[name] = [seg.segment(img) for img in images]
-    samples = interleave({n: frame(n) for n in names}, reps, warmup=0,
-                         device=fp32.runtime.device)
-    fp32.dense = variants["torch_fp32"][1]
     p = fp32.encoder.patch
     h, w = fp32.processing_size(size)
     enc = (-(-h // p) * p, -(-w // p) * p)
     gflop = vit_gflops(fp32.clip.visual, enc, value_path_last=True)
-    threads = torch.get_num_threads()
     # The encoder's own largest GEMM: tokens x width @ width x mlp width (the MLP's first layer)
     mlp = fp32.clip.visual.transformer.resblocks[0].mlp.c_fc
     shape = (1 + (enc[0] // p) * (enc[1] // p), mlp.in_features, mlp.out_features)
-    dev = fp32.runtime.device
-    peaks = {"torch_fp32": matmul_gflops(torch.float32, dev, shape=shape)}
-    if "torch_bf16" in variants:
-        peaks["torch_bf16"] = matmul_gflops(torch.bfloat16, dev, shape=shape)
-    if "onnxruntime_fp32" in variants:
-        peaks["onnxruntime_fp32"] = ort_matmul_gflops("fp32", threads, shape)
-        peaks["onnxruntime_int8_u8s8"] = ort_matmul_gflops("int8", threads, shape)
+    before = _peaks(variants, fp32.runtime.device, shape)
+    samples = interleave({n: frame(n) for n in names}, reps, warmup=0,
+                         device=fp32.runtime.device)
+    fp32.dense = variants["torch_fp32"][1]
+    after = _peaks(variants, fp32.runtime.device, shape)  # best of two: load varies
+    peaks = {k: max(v, after[k]) for k, v in before.items()}
     base = samples["torch_fp32"]["total"]
+    ratios = {f"{n}_speed_vs_torch_fp32": paired_ratio(base, samples[n]["total"])
+              for n in names if n != "torch_fp32"}
+    if "torch_bf16" in samples and "onnxruntime_int8" in samples:
+        ratios["onnxruntime_int8_speed_vs_torch_bf16"] = paired_ratio(
+            samples["torch_bf16"]["total"], samples["onnxruntime_int8"]["total"])
     return {
         "size": list(size), "encoder_input": list(enc), "encoder_gflop": gflop,
-        "threads": threads, **info, "note": NOTE, "export": export,
+        "threads": torch.get_num_threads(), **info, "note": NOTE, "export": export,
         "matmul_shape": list(shape), "matmul_peak_gflops": peaks,
         "achieved_gflops": {n: gflop / float(np.median(samples[n]["clip_forward"]))
                             for n in names if "clip_forward" in samples[n]},
         "vs_torch_fp32": {n: _agreement(results[n], results["torch_fp32"])
                           for n in names if n != "torch_fp32"},
-        "stages": summarise(samples),
-        "ratios": {f"{n}_speed_vs_torch_fp32": paired_ratio(base, samples[n]["total"])
-                   for n in names if n != "torch_fp32"},
+        "stages": summarise(samples), "ratios": ratios,
     }
 
 

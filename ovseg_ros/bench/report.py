@@ -190,8 +190,9 @@ def markdown(results: dict[str, Any], command: str) -> str:
         for name, st in back["stages"].items():
             speed = r.get(f"{name}_speed_vs_torch_fp32", 1.0)
             agree = back.get("vs_torch_fp32", {}).get(name)
-            extra = (f"; labels agree on {100 * agree['pixel_agreement']:.1f}% of pixels, max "
-                     f"prob diff {agree['patch_prob_maxdiff']:.2g}" if agree else "")
+            extra = (f"; labels agree on {100 * agree['pixel_agreement']:.1f}% of pixels, prob "
+                     f"diff max {agree['patch_prob_maxdiff']:.2g} mean "
+                     f"{agree['patch_prob_meandiff']:.2g}" if agree else "")
             row(f"{size} backend {name} (frame)", st["total"],
                 f"{speed:.2f}x torch fp32; dense encoder {ach.get(name, 0):.3g} GFLOP/s{extra}")
         peaks = ", ".join(f"{k} {v:.0f}" for k, v in back.get("matmul_peak_gflops", {}).items())
