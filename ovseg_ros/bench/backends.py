@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ovseg_ros.core import Segmenter, SegmenterConfig
+from ovseg_ros.core import Segmenter, SegmenterConfig, tiling
 from ovseg_ros.core.backends import Int8Settings, int8_settings, missing_onnx_modules
 from ovseg_ros.core.device import cpu_has_native_bf16, cpu_has_vnni
 
@@ -101,6 +102,29 @@ def _agreement(a: list, b: list) -> dict[str, float]:
             "patch_agreement_where_margin_gt_0.1": float(np.mean(sure)) if sure else float("nan"),
             "patch_prob_maxdiff": max(diff), "patch_prob_meandiff": float(np.mean(mean)),
             "images": len(a)}
+
+
+def _feature_cosines(variants: dict[str, tuple[Segmenter, Any]], images: list[np.ndarray]
+                     ) -> dict[str, dict[str, float]]:
+    """Per-patch cosine of each variant's dense F and head features G to torch fp32's."""
+    fp32, dense32 = variants["torch_fp32"]
+    with torch.inference_mode():
+        pixels = [tiling.resize(fp32.to_tensor(img), fp32.processing_size(img.shape[:2]))
+                  for img in images]
+        fp32.dense = dense32
+        ref = [fp32.features(x) for x in pixels]
+        out = {}
+        for name, (seg, dense) in variants.items():
+            if name == "torch_fp32":
+                continue
+            seg.dense = dense
+            cos = [[F.cosine_similarity(a.float(), b, dim=1) for a, b in
+                    zip(seg.features(x), want, strict=True)] for x, want in zip(pixels, ref,
+                                                                                 strict=True)]
+            out[name] = {f"{k}_{stat}": float(getattr(torch.cat([c[i].flatten() for c in cos]),
+                                                      stat)())
+                         for i, k in enumerate(("F", "G")) for stat in ("mean", "min")}
+    return out
 
 
 def _variants(model: str, device: str, input_size: int, cache: Path
@@ -205,6 +229,7 @@ def _measure(variants: dict[str, tuple[Segmenter, Any]], info: dict[str, Any],
                             for n in names if "clip_forward" in samples[n]},
         "vs_torch_fp32": {n: _agreement(results[n], results["torch_fp32"])
                           for n in names if n != "torch_fp32"},
+        "feature_cosine_vs_torch_fp32": _feature_cosines(variants, images),
         "stages": summarise(samples), "ratios": ratios,
     }
 

@@ -87,9 +87,10 @@ def backend_rows(sec: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
     for group in ("matmul_peak_gflops", "achieved_gflops", "export"):
         for k, v in (sec.get(group) or {}).items():
             yield "backends", f"{group}.{k}", v
-    for variant, agree in (sec.get("vs_torch_fp32") or {}).items():
-        for k, v in agree.items():
-            yield "backends", f"{variant}_vs_torch_fp32.{k}", v
+    for group in ("vs_torch_fp32", "feature_cosine_vs_torch_fp32"):
+        for variant, agree in (sec.get(group) or {}).items():
+            for k, v in agree.items():
+                yield "backends", f"{variant}.{group}.{k}", v
     for k in ("cpu_vnni", "cpu_native_bf16", "int8_rule", "onnxruntime", "note"):
         if k in sec:
             yield "backends", k, sec[k]

@@ -122,18 +122,3 @@ def results_from_device(
         ))
     return out
 
-
-def make_result(
-    pixel_probs: torch.Tensor,
-    patch_probs: torch.Tensor,
-    objectness: torch.Tensor,
-    class_ids: tuple[int, ...],
-    class_names: tuple[str, ...],
-    threshold: float,
-    vocabulary_version: int,
-    ids: torch.Tensor | None = None,
-) -> SegmentationResult:
-    """`results_from_device` for one image: pixel_probs (C, H, W), patch_probs (C, h, w),
-    objectness (h, w)."""
-    return results_from_device(pixel_probs[None], patch_probs[None], objectness[None],
-                               class_ids, class_names, threshold, vocabulary_version, ids)[0]

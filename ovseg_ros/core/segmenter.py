@@ -243,8 +243,10 @@ class Segmenter:
                       ) -> torch.Tensor | None:
         if not class_prior:
             return None
-        factors = [float(class_prior.get(cid, 1.0)) for cid in active.channel_ids]
-        return torch.tensor(factors, dtype=torch.float32, device=self.runtime.device)
+        factors = torch.tensor([float(class_prior.get(cid, 1.0)) for cid in active.channel_ids])
+        if self.runtime.device.type == "cuda":  # pageable copies would wait for the stream
+            factors = factors.pin_memory()
+        return factors.to(self.runtime.device, non_blocking=True)
 
     @torch.inference_mode()
     def segment(self, rgb: np.ndarray, class_prior: Mapping[int, float] | None = None

@@ -27,10 +27,10 @@ from .choice import (
 
 log = logging.getLogger(__name__)
 DenseForward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-INT8_NOTE = ("precision int8 is an approximation: on seeded random weights its labels agree "
-             "with fp32 on most pixels (README, Backends), but its effect on the accuracy of "
-             "the real weights has not been measured here; compare against fp32 on your data "
-             "before relying on it")
+INT8_NOTE = ("precision int8 is an approximation: with seeded random ViT-B-16 weights its "
+             "labels agreed with fp32 on 99.2% of the benchmark images' pixels (README, "
+             "Backends), but its effect on the accuracy of the real weights has not been "
+             "measured; compare it with fp32 on your own images before relying on it")
 
 __all__ = ["BACKENDS", "INSTALL_HINT", "INT8_NOTE", "BackendError", "DenseForward",
            "Int8Settings", "choose_backend", "int8_settings", "make_dense_encoder",
