@@ -1,5 +1,6 @@
 """ROS-free model core: CLIP-DINOiser (per frame) and CLIP-DIY (keyframes). Never imports rclpy."""
 
+from .backends import BackendError
 from .clipdiy import ClipDiyConfig
 from .device import DeviceError, NumericalError, Runtime
 from .pipeline import FramePipeline, KeyframeConfig
@@ -9,6 +10,7 @@ from .vocabulary import VocabularyError
 from .weights import WeightsError
 
 __all__ = [
+    "BackendError",
     "ClassStat",
     "ClipDiyConfig",
     "DeviceError",
