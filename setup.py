@@ -17,5 +17,8 @@ setup(
         "timm",
         "tqdm",
     ],
+    # The onnxruntime backend of the dense encoder (CPU fp32 and int8; README, Backends):
+    # pip install 'ovseg_ros[onnxruntime]'. The core runs without it.
+    extras_require={"onnxruntime": ["onnxruntime>=1.20", "onnx>=1.17", "onnxscript>=0.5"]},
     entry_points={"console_scripts": ["ovseg=ovseg_ros.cli.main:main"]},
 )

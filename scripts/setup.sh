@@ -55,6 +55,9 @@ PY_REQS=(
   "numpy>=2,<3" open_clip_torch==3.3.0 timm==1.0.31 opencv-python-headless pyyaml tqdm
   pytest pytest-timeout ruff==0.17.6 ninja
 )
+# setup.py's `onnxruntime` extra (the dense encoder's onnxruntime backend), pinned for CI: the
+# fidelity and backend tests run on it and fail without it. onnxscript: torch.onnx's exporter.
+ONNX_REQS=(onnxruntime==1.32.0 onnx==1.23.2 onnxscript==0.7.2)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -82,7 +85,7 @@ fi
 want_hash="$(
   {
     "$VENV/bin/python" -c 'import sys; print(sys.version)'
-    printf '%s\n' "${TORCH_REQS[@]}" "${ROS_REQS[@]}" "${PY_REQS[@]}"
+    printf '%s\n' "${TORCH_REQS[@]}" "${ROS_REQS[@]}" "${PY_REQS[@]}" "${ONNX_REQS[@]}"
     cat setup.py 2>/dev/null || true
   } | sha256sum | cut -d' ' -f1
 )"
@@ -92,8 +95,8 @@ if [[ $FORCE == 1 ]] || [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want_hash"
   rm -f "$STAMP"
   log "pip: torch (from this machine's disk)"
   quiet_pip install -q "${TORCH_REQS[@]}"
-  log "pip: ROS 2 wheels, colcon, model and test dependencies"
-  quiet_pip install -q "${ROS_REQS[@]}" "${PY_REQS[@]}"
+  log "pip: ROS 2 wheels, colcon, model, onnxruntime and test dependencies"
+  quiet_pip install -q "${ROS_REQS[@]}" "${PY_REQS[@]}" "${ONNX_REQS[@]}"
   log "pip: ovseg_ros (editable)"
   # No build isolation: setuptools is already in the venv (colcon-core pins it below 80), and an
   # isolated build would fetch another copy from the index on every run. Dependencies are not

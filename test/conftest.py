@@ -13,6 +13,7 @@ them errors (never skips) when rclpy is missing.
 """
 
 import os
+import tempfile
 import time
 
 import pytest
@@ -28,6 +29,9 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_STATIC_PEERS", None)
 if not os.environ.get("ROS_DOMAIN_ID"):
     os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
+# Downloads and ONNX exports of the test models go to a folder of this run, never into the
+# user's ~/.cache/ovseg_ros (inherited by the node processes the tests start).
+os.environ["OVSEG_CACHE"] = tempfile.mkdtemp(prefix="ovseg-test-cache-")
 
 
 @pytest.fixture(scope="session")

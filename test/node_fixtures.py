@@ -21,7 +21,8 @@ from ros_helpers import RosHarness
 from tiny_models import tiny_files
 
 _ns = itertools.count()
-BASE = dict(device="cpu", precision="fp32", input_size=0, prompts=["cat", "dog", "car"],
+BASE = dict(device="cpu", precision="fp32", backend="torch", input_size=0,
+            prompts=["cat", "dog", "car"],
             diagnostics_period=0.25)
 
 

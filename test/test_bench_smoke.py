@@ -38,7 +38,7 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     for key in ("cpu", "device", "dtype", "threads", "torch", "open_clip", "matmul_gflops"):
         assert header[key], key
     assert set(sections) == set(bench.SECTIONS)
-    for name in ("core", "points", "vocab", "clipdiy", "node"):
+    for name in ("core", "points", "vocab", "clipdiy", "backends", "node"):
         assert "skipped" not in sections[name], sections[name]
         assert _positive_stages({name: sections[name]}) > 0, name
     core = next(iter(sections["core"].values()))
@@ -65,11 +65,35 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
         "configure", "activate", "deactivate", "cleanup"}
     assert life["cleanup_minus_before_configure_mb"] == pytest.approx(
         rss["after_cleanup"] - rss["before_configure"])
+    assert "lifecycle (" in report.markdown(smoke, "x") and "cleanup - before configure" in \
+        report.markdown(smoke, "x")
     pts = next(iter(sections["points"].values()))
     for stage in ("decode_depth", "project_pack", "class_medians", "message_copy"):
         assert pts["stages"]["points"][stage]["median"] > 0, stage
     assert pts["stages"]["inference"]["total"]["median"] > 0
     assert pts["points"] == 48 * 64 and pts["ratios"]["points_vs_inference"] > 0
+
+
+def test_backends_section_runs_every_variant_side_by_side(smoke):
+    """onnxruntime is installed in CI: its variants must be there, never skipped."""
+    sec = smoke["sections"]["backends"]
+    want = {"torch_fp32", "onnxruntime_fp32", "onnxruntime_int8"}
+    if sec["cpu_native_bf16"]:
+        want.add("torch_bf16")
+    assert want <= set(sec["stages"]), sec.get("onnxruntime")
+    for name in set(sec["stages"]) - {"torch_fp32"}:
+        assert sec["ratios"][f"{name}_speed_vs_torch_fp32"] > 0
+        assert 0 < sec["vs_torch_fp32"][name]["pixel_agreement"] <= 1
+    assert sec["vs_torch_fp32"]["onnxruntime_fp32"]["patch_prob_maxdiff"] < 1e-4
+    assert sec["vs_torch_fp32"]["onnxruntime_int8"]["patch_prob_maxdiff"] > 0  # quantised
+    assert all(v > 0 for v in sec["achieved_gflops"].values())
+    assert {"torch_fp32", "onnxruntime_fp32", "onnxruntime_int8_u8s8"} <= set(
+        sec["matmul_peak_gflops"])
+    export = sec["export"]
+    assert export["export_s"] > 0 and export["quantise_s"] > 0, export
+    assert export["peak_rss_mb"] >= export["rss_before_export_mb"] > 0
+    assert export["int8_settings"] == sec["int8_rule"]
+    assert "backend onnxruntime_int8" in report.markdown(smoke, "x")
 
 
 def test_compare_and_markdown(smoke):

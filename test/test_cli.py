@@ -16,7 +16,7 @@ from ovseg_ros.cli.main import main
 def model_args(tmp_path_factory):
     name, clip, heads = tiny_files(tmp_path_factory.mktemp("cli_model"))
     return ["--model", name, "--clip-weights", str(clip), "--heads", str(heads),
-            "--device", "cpu", "--precision", "fp32", "--input-size", "64"]
+            "--device", "cpu", "--precision", "fp32", "--backend", "torch", "--input-size", "64"]
 
 
 def picture(seed: int, h=72, w=96) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The fast core equals a plain loop implementation of DESIGN.md section 2 (fp32, whole image,
-no resizing), with and without background, square and non-square, sizes not divisible by 16."""
+no resizing), with and without background, square and non-square, sizes not divisible by 16,
+with the dense encoder on both backends: torch, and its ONNX export on onnxruntime (which CI
+installs: a missing onnxruntime fails these tests, it never skips them)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,18 @@ from tiny_models import random_head_state, tiny_segmenter
 PROMPTS = ["chair", "person", "door handle", "potted plant"]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """{background: Segmenter} on the tiny model (configs are frozen: one per setting)."""
+BACKENDS = ["torch", "onnxruntime"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def tiny(request, tmp_path_factory):
+    """{background: Segmenter} on the tiny model for each backend (configs are frozen: one
+    Segmenter per setting)."""
     folder = tmp_path_factory.mktemp("tiny")
-    return {bg: tiny_segmenter(folder, background=bg) for bg in (False, True)}
+    segs = {bg: tiny_segmenter(folder, background=bg, backend=request.param)
+            for bg in (False, True)}
+    assert all(s.runtime.backend == request.param for s in segs.values())
+    return segs
 
 
 def _image(h: int, w: int, seed: int) -> np.ndarray:
@@ -62,7 +71,8 @@ def test_background_rule_fires_in_reference_comparison(tmp_path):
 
 
 def test_real_vit_b16_architecture_matches_reference(tmp_path):
-    """The default architecture (ViT-B-16, 768 wide) with random weights, one small image."""
+    """The default architecture (ViT-B-16, 768 wide) with random weights, one small image, on
+    both backends (one reference: it is the slow part)."""
     torch.manual_seed(0)
     model = open_clip.create_model("ViT-B-16", pretrained=None)
     weights = tmp_path / "vitb16.pt"
@@ -72,13 +82,19 @@ def test_real_vit_b16_architecture_matches_reference(tmp_path):
     heads = write_heads(tmp_path / "heads768.pt", width=768)
     from ovseg_ros.core import Segmenter, SegmenterConfig
 
-    seg = Segmenter(SegmenterConfig(model="ViT-B-16", clip_weights=str(weights), heads=str(heads),
-                                    device="cpu", precision="fp32", input_size=0))
-    seg.set_prompts(["cat", "dog"])
-    rgb = _image(40, 56, 7)
-    got = torch.from_numpy(seg.segment(rgb).patch_probs)
-    heads_state = {k: v.float() for k, v in seg.heads.state_dict().items()}
-    with torch.no_grad():
-        text = text_embeddings(seg.clip, seg.tokenizer, ["background", "cat", "dog"])
-        want = reference_patch_probs(seg.clip, heads_state, text, rgb, True)
-    assert torch.allclose(got, want, atol=1e-4), float((got - want).abs().max())
+    rgb, want = _image(40, 56, 7), None
+    for backend in BACKENDS:
+        seg = Segmenter(SegmenterConfig(model="ViT-B-16", clip_weights=str(weights),
+                                        heads=str(heads), device="cpu", precision="fp32",
+                                        input_size=0, backend=backend,
+                                        cache_dir=str(tmp_path / "cache")))
+        assert seg.runtime.backend == backend
+        seg.set_prompts(["cat", "dog"])
+        got = torch.from_numpy(seg.segment(rgb).patch_probs)
+        if want is None:
+            heads_state = {k: v.float() for k, v in seg.heads.state_dict().items()}
+            with torch.no_grad():
+                text = text_embeddings(seg.clip, seg.tokenizer, ["background", "cat", "dog"])
+                want = reference_patch_probs(seg.clip, heads_state, text, rgb, True)
+        assert torch.allclose(got, want, atol=1e-4), (backend, float((got - want).abs().max()))
+        del seg

@@ -89,7 +89,7 @@ def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("tinyproc")
     name, clip, heads = tiny_files(d)
     base = {"model": name, "clip_weights": str(clip), "heads": str(heads), "device": "cpu",
-            "precision": "fp32", "input_size": "0"}
+            "precision": "fp32", "backend": "torch", "input_size": "0"}
     return d, base
 
 

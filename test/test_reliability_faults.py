@@ -28,7 +28,7 @@ def test_wrong_head_width_and_missing_clip_weights_fail_start_up_in_one_line(
     name, clip, heads = tiny_files(tmp_path)
     wide = write_heads(tmp_path / "heads-768.pt", width=768)  # a ViT-B checkpoint, tiny model
     base = {"model": name, "clip_weights": str(clip), "heads": str(heads), "device": "cpu",
-            "precision": "fp32", "cache_dir": str(tmp_path / "cache")}
+            "precision": "fp32", "backend": "torch", "cache_dir": str(tmp_path / "cache")}
     cases = {  # started together: they spend most of their time importing torch
         "width": ({**base, "heads": str(wide)}, ["does not fit this model", "has shape"]),
         "tag": ({**base, "model": "ViT-B-16", "clip_weights": "laion2b_s34b_b88k"},
@@ -99,7 +99,8 @@ def test_ctrl_c_during_text_encoding_exits_within_two_seconds(tmp_path, ros_doma
             "    return _embed(self, names)\n"
             "TextEmbeddingCache.embed = _slow\n")
     p = tiny_node(tmp_path, {"model": name, "clip_weights": str(clip), "heads": str(heads),
-                             "device": "cpu", "precision": "fp32", "__ns": "/fault_sigint"},
+                             "device": "cpu", "precision": "fp32", "backend": "torch",
+                             "__ns": "/fault_sigint"},
                   patch=slow)
     try:
         assert wait_for(lambda: p.has("ready"), timeout=180), p.output

@@ -29,6 +29,9 @@ SUBPROCESS_ALLOWED = {
     # The lifecycle-memory benchmark: sys.executable -m ovseg_ros.bench.lifecycle with the
     # model/device/precision/size/frame count it was given (a fresh process for clean RSS).
     ("bench/lifecycle.py", "bench_lifecycle_memory"),
+    # The ONNX export benchmark: sys.executable -m ovseg_ros.bench.backends with the model name
+    # it was given and a temporary cache folder it made itself.
+    ("bench/backends.py", "bench_export"),
 }
 NETWORK_ALLOWED = {("core/weights.py", "fetch")}  # https only, atomic rename: test_weights.py
 FORBIDDEN_CALLS = {"os.system", "os.popen", "os.execv", "os.execvp", "os.execl", "os.spawnl",

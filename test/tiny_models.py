@@ -52,9 +52,11 @@ def tiny_files(directory: Path, seed: int = 0) -> tuple[str, Path, Path]:
 
 
 def tiny_segmenter(directory: Path, **overrides) -> Segmenter:
-    """A Segmenter on the tiny model, loaded from files; fp32 CPU unless overridden."""
+    """A Segmenter on the tiny model, loaded from files; fp32 CPU torch unless overridden
+    (the backend tests ask for onnxruntime themselves: its export takes seconds)."""
     name, clip, heads = tiny_files(directory)
     cfg = dict(model=name, clip_weights=str(clip), heads=str(heads), device="cpu",
-               precision="fp32", input_size=0, cache_dir=str(directory / "cache"))
+               precision="fp32", backend="torch", input_size=0,
+               cache_dir=str(directory / "cache"))
     cfg.update(overrides)
     return Segmenter(SegmenterConfig(**cfg))

@@ -21,13 +21,14 @@ from ovseg_ros.core import Segmenter, SegmenterConfig
 from ovseg_ros.core.settings import settings_of
 
 from . import report, sections
+from .backends import bench_backends
 from .lifecycle import bench_lifecycle_memory
 from .memory import bench_load_memory, bench_memory
 from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 from .tiny import register_tiny
 
-SECTIONS = ("core", "points", "vocab", "clipdiy", "node", "memory", "lifecycle")
+SECTIONS = ("core", "points", "vocab", "clipdiy", "backends", "node", "memory", "lifecycle")
 OPT_IN = ("compile", "attention")  # run only when named in --only
 
 
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node-sizes", default="640x480,1280x720",
                    help="camera sizes (node and points sections), W x H")
     add_setting_options(p, [s for s in settings_of(SegmenterConfig)
-                            if s.name in ("model", "device", "precision", "threads",
+                            if s.name in ("model", "device", "precision", "backend", "threads",
                                           "input_size")])
     p.add_argument("--reps", type=int, default=10, help="repetitions per variant")
     p.add_argument("--node-duration", type=float, default=20.0, help="seconds per node run")
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
         model, sizes, node_sizes = register_tiny(), [(48, 64)], [(48, 64)]
         reps, duration, warmup, batches = 2, 1.5, 1.0, (1, 2)
     cfg = SegmenterConfig(model=model, clip_weights="random", heads="random",
-                          device=args.device, precision=args.precision,
+                          device=args.device, precision=args.precision, profile=True,
+                          backend=args.backend,
                           input_size=args.input_size if not args.smoke else 0)
     t0 = time.perf_counter()
     seg = Segmenter(cfg)
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     dtype_name = str(rt.dtype).replace("torch.", "")
     header = machine_header(rt.device, rt.dtype)
     header.update(model=model, weights="seeded random (timing does not depend on values)",
+                  backend=rt.backend,
                   mode=cfg.mode, input_size=cfg.input_size, smoke=bool(args.smoke),
                   reps=reps, command=command, model_load_s=load_s,
                   matmul_gflops={"fp32": matmul_gflops(torch.float32, rt.device),
@@ -125,6 +128,9 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
         print("[attention]", flush=True)
         out["attention"] = sections.bench_attention(seg, sizes[0], reps)
     plain = None  # free the fp32 copy before the node runs
+    if "backends" in only:
+        print("[backends]", flush=True)
+        out["backends"] = bench_backends(model, args.device, sizes[0], cfg.input_size, reps)
     if "node" in only:
         print("[node]", flush=True)
         out["node"] = run_node(args, model, cfg, node_sizes, duration, warmup)

@@ -79,6 +79,21 @@ def extra_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
         if key == "attention":
             yield key, "tokens", sec["tokens"]
             yield key, "max_rel_diff", sec["max_rel_diff"]
+        if key == "backends":
+            yield from backend_rows(sec)
+
+
+def backend_rows(sec: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    for group in ("matmul_peak_gflops", "achieved_gflops", "export"):
+        for k, v in (sec.get(group) or {}).items():
+            yield "backends", f"{group}.{k}", v
+    for group in ("vs_torch_fp32", "feature_cosine_vs_torch_fp32"):
+        for variant, agree in (sec.get(group) or {}).items():
+            for k, v in agree.items():
+                yield "backends", f"{variant}.{group}.{k}", v
+    for k in ("cpu_vnni", "cpu_native_bf16", "int8_rule", "onnxruntime", "note"):
+        if k in sec:
+            yield "backends", k, sec[k]
 
 
 def compare(new: dict[str, Any], old: dict[str, Any]) -> list[tuple[str, float, float, float]]:
@@ -174,6 +189,28 @@ def markdown(results: dict[str, Any], command: str) -> str:
             row(f"node {key}: stamp -> output received", run["stages"]["latency_stamp_to_receive"],
                 f"{run['output_fps']:.1f} fps ({run['input_fps']:.0f} in); overhead "
                 f"{100 * run['ratios']['node_overhead_vs_inference']:.1f}% of inference")
+    back = sec.get("backends", {})
+    if "stages" in back:
+        size = "x".join(str(v) for v in back["size"][::-1])
+        ach, r = back.get("achieved_gflops", {}), back.get("ratios", {})
+        for name, st in back["stages"].items():
+            speed = r.get(f"{name}_speed_vs_torch_fp32", 1.0)
+            agree = back.get("vs_torch_fp32", {}).get(name)
+            extra = (f"; labels agree on {100 * agree['pixel_agreement']:.1f}% of pixels, prob "
+                     f"diff max {agree['patch_prob_maxdiff']:.2g} mean "
+                     f"{agree['patch_prob_meandiff']:.2g}" if agree else "")
+            row(f"{size} backend {name} (frame)", st["total"],
+                f"{speed:.2f}x torch fp32; dense encoder {ach.get(name, 0):.3g} GFLOP/s{extra}")
+        peaks = ", ".join(f"{k} {v:.0f}" for k, v in back.get("matmul_peak_gflops", {}).items())
+        shape = " x ".join(str(v) for v in back.get("matmul_shape", []))
+        notes.append(f"- backends: matmul peaks at the encoder's MLP shape (m x k x n = {shape}; "
+                     f"GFLOP/s): {peaks}; {back['note']}.")
+        export = back.get("export", {})
+        if "export_s" in export:
+            notes.append(f"- backends: ONNX export {export['export_s']:.1f} s + int8 "
+                         f"{export['quantise_s']:.1f} s, peak RSS {export['peak_rss_mb']:.0f} MB "
+                         f"(fresh process), files {export['fp32_file_mb']:.0f} / "
+                         f"{export['int8_file_mb']:.0f} MB.")
     mem = sec.get("memory", {})
     if mem:
         lines.append(f"| peak RSS (product path / whole bench) | "
@@ -185,4 +222,13 @@ def markdown(results: dict[str, Any], command: str) -> str:
                          f"weights file (peak at load / steady after frames) | "
                          f"{load['peak_rss_at_load_mb']:.0f} MB | "
                          f"{load['rss_after_frames_mb']:.0f} MB | |")
+    life = sec.get("lifecycle", {})
+    if "rss_mb" in life:
+        rss, secs = life["rss_mb"], life["transition_s"]
+        steps = ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in rss.items())
+        notes.append(f"- lifecycle ({life['model']}, fresh process, {life['frames']} frames): "
+                     f"RSS MB {steps}; cleanup - before configure = "
+                     f"{life['cleanup_minus_before_configure_mb']:+.0f} MB (target <= "
+                     f"{life['target_mb']:.0f}: {'met' if life['target_met'] else 'NOT met'}); "
+                     "transitions s " + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()) + ".")
     return "\n".join(lines + ([""] + notes if notes else []))

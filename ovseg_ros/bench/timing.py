@@ -149,10 +149,13 @@ def current_rss_mb() -> float:
 
 
 def matmul_gflops(dtype: torch.dtype, device: torch.device, n: int = 1024,
-                  reps: int = 20) -> float:
-    """Best-of-`reps` square matmul throughput: the hardware ceiling the encoder is judged by."""
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
+                  reps: int = 20, shape: tuple[int, int, int] | None = None) -> float:
+    """Best-of-`reps` matmul throughput: the hardware ceiling the encoder is judged by.
+
+    (n x n) @ (n x n), or (m x k) @ (k x n) for shape=(m, k, n); 2 m k n / s / 1e9."""
+    m, k, n = shape or (n, n, n)
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
     best = float("inf")
     with torch.inference_mode():
         a @ b
@@ -162,4 +165,4 @@ def matmul_gflops(dtype: torch.dtype, device: torch.device, n: int = 1024,
             a @ b
             sync(device)
             best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    return 2 * m * k * n / best / 1e9

@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "BackendError": "backends",
     "ClipDiyConfig": "config",
     "ConfigError": "settings",
     "DeviceError": "device",

@@ -21,7 +21,10 @@ DEFAULT_CLIP_WEIGHTS = "laion2b_s34b_b88k"
 DEFAULT_HEADS_URL = "https://github.com/wysoczanska/clip_dinoiser/raw/main/checkpoints/last.pt"
 RANDOM = "random"  # weights source: seeded random weights (tests, the offline demo)
 MODES = ("whole", "slide")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# int8: the dense CLIP encoder through ONNX Runtime's dynamic quantisation (CPU only, see
+# core/backends); the torch parts (heads, pooling, text, CLIP-DIY) then run in fp32.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+BACKENDS = ("auto", "torch", "onnxruntime")
 HALF_LIFE_UNITS = ("frames", "seconds")
 # CLIP-DINOiser's published thresholds (DESIGN.md 2.3).
 GAMMA = 0.2  # patch correlations below this do not take part in guided pooling
@@ -64,7 +67,15 @@ class SegmenterConfig:
     precision: str = setting("auto", group="compute", choices=PRECISIONS, doc="""
         Compute dtype. auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX) and on CUDA
         (fp16 on cards without bf16), fp32 elsewhere. bf16/fp16 on a CPU without them is
-        emulated and many times slower.""")
+        emulated and many times slower. int8 = the dense CLIP encoder dynamically quantised by
+        ONNX Runtime (CPU only, needs the onnxruntime extra; an approximation whose effect on
+        accuracy with real weights is unmeasured here: see Reproducing the paper), the rest
+        fp32.""")
+    backend: str = setting("auto", group="compute", choices=BACKENDS, doc="""
+        What runs the dense CLIP encoder (about 95% of a frame). auto = onnxruntime for fp32
+        and int8 on the CPU when it is installed (measured faster), torch otherwise (always on
+        CUDA and for bf16/fp16); onnxruntime = CPU, fp32 or int8, exported once into
+        cache_dir/onnx (needs the onnxruntime extra).""")
     threads: int = setting(0, group="compute", low=0, high=1024, dynamic=True, doc="""
         CPU threads for inference; 0 = PyTorch's default (one per core). Fewer leave cores to
         the camera driver and other nodes.""")
@@ -88,6 +99,10 @@ class SegmenterConfig:
     gamma: float = GAMMA
     delta: float = DELTA
     seed: int = 0  # for "random" weights
+    # Time each stage on CUDA too (CUDA events; SegmentationResult.timings), for benchmarks:
+    # CPU frames are always timed per stage (free there); CUDA frames without it give only
+    # {"frame": seconds}, since per-stage times would need a device sync per stage.
+    profile: bool = False
 
     def __post_init__(self) -> None:
         check_config(self, [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -38,6 +39,23 @@ def cpu_has_native_bf16() -> bool:
 def cpu_has_native_fp16() -> bool:
     """True when the CPU executes fp16 matmuls natively (AVX512-FP16 or AMX-FP16)."""
     return _torch_cpu_reports_any("_is_avx512_fp16_supported", "_is_amx_fp16_supported")
+
+
+def cpu_has_vnni() -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8).
+
+    Without them, int8 matmuls go through 16-bit intermediate sums that saturate (AVX2's
+    vpmaddubsw), which decides ONNX Runtime's quantisation range (core/backends/choice.py).
+    """
+    if _torch_cpu_reports_any("_is_vnni_supported", "_is_amx_tile_supported"):
+        return True
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                  if ln.startswith("flags")), [])
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 def emulation_warning(device: torch.device, dtype: torch.dtype) -> str | None:
@@ -82,11 +100,13 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     """Pick the compute dtype for `precision` on `device`.
 
     auto: bf16 on a CPU with native bf16, bf16 on CUDA cards that support it (else fp16),
-    fp32 everywhere else.
+    fp32 everywhere else. int8: fp32, the dtype of everything but the quantised encoder.
     """
     precision = (precision or "auto").strip().lower()
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "int8":
+        return torch.float32
     if precision != "auto":
         return _DTYPES[precision]
     if device.type == "cuda":
@@ -96,29 +116,44 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where the model runs and in which dtype; passed to every module that allocates tensors."""
+    """Where the model runs and in which dtype; passed to every module that allocates tensors.
+
+    backend: what runs the dense CLIP encoder ("torch" or "onnxruntime"); int8: that encoder
+    is dynamically quantised (onnxruntime only; `dtype` is then the torch parts' fp32).
+    """
 
     device: torch.device
     dtype: torch.dtype
+    backend: str = "torch"
+    int8: bool = False
 
     @classmethod
-    def create(cls, device: str = "auto", precision: str = "auto") -> Runtime:
+    def create(cls, device: str = "auto", precision: str = "auto",
+               backend: str = "torch") -> Runtime:
+        """Resolve device, precision and the dense encoder's backend (`backends.choose_backend`:
+        its rules and errors); DeviceError (BackendError) when they cannot run here."""
+        from .backends.choice import choose_backend  # it needs this module's resolution
+
         dev = resolve_device(device)
-        runtime = cls(dev, resolve_dtype(precision, dev))
+        name, precision = choose_backend(backend, dev, precision)
+        runtime = cls(dev, resolve_dtype(precision, dev), name, precision == "int8")
         if (why := emulation_warning(runtime.device, runtime.dtype)) is not None:
             log.warning(why)
         return runtime
 
     @property
     def precision(self) -> str:
-        return {v: k for k, v in _DTYPES.items()}[self.dtype]
+        return "int8" if self.int8 else {v: k for k, v in _DTYPES.items()}[self.dtype]
 
     def describe(self) -> str:
         name = str(self.device)
         if self.device.type == "cuda":
             name += f" ({torch.cuda.get_device_name(self.device)})"
         emulated = " (emulated: slow)" if emulation_warning(self.device, self.dtype) else ""
-        return f"{name}, {self.precision}{emulated}, {torch.get_num_threads()} threads"
+        backend = "" if self.backend == "torch" else f" via {self.backend}"
+        approx = " (approximate)" if self.int8 else ""
+        return (f"{name}, {self.precision}{emulated}{backend}{approx}, "
+                f"{torch.get_num_threads()} threads")
 
 
 def release_memory(device: torch.device | None = None) -> None:

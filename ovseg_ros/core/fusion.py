@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .clipdiy import ClipDiy, ClipDiyConfig
-from .results import SegmentationResult, make_result
+from .results import SegmentationResult, results_from_device
 from .vocabulary import BACKGROUND
 
 EPS = 1e-6
@@ -168,8 +168,9 @@ def fuse_keyframe(segmenter, result: SegmentationResult, keyframe: KeyframeScore
                              segmenter.encoder.patch, proc)[0]
     fused = fuse_probabilities(p_dino, p_diy, weight)
     pixels = segmenter.upsample(fused[None], image_hw)[0]
-    out = make_result(pixels, fused, torch.from_numpy(result.objectness), result.class_ids,
-                      result.class_names, segmenter.config.threshold, result.vocabulary_version)
+    out = results_from_device(pixels[None], fused[None], torch.from_numpy(result.objectness)[None],
+                              result.class_ids, result.class_names, segmenter.config.threshold,
+                              result.vocabulary_version)[0]
     timings = dict(result.timings, keyframe=keyframe.seconds,
                    keyframe_fusion=time.perf_counter() - start)
     return replace(out, keyframe=True, keyframe_stamp=keyframe.stamp, timings=timings)

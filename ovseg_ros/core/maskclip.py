@@ -7,6 +7,8 @@ One forward gives two things:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,18 +67,28 @@ class PositionalEmbedding(nn.Module):
         self._cache.clear()
 
 
-def value_path(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """MaskCLIP's last block: the attention is replaced by its value projection.
+def value_projection(block: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The value third of a block's packed in_proj, as tensors of their own: (W, W), (W,).
 
-    x: (B, N, W) block input. Returns (B, N, W). Only the value third of in_proj is computed:
-    queries and keys would be thrown away.
+    Copied, not sliced: a slice is a view at a storage offset into the packed (3W, W) weight,
+    which inductor's weight freezing (torch.compile, max-autotune) mis-read, giving a wrong F.
     """
     attn: nn.MultiheadAttention = block.attn
-    width = x.shape[-1]
-    w_v = attn.in_proj_weight[2 * width:]
-    b_v = attn.in_proj_bias[2 * width:] if attn.in_proj_bias is not None else None
+    width = attn.embed_dim
+    w_v = attn.in_proj_weight.detach()[2 * width:].clone()
+    bias = attn.in_proj_bias
+    return w_v, (bias.detach()[2 * width:].clone() if bias is not None else None)
+
+
+def value_path(block: nn.Module, x: torch.Tensor, w_v: torch.Tensor,
+               b_v: torch.Tensor | None) -> torch.Tensor:
+    """MaskCLIP's last block: the attention is replaced by its value projection.
+
+    x: (B, N, W) block input; w_v, b_v from `value_projection(block)`. Returns (B, N, W).
+    Only the value third of in_proj is computed: queries and keys would be thrown away.
+    """
     v = F.linear(block.ln_1(x), w_v, b_v)
-    x = x + block.ls_1(attn.out_proj(v))
+    x = x + block.ls_1(block.attn.out_proj(v))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
@@ -90,15 +102,20 @@ def block_with_ln2(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     return x + block.ls_2(block.mlp(g)), g
 
 
-def input_tokens(visual: nn.Module, pos: PositionalEmbedding, pixels: torch.Tensor
+def patch_grid(pixels: torch.Tensor, patch: int) -> tuple[int, int]:
+    """The patch grid (h, w) of pixels (B, 3, H, W) whose H and W are multiples of `patch`."""
+    return pixels.shape[-2] // patch, pixels.shape[-1] // patch
+
+
+def input_tokens(visual: nn.Module, table: torch.Tensor, pixels: torch.Tensor
                  ) -> tuple[torch.Tensor, int, int]:
-    """Normalised pixels (B, 3, H, W) -> class + patch tokens with positions, after ln_pre:
-    (B, 1 + h * w, W), and the patch grid h, w."""
+    """Normalised pixels (B, 3, H, W) and the positional table (1 + h * w, W) for their patch
+    grid -> class + patch tokens with positions, after ln_pre: (B, 1 + h * w, W), and h, w."""
     x = visual.conv1(pixels)
     b, width, h, w = x.shape
     x = x.flatten(2).transpose(1, 2)
     cls = visual.class_embedding.to(x.dtype).view(1, 1, width).expand(b, 1, width)
-    x = torch.cat([cls, x], dim=1) + pos(h, w).to(x.dtype)
+    x = torch.cat([cls, x], dim=1) + table.to(x.dtype)
     return visual.ln_pre(visual.patch_dropout(x)), h, w
 
 
@@ -127,10 +144,11 @@ class GlobalClipEncoder(nn.Module):
         if getattr(visual, "pool_type", "tok") != "tok":
             raise ValueError("only class-token pooling has a single-token last block")
         self.visual = visual
+        self.patch = visual.conv1.kernel_size[0]
         self.pos = PositionalEmbedding(visual.positional_embedding, tuple(visual.grid_size))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x, _, _ = input_tokens(self.visual, self.pos, pixels)
+        x, _, _ = input_tokens(self.visual, self.pos(*patch_grid(pixels, self.patch)), pixels)
         blocks = self.visual.transformer.resblocks
         for block in blocks[:-1]:
             x = block(x)
@@ -145,6 +163,9 @@ class DenseClipEncoder(nn.Module):
     Input pixels: (B, 3, H, W) already normalised, H and W multiples of the patch size.
     Output: F (B, D, h, w) projected features, G (B, W, h, w) `ln_2` features of
     `feature_block`, with h = H / patch and w = W / patch.
+
+    The last block's value projection is copied at construction (`value_projection`): build
+    the encoder after loading weights, and move it (`.to`) with the model.
     """
 
     def __init__(self, visual: nn.Module, feature_block: int = -3):
@@ -157,6 +178,9 @@ class DenseClipEncoder(nn.Module):
         if self.feature_index == blocks - 1:
             raise ValueError("the head features cannot come from the last block")
         self.pos = PositionalEmbedding(visual.positional_embedding, tuple(visual.grid_size))
+        w_v, b_v = value_projection(visual.transformer.resblocks[-1])
+        self.register_buffer("value_weight", w_v, persistent=False)
+        self.register_buffer("value_bias", b_v, persistent=False)
 
     @property
     def width(self) -> int:
@@ -166,12 +190,14 @@ class DenseClipEncoder(nn.Module):
     def embed_dim(self) -> int:
         return self.visual.proj.shape[1]
 
-    def tokens(self, pixels: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        """Patch + class tokens with positions, after ln_pre: (B, 1 + h * w, W)."""
-        return input_tokens(self.visual, self.pos, pixels)
-
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, h, w = self.tokens(pixels)
+        return self.forward_with_table(pixels, self.pos(*patch_grid(pixels, self.patch)))
+
+    def forward_with_table(self, pixels: torch.Tensor, table: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` with the positional table (1 + h * w, W) given (the ONNX graph's inputs:
+        one exported file then serves every input size)."""
+        x, h, w = input_tokens(self.visual, table, pixels)
         blocks = self.visual.transformer.resblocks
         g = None
         for i, block in enumerate(blocks[:-1]):
@@ -179,7 +205,7 @@ class DenseClipEncoder(nn.Module):
                 x, g = block_with_ln2(block, x)
             else:
                 x = block(x)
-        x = self.visual.ln_post(value_path(blocks[-1], x))
+        x = self.visual.ln_post(value_path(blocks[-1], x, self.value_weight, self.value_bias))
         dense = x[:, 1:] @ self.visual.proj  # (B, hw, D)
         b = dense.shape[0]
         dense = dense.transpose(1, 2).reshape(b, -1, h, w)
@@ -187,10 +213,19 @@ class DenseClipEncoder(nn.Module):
         return dense, g
 
 
+@functools.lru_cache(maxsize=16)
+def _clip_stats(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """CLIP's mean and std as (1, 3, 1, 1) tensors, made once per device and dtype (on CUDA a
+    new small tensor per frame is a blocking host-to-device copy)."""
+    with torch.inference_mode(False):  # plain tensors, usable inside and outside inference mode
+        mean = torch.tensor(CLIP_MEAN, dtype=dtype).view(1, 3, 1, 1).to(device)
+        std = torch.tensor(CLIP_STD, dtype=dtype).view(1, 3, 1, 1).to(device)
+    return mean, std
+
+
 def normalise_pixels(rgb: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB in [0, 1] -> CLIP-normalised, same shape and dtype."""
-    mean = torch.tensor(CLIP_MEAN, device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
+    mean, std = _clip_stats(rgb.device, rgb.dtype)
     return (rgb - mean) / std
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .transfer import download, label_dtype
+
 
 @dataclass(frozen=True)
 class ClassStat:
@@ -44,11 +46,10 @@ class SegmentationResult:
 def label_and_confidence(
     probs: torch.Tensor, ids: torch.Tensor, threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """probs (C, H, W), ids (C,) -> labels (H, W) int32 and confidence (H, W) float32.
-
-    Pixels whose confidence is below `threshold` get id 0 (unlabelled).
+    """probs (..., C, H, W), ids (C,) -> labels (..., H, W) of ids' dtype and confidence
+    (..., H, W) float32. Pixels whose confidence is below `threshold` get id 0 (unlabelled).
     """
-    confidence, index = probs.max(dim=0)
+    confidence, index = probs.max(dim=-3)
     labels = ids[index]
     if threshold > 0:
         labels = torch.where(confidence < threshold, torch.zeros_like(labels), labels)
@@ -83,7 +84,7 @@ def class_stats(
     return stats
 
 
-def make_result(
+def results_from_device(
     pixel_probs: torch.Tensor,
     patch_probs: torch.Tensor,
     objectness: torch.Tensor,
@@ -92,24 +93,32 @@ def make_result(
     threshold: float,
     vocabulary_version: int,
     ids: torch.Tensor | None = None,
-) -> SegmentationResult:
-    """A SegmentationResult from probabilities: pixel_probs (C, H, W), patch_probs (C, h, w),
-    objectness (h, w); labels, confidence and stats are derived here, so every producer (the
-    Segmenter, keyframe fusion) computes them the same way. `ids`: class_ids as a tensor on
-    pixel_probs' device, when the caller has one already."""
+) -> list[SegmentationResult]:
+    """One SegmentationResult per image from probabilities on the device: pixel_probs
+    (B, C, H, W), patch_probs (B, C, h, w), objectness (B, h, w). Labels and confidence are
+    computed on the device, and only they and the patch-grid arrays are downloaded, in one
+    transfer (`transfer.download`); stats are derived on the host. Every producer (the
+    Segmenter, keyframe fusion) goes through here. `ids`: class_ids as a tensor on the device,
+    when the caller has one already."""
     if ids is None:
         ids = torch.tensor(class_ids, dtype=torch.int32, device=pixel_probs.device)
     labels, conf = label_and_confidence(pixel_probs, ids, threshold)
-    labels_np = labels.to(torch.uint16 if hasattr(torch, "uint16") else torch.int32)
-    labels_np = labels_np.cpu().numpy().astype(np.uint16, copy=False)
-    conf_np, probs_np = conf.cpu().numpy(), patch_probs.cpu().numpy()
-    return SegmentationResult(
-        labels=labels_np,
-        confidence=conf_np,
-        patch_probs=probs_np,
-        objectness=objectness.cpu().numpy(),
-        class_ids=tuple(class_ids),
-        class_names=tuple(class_names),
-        stats=class_stats(labels_np, conf_np, probs_np, tuple(class_ids), tuple(class_names)),
-        vocabulary_version=vocabulary_version,
-    )
+    labels = labels.to(label_dtype(max(class_ids, default=0)))
+    labels_b, conf_b, probs_b, obj_b = download([labels, conf, patch_probs.float(),
+                                                 objectness.float()])
+    out = []
+    for b in range(labels_b.shape[0]):
+        labels_np = labels_b[b].astype(np.uint16, copy=False)
+        out.append(SegmentationResult(
+            labels=labels_np,
+            confidence=conf_b[b],
+            patch_probs=probs_b[b],
+            objectness=obj_b[b],
+            class_ids=tuple(class_ids),
+            class_names=tuple(class_names),
+            stats=class_stats(labels_np, conf_b[b], probs_b[b], tuple(class_ids),
+                              tuple(class_names)),
+            vocabulary_version=vocabulary_version,
+        ))
+    return out
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +13,7 @@ import open_clip
 import torch
 
 from . import tiling
+from .backends import make_dense_encoder
 from .config import RANDOM, SegmenterConfig
 from .device import NumericalError, Runtime
 from .dinoiser import (
@@ -24,9 +24,11 @@ from .dinoiser import (
     patch_correlations,
 )
 from .maskclip import DenseClipEncoder, normalise_pixels, pad_to_multiple
-from .results import SegmentationResult, make_result
+from .results import SegmentationResult, results_from_device
 from .settings import ConfigError, settings_of
+from .stage_timer import StageTimer, stage_timer
 from .text import IMAGENET_TEMPLATES, TextEmbeddingCache
+from .transfer import FrameUploader, check_rgb, to_unit_float
 from .vocabulary import BACKGROUND, Vocabulary, VocabularySnapshot, validate_prompts
 from .weights import (
     load_clip,
@@ -35,8 +37,9 @@ from .weights import (
 )
 
 log = logging.getLogger(__name__)
-# Settings a running Segmenter may change (reconfigure); the others need a new Segmenter.
-DYNAMIC = frozenset(s.name for s in settings_of(SegmenterConfig) if s.dynamic)
+# What a running Segmenter may change (reconfigure): the dynamic settings, and stage profiling
+# (benchmarks); the rest needs a new Segmenter.
+DYNAMIC = frozenset(s.name for s in settings_of(SegmenterConfig) if s.dynamic) | {"profile"}
 
 
 class _Active:
@@ -59,19 +62,23 @@ class Segmenter:
         carry over (Vocabulary.carry_over)."""
         self.config = config = config or SegmenterConfig()  # frozen: swapped, never written
         self._default_threads = torch.get_num_threads()
-        self.runtime = Runtime.create(config.device, config.precision)
+        self.runtime = rt = Runtime.create(config.device, config.precision, config.backend)
         cache = Path(config.cache_dir) if config.cache_dir else None
         clip = load_clip(config.model, config.clip_weights, cache, config.seed)
-        self.encoder = DenseClipEncoder(clip.visual)
-        self.heads = DinoiserHeads(self.encoder.width)
+        width = clip.visual.conv1.out_channels
+        self.heads = DinoiserHeads(width)
         if config.heads == RANDOM:
             torch.manual_seed(config.seed + 1)
-            self.heads = DinoiserHeads(self.encoder.width)
+            self.heads = DinoiserHeads(width)
         else:
             path = resolve_checkpoint(config.heads, cache, config.heads_sha256 or None)
             self.heads.load_published(load_state_dict(path), str(path))
-        self.clip = clip.to(self.runtime.device, self.runtime.dtype).eval()
-        self.heads = self.heads.to(self.runtime.device, self.runtime.dtype).eval()
+        self.clip = clip.to(rt.device, rt.dtype).eval()
+        self.encoder = DenseClipEncoder(self.clip.visual)  # after the move: it copies a weight
+        self.heads = self.heads.to(rt.device, rt.dtype).eval()
+        # The dense forward: the encoder itself, or its ONNX export (built before any frame).
+        self.dense = make_dense_encoder(self.encoder, rt, config.model, cache)
+        self.upload = FrameUploader(rt.device)
         self.tokenizer = open_clip.get_tokenizer(config.model)
         self.text_cache = TextEmbeddingCache(self.clip, self.tokenizer, self.runtime)
         self.vocabulary = (ids_from.carry_over(config.background) if ids_from is not None
@@ -111,7 +118,8 @@ class Segmenter:
         return snapshot.as_dict()
 
     def reconfigure(self, **changes: object) -> None:
-        """Change dynamic settings (threshold, max_prompts, threads) of the running Segmenter.
+        """Change dynamic settings (threshold, max_prompts, threads; profile) of the running
+        Segmenter.
 
         All or nothing: ConfigError naming every problem leaves the configuration as it was.
         The new configuration is swapped in as one reference, so a frame in flight sees either
@@ -144,29 +152,29 @@ class Segmenter:
     # ---- inference --------------------------------------------------------------------------
 
     def to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1] on the device."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-        if rgb.shape[0] < 1 or rgb.shape[1] < 1:
-            raise ValueError("empty image")
-        t = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.runtime.device, non_blocking=True)
-        return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1] on the device (a plain copy;
+        frames go through `self.upload`, which reuses a pinned buffer)."""
+        check_rgb(rgb)
+        return to_unit_float(torch.from_numpy(np.ascontiguousarray(rgb))[None].to(
+            self.runtime.device))
 
     @torch.inference_mode()
     def features(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """CLIP forward. rgb (B, 3, H, W) in [0, 1] -> dense F (B, D, h, w), G (B, W, h, w)."""
         pixels = normalise_pixels(pad_to_multiple(rgb, self.encoder.patch))
-        return self.encoder(pixels.to(self.runtime.dtype))
+        return self.dense(pixels.to(self.runtime.dtype))
 
     @torch.inference_mode()
     def patch_probabilities(
         self, dense: torch.Tensor, g: torch.Tensor, active: _Active,
-        prior: torch.Tensor | None = None,
+        prior: torch.Tensor | None = None, check: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Heads, guided pooling, classification, optional class prior, background rule.
 
         prior: (C,) multiplicative factors per channel; the class probabilities are multiplied
         and renormalised before the background rule, so the rule sees the updated posterior.
+        check: raise NumericalError on NaN/Inf here (a device sync); frames check their
+        downloaded patch-grid arrays instead (`check_finite`), which needs none.
         Returns probabilities (B, C, h, w) float32 and objectness (B, h, w) float32.
         """
         proj = self.heads.correlation_features(g)
@@ -179,14 +187,19 @@ class Segmenter:
         if prior is not None:
             probs = probs * prior.view(1, -1, 1, 1)
             probs = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        # NaN would pass through argmax as a confident-looking label: refuse the frame instead.
-        if not bool(torch.isfinite(probs).all() and torch.isfinite(objectness).all()):
-            raise NumericalError(
-                f"the model produced NaN/Inf at {self.runtime.precision}: an fp16 overflow (try "
-                "precision bf16 or fp32) or corrupt CLIP weights")
+        if check:
+            self.check_finite(bool(torch.isfinite(probs).all()
+                                   and torch.isfinite(objectness).all()))
         if active.snapshot.background:
             probs = apply_background_rule(probs, objectness, self.config.delta)
         return probs, objectness
+
+    def check_finite(self, finite: bool) -> None:
+        """NaN would pass through argmax as a confident-looking label: refuse the frame."""
+        if not finite:
+            raise NumericalError(
+                f"the model produced NaN/Inf at {self.runtime.precision}: an fp16 overflow (try "
+                "precision bf16 or fp32) or corrupt CLIP weights")
 
     def _require_active(self) -> _Active:
         active = self._active
@@ -208,8 +221,10 @@ class Segmenter:
                       ) -> torch.Tensor | None:
         if not class_prior:
             return None
-        factors = [float(class_prior.get(cid, 1.0)) for cid in active.channel_ids]
-        return torch.tensor(factors, dtype=torch.float32, device=self.runtime.device)
+        factors = torch.tensor([float(class_prior.get(cid, 1.0)) for cid in active.channel_ids])
+        if self.runtime.device.type == "cuda":  # pageable copies would wait for the stream
+            factors = factors.pin_memory()
+        return factors.to(self.runtime.device, non_blocking=True)
 
     @torch.inference_mode()
     def segment(self, rgb: np.ndarray, class_prior: Mapping[int, float] | None = None
@@ -239,51 +254,46 @@ class Segmenter:
                 results[i] = res
         return results  # type: ignore[return-value]
 
-    def _sync(self) -> float:
-        if self.runtime.device.type == "cuda":
-            torch.cuda.synchronize(self.runtime.device)
-        return time.perf_counter()
-
     def _segment_same_size(self, images: Sequence[np.ndarray], active: _Active,
                            prior: torch.Tensor | None = None) -> list[SegmentationResult]:
+        """One batch of same-size frames: no device sync until the results' one download."""
         cfg = self.config  # one configuration for the whole batch
-        t0 = self._sync()
-        batch = torch.cat([self.to_tensor(img) for img in images])
+        timer = stage_timer(self.runtime.device, cfg.profile)
+        batch = self.upload(images)
         h0, w0 = batch.shape[-2:]
-        size = tiling.short_side_size(h0, w0, cfg.input_size)
-        batch = tiling.resize(batch, size)
-        t1 = self._sync()
+        batch = tiling.resize(batch, tiling.short_side_size(h0, w0, cfg.input_size))
+        timer.mark("preprocess")
         if cfg.mode == "whole":
             dense, g = self.features(batch)
-            t2 = self._sync()
-            probs, objectness = self.patch_probabilities(dense, g, active, prior)
-            t3 = self._sync()
+            timer.mark("clip_forward")
+            probs, objectness = self.patch_probabilities(dense, g, active, prior, check=False)
+            timer.mark("heads_pooling")
             pixels = self.upsample(probs, (h0, w0))
         else:
-            probs, objectness, pixels, (t2, t3) = self._slide(batch, active, prior)
+            probs, objectness, pixels = self._slide(batch, active, prior, timer)
             pixels = tiling.resize(pixels, (h0, w0))
-        results = [
-            make_result(pixels[b], probs[b], objectness[b], active.channel_ids, active.names,
-                        cfg.threshold, active.snapshot.version, ids=active.ids)
-            for b in range(len(images))
-        ]
-        t4 = self._sync()
-        timings = {"preprocess": t1 - t0, "clip_forward": t2 - t1, "heads_pooling": t3 - t2,
-                   "upsample_argmax": t4 - t3}
+        results = results_from_device(pixels, probs, objectness, active.channel_ids,
+                                      active.names, cfg.threshold, active.snapshot.version,
+                                      ids=active.ids)
+        timer.mark("upsample_argmax")
+        self.check_finite(all(np.isfinite(r.patch_probs).all() and np.isfinite(r.objectness).all()
+                              for r in results))
+        timings = timer.result()
         for res in results:
             res.timings = dict(timings)
         return results
 
-    def _slide(self, batch: torch.Tensor, active: _Active, prior: torch.Tensor | None = None):
+    def _slide(self, batch: torch.Tensor, active: _Active, prior: torch.Tensor | None,
+               timer: StageTimer):
         """Sliding windows over (B, 3, H, W); returns patch-grid probs, objectness, pixel probs."""
         cfg = self.config
         b, _, h, w = batch.shape
         boxes = tiling.windows(h, w, cfg.window, cfg.stride)
         crops = torch.cat([batch[:, :, y0:y1, x0:x1] for y0, y1, x0, x1 in boxes])
         dense, g = self.features(crops)
-        t2 = self._sync()
-        probs, objectness = self.patch_probabilities(dense, g, active, prior)
-        t3 = self._sync()
+        timer.mark("clip_forward")
+        probs, objectness = self.patch_probabilities(dense, g, active, prior, check=False)
+        timer.mark("heads_pooling")
         win = crops.shape[-2:]
         up = tiling.upsample_patches(probs, self.encoder.patch, win)
         obj_up = tiling.upsample_patches(objectness[:, None], self.encoder.patch, win)
@@ -300,4 +310,4 @@ class Segmenter:
         p = self.encoder.patch
         pool = torch.nn.functional.adaptive_avg_pool2d
         grid = (max(1, -(-h // p)), max(1, -(-w // p)))
-        return pool(total, grid), pool(saliency, grid)[:, 0], total, (t2, t3)
+        return pool(total, grid), pool(saliency, grid)[:, 0], total
