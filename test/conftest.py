@@ -14,8 +14,10 @@ them errors (never skips) when rclpy is missing.
 
 import os
 import time
+from pathlib import Path
 
 import pytest
+from ros_marker import reaches_ros
 
 # Read by the rmw when a context starts, and inherited by any node a test runs as a subprocess.
 # scripts/test.sh picks a ROS_DOMAIN_ID per run; a bare `pytest` derives one from its pid so that
@@ -25,6 +27,18 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_STATIC_PEERS", None)
 if not os.environ.get("ROS_DOMAIN_ID"):
     os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ros: needs rclpy or ROS interfaces; set automatically (test/ros_marker.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of a module that reaches rclpy (`pytest -m ros` selects them)."""
+    for item in items:
+        if reaches_ros(Path(str(item.fspath)).resolve()):
+            item.add_marker(pytest.mark.ros)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
+from ovseg_ros.node.compat import shutdown_executor
+
 N = TypeVar("N", bound=Node)
 
 
@@ -80,7 +82,7 @@ def _run(make: Callable[[], Node], logger: str, args: list[str],
             joined = node.shutdown(timeout=1.0)
         # Joining the executor's threads would wait for a callback stuck in text encoding
         # (rclpy's timeout does not bound that join); run_main exits without them instead.
-        executor.shutdown(timeout_sec=0.3, wait_for_threads=joined)
+        shutdown_executor(executor, timeout_sec=0.3, wait_for_threads=joined)
 
     spin_node(node, executor, before_destroy=stop)
     return 0, list(getattr(node, "still_running", []))
