@@ -3,8 +3,8 @@
     python scripts/rosdistro_facts.py /path/to/rosdistro [--commit REF] [--also KEY ...]
 
 Reads a clone of github.com/ros/rosdistro (a work tree, or a bare mirror read with `git show`)
-and writes test/data/rosdistro_facts.json: for every dependency key of package.xml (and the
-keys given with --also, e.g. ones considered and not used), what rosdep resolves it to on
+and writes test/data/rosdistro_facts.json: for every dependency key of package.xml (and those
+in CONSIDERED below or given with --also), what rosdep resolves it to on
 Ubuntu 24.04 (noble: Jazzy, Kilted) and 22.04 (jammy: Humble), and for every ROS package named
 in package.xml or pinned in scripts/distros/*.txt, the release version of its repository in
 each distro. CI has no access to GitHub, so the test reads this file; rerun this script when
@@ -27,6 +27,11 @@ OUT = ROOT / "test" / "data" / "rosdistro_facts.json"
 ROSDEP_FILES = ("rosdep/base.yaml", "rosdep/python.yaml")
 DISTROS = ("humble", "jazzy", "kilted")
 UBUNTU = {"noble": "Jazzy, Kilted", "jammy": "Humble"}
+# Keys recorded although package.xml does not name them (yet): considered and not used
+# (python3-torch, python3-timm-pip: see package.xml), or what the 3D outputs and the ONNX
+# backend would add. Recorded on every run, so the file does not depend on who ran it.
+CONSIDERED = ("python3-torch", "python3-timm-pip", "python3-onnxruntime-pip", "geometry_msgs",
+              "visualization_msgs")
 DEP_TAGS = ("depend", "build_depend", "buildtool_depend", "exec_depend", "test_depend",
             "build_export_depend")
 
@@ -107,7 +112,7 @@ def main() -> int:
         for key, entry in src.yaml(rel).items():
             rules[key] = (rel, entry)
     releases = {d: released_versions(src.yaml(f"{d}/distribution.yaml")) for d in DISTROS}
-    keys = sorted(set(package_keys()) | set(args.also))
+    keys = sorted(set(package_keys()) | set(CONSIDERED) | set(args.also))
     facts = {
         "source": {"repository": "https://github.com/ros/rosdistro", "commit": src.commit,
                    "date": src.date, "written_by": "scripts/rosdistro_facts.py"},
