@@ -4,7 +4,7 @@
 # Lint, the pytest suite over real rclpy on a per-run ROS domain, and the benchmark smoke run,
 # in the distro's venv (scripts/distro.sh). --ros-only: only the tests marked `ros` (every test
 # whose module reaches rclpy, see test/conftest.py), no lint and no separate benchmark smoke
-# run: what CI runs on the second distro.
+# run: what CI runs on the distros after the first with OVSEG_CI_SCOPE=ros (.ci/run).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -3,8 +3,9 @@
 A module is a ROS test when it, or any module of this repository that it imports (directly or
 through other modules, including imports inside functions), imports rclpy, a ROS message or
 interface package, launch or ament_index_python. Static (AST), so it is known at collection,
-before anything runs, and a new node test is picked up without a list to update. CI runs
-`pytest -m ros` on the second distro (scripts/test.sh --ros-only).
+before anything runs, and a new node test is picked up without a list to update.
+`scripts/test.sh --ros-only` runs `pytest -m ros` (.ci/run does on Jazzy with
+OVSEG_CI_SCOPE=ros).
 """
 
 from __future__ import annotations
