@@ -23,13 +23,6 @@ if [[ ! -x "$_ovseg_venv/bin/python" ]]; then
   unset _ovseg_root _ovseg_venv _ovseg_setup
   return 1 2>/dev/null || exit 1
 fi
-# Two distros' libraries on one LD_LIBRARY_PATH would mix (the first wins, per library).
-if [[ -n "${OVSEG_ENV_DISTRO:-}" && "$OVSEG_ENV_DISTRO" != "$OVSEG_DISTRO_NAME" ]]; then
-  echo "env.sh: this shell already uses $OVSEG_ENV_DISTRO; open a new shell for" \
-       "$OVSEG_DISTRO_NAME" >&2
-  unset _ovseg_root _ovseg_venv _ovseg_setup
-  return 1 2>/dev/null || exit 1
-fi
 export OVSEG_ENV_DISTRO="$OVSEG_DISTRO_NAME"
 
 # Prepend $2 to the colon-separated variable named $1, once.
