@@ -1,16 +1,29 @@
-# Source me (bash): `source scripts/env.sh` after scripts/setup.sh.
+# Source me (bash): `source scripts/env.sh` after scripts/setup.sh (Kilted), or
+# `OVSEG_DISTRO=jazzy source scripts/env.sh` after `OVSEG_DISTRO=jazzy scripts/setup.sh`.
 # Makes the venv's ROS 2 wheels and this workspace's install space usable: rclpy, ovseg_ros.msg,
-# ovseg_ros.srv, vision_msgs (if built), and install/ovseg_ros/lib/ovseg_ros/* executables.
-# Safe to source more than once.
+# ovseg_ros.srv, vision_msgs (if built), and <install base>/ovseg_ros/lib/ovseg_ros/* executables.
+# Safe to source more than once; one distro per shell. Leaves OVSEG_VENV, OVSEG_INSTALL_BASE
+# (and the build/log bases) set as shell variables for scripts that source it.
 
 _ovseg_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-_ovseg_venv="$_ovseg_root/.venv"
-
-if [[ ! -x "$_ovseg_venv/bin/python" ]]; then
-  echo "env.sh: $_ovseg_venv not found; run scripts/setup.sh first" >&2
-  unset _ovseg_root _ovseg_venv
+# shellcheck source=scripts/distro.sh
+source "$_ovseg_root/scripts/distro.sh"
+if ! _ovseg_set_distro "$_ovseg_root"; then
+  unset _ovseg_root
+  unset -f _ovseg_set_distro
   return 1 2>/dev/null || exit 1
 fi
+unset -f _ovseg_set_distro
+_ovseg_venv="$OVSEG_VENV"
+_ovseg_setup="scripts/setup.sh"
+[[ $OVSEG_DISTRO_NAME == kilted ]] || _ovseg_setup="OVSEG_DISTRO=$OVSEG_DISTRO_NAME $_ovseg_setup"
+
+if [[ ! -x "$_ovseg_venv/bin/python" ]]; then
+  echo "env.sh: $_ovseg_venv not found; run $_ovseg_setup first" >&2
+  unset _ovseg_root _ovseg_venv _ovseg_setup
+  return 1 2>/dev/null || exit 1
+fi
+export OVSEG_ENV_DISTRO="$OVSEG_DISTRO_NAME"
 
 # Prepend $2 to the colon-separated variable named $1, once.
 _ovseg_prepend() {
@@ -30,7 +43,7 @@ _ovseg_prepend CMAKE_PREFIX_PATH "$_ovseg_venv"
 # = venv/lib + site-packages/ros_*.libs, unless _ROS_WHEELS_BOOTSTRAP_COMPLETE is set. Set the
 # same paths here and the guard, so processes start once, keep a fixed library order (the hook
 # orders entries through a set) and also see this workspace's libraries added below.
-for _ovseg_d in "$_ovseg_venv"/lib/python3.11/site-packages/ros_*.libs; do
+for _ovseg_d in "$_ovseg_venv"/lib/python3.*/site-packages/ros_*.libs; do
   [[ -d "$_ovseg_d" ]] && _ovseg_prepend LD_LIBRARY_PATH "$_ovseg_d"
 done
 _ovseg_prepend LD_LIBRARY_PATH "$_ovseg_venv/lib"
@@ -39,9 +52,9 @@ export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
 # This workspace's install space (ovseg_ros, and vision_msgs when built with
 # --with-test-interfaces): colcon's local_setup adds AMENT_PREFIX_PATH, PYTHONPATH,
 # LD_LIBRARY_PATH and CMAKE_PREFIX_PATH for each package.
-if [[ -f "$_ovseg_root/install/local_setup.bash" ]]; then
+if [[ -f "$OVSEG_INSTALL_BASE/local_setup.bash" ]]; then
   # shellcheck source=/dev/null
-  source "$_ovseg_root/install/local_setup.bash"
+  source "$OVSEG_INSTALL_BASE/local_setup.bash"
 fi
 
 # The source tree's ovseg_ros goes before the installed copy, so edits count without a rebuild;
@@ -51,5 +64,5 @@ _ovseg_prepend PYTHONPATH "$_ovseg_venv/ovseg_src"
 # Keep DDS traffic on this machine. Tests pick their own ROS_DOMAIN_ID.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 
-unset _ovseg_root _ovseg_venv _ovseg_d
+unset _ovseg_root _ovseg_venv _ovseg_d _ovseg_setup
 unset -f _ovseg_prepend

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # The project's test command (after scripts/setup.sh --with-test-interfaces):
-#   scripts/test.sh [extra pytest args]
-# Lint, the pytest suite over real rclpy on a per-run ROS domain, and the benchmark smoke run.
+#   [OVSEG_DISTRO=kilted|jazzy] scripts/test.sh [--ros-only] [extra pytest args]
+# Lint, the pytest suite over real rclpy on a per-run ROS domain, and the benchmark smoke run,
+# in the distro's venv (scripts/distro.sh). --ros-only: only the tests marked `ros` (every test
+# whose module reaches rclpy, see test/conftest.py), no lint and no separate benchmark smoke
+# run: what CI runs on the distros after the first with OVSEG_CI_SCOPE=ros (.ci/run).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+
+ROS_ONLY=0
+if [[ "${1:-}" == --ros-only ]]; then
+  ROS_ONLY=1
+  shift
+fi
 
 set +u  # the venv and colcon scripts read unset variables
 # shellcheck source=scripts/env.sh
@@ -14,21 +23,26 @@ set -u
 
 # The generated messages must exist: a half-built workspace would otherwise show up as
 # confusing import errors deep in the test run.
-if [[ ! -d install/ovseg_ros ]] || [[ ! -d install/vision_msgs ]]; then
-  echo "test.sh: install/ovseg_ros or install/vision_msgs missing;" \
-       "run scripts/setup.sh --with-test-interfaces" >&2
+if [[ ! -d "$OVSEG_INSTALL_BASE/ovseg_ros" ]] || [[ ! -d "$OVSEG_INSTALL_BASE/vision_msgs" ]]; then
+  echo "test.sh: $OVSEG_INSTALL_BASE/ovseg_ros or .../vision_msgs missing;" \
+       "run scripts/setup.sh --with-test-interfaces (same OVSEG_DISTRO)" >&2
   exit 1
 fi
+echo "== ROS 2 $OVSEG_DISTRO_NAME: $(python -c 'import sys; print(sys.executable)')"
 
-echo "== ruff"
-ruff check .
+if [[ $ROS_ONLY == 0 ]]; then
+  echo "== ruff"
+  ruff check .
+fi
 
 # One DDS domain per run (1..101 is safe on Linux), so parallel runs never hear each other;
 # discovery stays on this machine (env.sh sets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST).
 export ROS_DOMAIN_ID="${OVSEG_TEST_DOMAIN_ID:-$((10 + $$ % 90))}"
 echo "== pytest (ROS_DOMAIN_ID=$ROS_DOMAIN_ID)"
+select=()
+[[ $ROS_ONLY == 1 ]] && select=(-m ros)
 rc=0
-python -m pytest -q test "$@" || rc=$?
+python -m pytest -q test "${select[@]}" "$@" || rc=$?
 if [[ $rc == 5 ]]; then
   echo "test.sh: pytest collected no tests; treating that as a failure" >&2
   exit 1
@@ -37,7 +51,7 @@ elif [[ $rc != 0 ]]; then
 fi
 
 # >>> benchmark smoke hook: runs once ovseg_ros/bench/__main__.py exists (written separately).
-if [[ -f ovseg_ros/bench/__main__.py ]]; then
+if [[ $ROS_ONLY == 0 && -f ovseg_ros/bench/__main__.py ]]; then
   echo "== bench smoke"
   python -m ovseg_ros.bench --smoke
 fi

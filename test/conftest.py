@@ -15,8 +15,10 @@ them errors (never skips) when rclpy is missing.
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
+from ros_marker import reaches_ros
 
 # The in-process segmentation node fixtures (ros, tiny, seg_node, ...): see node_fixtures.py.
 pytest_plugins = ["node_fixtures"]
@@ -32,6 +34,18 @@ if not os.environ.get("ROS_DOMAIN_ID"):
 # Downloads and ONNX exports of the test models go to a folder of this run, never into the
 # user's ~/.cache/ovseg_ros (inherited by the node processes the tests start).
 os.environ["OVSEG_CACHE"] = tempfile.mkdtemp(prefix="ovseg-test-cache-")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ros: needs rclpy or ROS interfaces; set automatically (test/ros_marker.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of a module that reaches rclpy (`pytest -m ros` selects them)."""
+    for item in items:
+        if reaches_ros(Path(str(item.fspath)).resolve()):
+            item.add_marker(pytest.mark.ros)
 
 
 @pytest.fixture(scope="session")

@@ -60,14 +60,23 @@ def hi8(a: np.ndarray) -> np.ndarray:
     return (a >> 8).astype(np.uint8)
 
 
+def packed_422(bgr: np.ndarray, order: str) -> np.ndarray:
+    """(H, W, 2) UYVY or YUY2 bytes of `bgr` from OpenCV's YUV 4:4:4, chroma of even columns
+    (OpenCV 4.6, the oldest requirements.txt allows, has no BGR -> packed 4:2:2 conversion)."""
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)
+    y, u, v = yuv[..., 0], yuv[:, 0::2, 1].repeat(2, 1), yuv[:, 0::2, 2].repeat(2, 1)
+    chroma = np.where(np.arange(bgr.shape[1]) % 2 == 0, u, v)
+    pair = (chroma, y) if order == "uyvy" else (y, chroma)
+    return np.ascontiguousarray(np.dstack(pair))
+
+
 def cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """encoding -> (buffer image in native dtype, RGB expected from OpenCV)."""
     rgb = cv2.cvtColor(BGR, cv2.COLOR_BGR2RGB)
     gray = cv2.cvtColor(BGR, cv2.COLOR_BGR2GRAY)
     rgba = np.dstack([rgb, RNG.integers(0, 256, (H, W), dtype=np.uint8)])
     bgra = cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA)
-    uyvy = cv2.cvtColor(BGR, cv2.COLOR_BGR2YUV_UYVY)
-    yuy2 = cv2.cvtColor(BGR, cv2.COLOR_BGR2YUV_YUY2)
+    uyvy, yuy2 = packed_422(BGR, "uyvy"), packed_422(BGR, "yuy2")
     g16 = U16[..., 0]
     c: dict[str, tuple[np.ndarray, np.ndarray]] = {
         "rgb8": (rgb, rgb),

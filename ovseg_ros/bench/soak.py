@@ -167,11 +167,14 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                               daemon=True)
     reader.start()
     deadline = time.monotonic() + 600
-    while not any("ready:" in ln for ln in lines):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("node did not start:\n" + "\n".join(lines[-20:]))
-        time.sleep(0.2)
+    try:
+        while not any("ready:" in ln for ln in lines):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("node did not start:\n" + "\n".join(lines[-20:]))
+            time.sleep(0.2)
+    except BaseException:  # also a test timeout or Ctrl-C: never leave the node running
+        proc.kill()
+        raise
     w, h = (int(v) for v in args.size.lower().split("x"))
     driver = Driver(domain, (h, w), args.rate)
     samples: list[tuple[float, float]] = []

@@ -24,6 +24,7 @@ from rclpy.executors import (
 )
 from rclpy.node import Node
 
+from ovseg_ros.node.compat import shutdown_executor
 from ovseg_ros.node.diagnostics import one_line
 
 N = TypeVar("N", bound=Node)
@@ -92,6 +93,11 @@ def spin_node(node: Node, executor: Executor | None = None,
             executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A signal shuts the context down from C; a wait set made just then fails with
+        # "the given context is not valid" (RCLError) instead of ExternalShutdownException.
+        if node.context.ok():
+            raise
     finally:
         _shutting_down()
         if before_destroy is not None:
@@ -122,10 +128,7 @@ def _run(make: Callable[[], Node], logger: str, args: list[str],
             joined = node.close(timeout=1.0)
         # Joining the executor's threads would wait for a callback stuck in text encoding
         # (rclpy's timeout does not bound that join); run_main exits without them instead.
-        if isinstance(executor, MultiThreadedExecutor):
-            executor.shutdown(timeout_sec=0.3, wait_for_threads=joined)
-        else:
-            executor.shutdown(timeout_sec=0.3)
+        shutdown_executor(executor, timeout_sec=0.3, wait_for_threads=joined)
 
     spin_node(node, executor, before_destroy=stop)
     return 0, list(getattr(node, "still_running", []))

@@ -40,6 +40,7 @@ from std_srvs.srv import Trigger
 
 from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
+from ovseg_ros.node.compat import InvalidTransitionGuard
 from ovseg_ros.node.config import build_configs
 from ovseg_ros.node.diagnostics import Throttle, one_line
 from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming
@@ -52,7 +53,7 @@ SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FA
 DEACTIVATE_WAIT_S = 10.0  # how long deactivate waits for the frame in flight
 
 
-class SegmentNode(LifecycleNodeMixin, Node):
+class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
     """Open-vocabulary segmentation of one camera stream, or of several (`cameras`)."""
 
     def __init__(self, node_name: str = "ovseg", **kwargs: Any) -> None:

@@ -1,0 +1,100 @@
+"""The rclpy differences between the distros the node runs on (Jazzy: rclpy 7.x, Kilted: 9.x).
+
+Each difference is decided by a feature test of the installed rclpy (a parameter that a
+function accepts, an attribute that exists), never by a version number, so a backport or a
+new distro takes the right path by itself. docs/ARCHITECTURE.md ("ROS 2 distros") lists every
+difference found, including those the node does not need to handle.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import Executor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.lifecycle import LifecycleNodeMixin, TransitionCallbackReturn
+from rclpy.signals import uninstall_signal_handlers
+from rclpy.utilities import get_default_context
+
+
+def accepts(func: Callable[..., Any], name: str) -> bool:
+    """Whether `func` takes a parameter called `name` (the feature test used here)."""
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+
+
+def shutdown_executor(executor: Executor, timeout_sec: float,
+                      wait_for_threads: bool = True) -> bool:
+    """`executor.shutdown(timeout_sec)`, also stopping a MultiThreadedExecutor's thread pool
+    without waiting for its threads when `wait_for_threads` is False.
+
+    Kilted's MultiThreadedExecutor.shutdown takes `wait_for_threads` and shuts its pool down;
+    Jazzy's has no such parameter and leaves the pool's threads to end with their callbacks.
+    Returns what shutdown returns (True when the executor stopped within the timeout).
+    """
+    if accepts(executor.shutdown, "wait_for_threads"):
+        return executor.shutdown(timeout_sec=timeout_sec, wait_for_threads=wait_for_threads)
+    return executor.shutdown(timeout_sec=timeout_sec)
+
+
+def try_shutdown(context: Context | None = None, uninstall_handlers: bool | None = None) -> None:
+    """`rclpy.try_shutdown` with Kilted's meaning on every distro.
+
+    Kilted's also uninstalls rclpy's signal handlers (by default when `context` is the default
+    one); Jazzy's shuts the context down and leaves the handlers installed.
+    """
+    if accepts(rclpy.try_shutdown, "uninstall_handlers"):
+        rclpy.try_shutdown(context=context, uninstall_handlers=uninstall_handlers)
+        return
+    rclpy.try_shutdown(context=context)
+    default = context is None or context is get_default_context()
+    if uninstall_handlers or (uninstall_handlers is None and default):
+        uninstall_signal_handlers()
+
+
+def _refuses_invalid_transitions() -> bool:
+    """Whether rclpy's own lifecycle code turns a transition that the current state does not
+    allow into ERROR (Kilted) rather than letting rcl's RCLError out (Jazzy).
+
+    Probed on the source of the private `__change_state` that both `trigger_*()` and the
+    `~/change_state` service run, because there is no public marker for it.
+    """
+    change = getattr(LifecycleNodeMixin, "_LifecycleNodeMixin__change_state", None)
+    try:
+        return change is not None and "except _rclpy.RCLError" in inspect.getsource(change)
+    except (OSError, TypeError):  # no source installed: guard anyway
+        return False
+
+
+LIFECYCLE_REFUSES_INVALID_TRANSITIONS = _refuses_invalid_transitions()
+
+
+class InvalidTransitionGuard:
+    """Mixin for an rclpy LifecycleNode subclass (put it first among the bases): a transition
+    that the current state does not allow is refused with ERROR on every distro.
+
+    On Jazzy, rcl raises RCLError for it, inside `trigger_activate()` and the like and, worse,
+    inside the `~/change_state` service callback, where it ends the executor's spin: one
+    `ChangeState` request with such a transition id (what Nav2's lifecycle manager sends) stops
+    the whole node. Kilted logs the error and answers `success=false`; this mixin gives Jazzy
+    that behaviour. Where rclpy already does so it adds nothing.
+    """
+
+    def _LifecycleNodeMixin__change_state(self, transition_id: int):  # noqa: N802
+        change = LifecycleNodeMixin._LifecycleNodeMixin__change_state  # type: ignore[attr-defined]
+        if LIFECYCLE_REFUSES_INVALID_TRANSITIONS:
+            return change(self, transition_id)
+        try:
+            return change(self, transition_id)
+        except _rclpy.RCLError as exc:
+            state = self._state_machine.current_state  # (id, label)
+            self.get_logger().error(
+                f"lifecycle transition {transition_id} refused in state '{state[1]}': "
+                + " ".join(str(exc).split()))
+            return TransitionCallbackReturn.ERROR
