@@ -13,7 +13,7 @@ CAM = "camera_color_optical_frame"
 
 def ready(slop=0.05, history=4) -> DepthPairing:
     p = DepthPairing(slop_s=slop, history=history)
-    p.add_info(CAM, "intrinsics")
+    p.add_info(0.0, CAM, "intrinsics")  # published once: still pairs later frames
     return p
 
 
@@ -96,8 +96,38 @@ def test_no_camera_info_yet_and_the_last_refusal_is_named():
     p.refuse_info("camera_info has focal lengths fx=0, fy=0")
     miss = p.match(1.0, CAM)
     assert miss.reason is MissReason.NO_CAMERA_INFO and "fx=0" in miss.message
-    p.add_info(CAM, "good")
+    p.add_info(1.0, CAM, "good")
     assert p.match(1.0, CAM) == Paired("d", "good", 0.0)
+
+
+def test_camera_info_is_the_one_nearest_the_colour_stamp():
+    # a mixed-size replay: each frame has its own intrinsics, and the worker lags behind
+    p = DepthPairing()
+    for t in (1.0, 2.0, 3.0):
+        p.add_depth(t, CAM, f"d{t:g}")
+        p.add_info(t, CAM, f"i{t:g}")
+    assert p.match(1.0, CAM) == Paired("d1", "i1", 0.0)
+    assert p.match(2.0, CAM) == Paired("d2", "i2", 0.0)
+
+
+def test_camera_info_after_the_colour_frame_still_counts():
+    p = DepthPairing()
+    p.add_info(4.0, CAM, "i4")
+    req = p.open(5.0, CAM)
+    p.add_depth(5.0, CAM, "d5")
+    p.add_info(5.0, CAM, "i5")
+    p.add_info(6.0, CAM, "i6")
+    assert p.close(req) == Paired("d5", "i5", 0.0)
+
+
+def test_the_nearest_camera_info_decides_the_frame_check():
+    p = DepthPairing()
+    p.add_info(1.0, CAM, "mine")
+    p.add_info(2.0, "ir_optical_frame", "foreign")
+    p.add_depth(2.0, CAM, "d")
+    miss = p.match(2.0, CAM)
+    assert miss.reason is MissReason.FRAME_ID and "'ir_optical_frame'" in miss.message
+    assert p.match(1.0, CAM).reason is MissReason.STAMP_OFFSET  # its info is right, depth 1 s off
 
 
 def test_depth_in_another_frame_is_refused_naming_the_register_node():
@@ -111,7 +141,7 @@ def test_depth_in_another_frame_is_refused_naming_the_register_node():
 
 def test_camera_info_in_another_frame_is_refused():
     p = DepthPairing()
-    p.add_info("camera_depth_optical_frame", "depth intrinsics")
+    p.add_info(1.0, "camera_depth_optical_frame", "depth intrinsics")
     p.add_depth(1.0, CAM, "d")
     miss = p.match(1.0, CAM)
     assert miss.reason is MissReason.FRAME_ID and "camera_info frame_id" in miss.message
@@ -123,7 +153,7 @@ def test_statistics_count_every_reason():
     p.match(1.0, CAM)  # no depth
     p.add_depth(2.0, CAM, "d")
     p.match(2.0, CAM)  # no info
-    p.add_info(CAM, "i")
+    p.add_info(2.0, CAM, "i")
     p.match(2.0, CAM)  # paired, exact
     p.match(2.5, CAM)  # offset
     p.add_depth(3.0, "other", "d")
@@ -159,7 +189,7 @@ def test_concurrent_producers_and_consumer():
     def colour():
         for i in range(n):
             req = p.open(i * 0.01, CAM)
-            p.add_info(CAM, "i")
+            p.add_info(i * 0.01, CAM, "i")
             results.append(p.close(req))
 
     threads = [threading.Thread(target=depth), threading.Thread(target=colour)]

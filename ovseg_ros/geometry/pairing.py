@@ -1,15 +1,19 @@
 """Pairing colour frames with registered depth by stamp, without queues (latest frame wins).
 
-One ``DepthPairing`` per camera. It keeps the last ``history`` depth messages and the latest
-camera_info, nothing more. A colour frame opens a ``PairRequest`` when it arrives; depth
+One ``DepthPairing`` per camera. It keeps the last ``history`` depth messages and
+camera_infos, nothing more. A colour frame opens a ``PairRequest`` when it arrives; depth
 that arrives later (drivers often publish it a few ms after colour) still improves the
 request's candidate until it is closed, so the node opens at arrival and closes when it
 builds the cloud. A frame dropped by the latest-frame-wins slot is simply never closed; at
 most ``history`` requests stay open, the oldest falling out (and then no longer updated).
 
 Matching: the depth whose stamp is nearest the colour stamp, within ``slop_s`` (exact stamps
-are offset 0), with the colour image's frame_id. Depth or camera_info in another frame is
-refused: this package projects depth registered to the colour camera only.
+are offset 0), with the colour image's frame_id. The camera_info is the one whose stamp is
+nearest the colour stamp (no slop: a driver that publishes it once, or with stamp 0, still
+pairs), so a stream whose resolution changes (a replay of mixed-size images, a driver
+reconfigured at run time) never pairs a frame with another frame's intrinsics while the
+worker lags behind the newest messages. Depth or camera_info in another frame is refused:
+this package projects depth registered to the colour camera only.
 
 Payloads (the depth message, the intrinsics) are opaque here: no ROS types, no decoding.
 """
@@ -66,6 +70,7 @@ class PairRequest:
     best: tuple[float, float, Any] | None = None  # (|offset|, offset, depth): within slop
     nearest: tuple[float, float] | None = None  # (|offset|, offset) of the nearest depth
     other_frame: str | None = None  # frame_id of depth seen in another frame, if any
+    info: tuple[float, str, Any] | None = None  # (|offset|, frame_id, payload): nearest info
     closed: bool = False
 
 
@@ -119,7 +124,7 @@ class DepthPairing:
         self._lock = threading.Lock()
         self._depth: collections.deque = collections.deque(maxlen=int(history))
         self._open: collections.deque = collections.deque(maxlen=int(history))
-        self._info: tuple[str, Any] | None = None
+        self._infos: collections.deque = collections.deque(maxlen=int(history))
         self._info_error = ""
         self._offsets: collections.deque = collections.deque(maxlen=int(window))
         self._count = _Counters()
@@ -134,11 +139,14 @@ class DepthPairing:
             for req in self._open:
                 self._offer(req, entry)
 
-    def add_info(self, frame_id: str, info: Any) -> None:
-        """A valid camera_info arrived (``info``: e.g. its PinholeIntrinsics). Latest wins."""
+    def add_info(self, stamp_s: float, frame_id: str, info: Any) -> None:
+        """A valid camera_info arrived (``info``: e.g. its PinholeIntrinsics)."""
+        entry = (float(stamp_s), str(frame_id), info)
         with self._lock:
-            self._info = (str(frame_id), info)
+            self._infos.append(entry)
             self._info_error = ""
+            for req in self._open:
+                self._offer_info(req, entry)
 
     def refuse_info(self, reason: str) -> None:
         """A camera_info was refused (e.g. a CameraInfoError); reported while none is valid."""
@@ -153,6 +161,8 @@ class DepthPairing:
         with self._lock:
             for entry in self._depth:
                 self._offer(req, entry)
+            for entry in self._infos:
+                self._offer_info(req, entry)
             self._open.append(req)
         return req
 
@@ -203,16 +213,23 @@ class DepthPairing:
         if gap <= self.slop_s + 1e-9 and (req.best is None or gap < req.best[0]):
             req.best = (gap, offset, depth)
 
+    @staticmethod
+    def _offer_info(req: PairRequest, entry: tuple[float, str, Any]) -> None:
+        stamp, frame_id, info = entry
+        gap = abs(stamp - req.stamp_s)
+        if req.info is None or gap <= req.info[0]:
+            req.info = (gap, frame_id, info)  # ties: the newer one
+
     def _decide(self, req: PairRequest) -> Paired | Miss:
         nearest = None if req.nearest is None else req.nearest[1]
         if req.nearest is None and req.other_frame is None:
             return Miss(MissReason.NO_DEPTH, "no depth image received yet: check the 'depth' "
                         "remap and that the driver publishes registered depth")
-        if self._info is None:
+        if req.info is None:
             why = f" (last one refused: {self._info_error})" if self._info_error else ""
             return Miss(MissReason.NO_CAMERA_INFO, "no valid camera_info received yet" + why
                         + ": check the 'camera_info' remap", nearest)
-        info_frame, info = self._info
+        _, info_frame, info = req.info
         if info_frame != req.frame_id:
             return Miss(MissReason.FRAME_ID, f"camera_info frame_id {info_frame!r} differs from "
                         f"the colour image's {req.frame_id!r}: use the colour camera's "

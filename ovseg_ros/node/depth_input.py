@@ -4,7 +4,7 @@ colour frames, and the semantic cloud of a segmented frame (use_depth).
 Subscription callbacks only store messages (`on_depth`, `on_info`) and open a pairing request
 when a colour frame arrives (`open`); the worker closes it after inference (`cloud`), decodes
 the paired depth there and builds the cloud. Nothing queues: the pairing keeps the last 4
-depth images and the latest camera_info. rclpy message types in, ROS-free geometry inside.
+depth images and camera_infos. rclpy message types in, ROS-free geometry inside.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class DepthInput:
             self.pairing.refuse_info(str(exc))
             self._warn("info", f"camera_info on {self.info_topic} refused: {exc}")
             return
-        self.pairing.add_info(msg.header.frame_id, intr)
+        self.pairing.add_info(m.stamp_seconds(msg.header.stamp), msg.header.frame_id, intr)
 
     def open(self, colour: Image | Any) -> PairRequest:
         """A colour frame arrived: start looking for its depth (stamp and frame_id)."""
