@@ -87,6 +87,8 @@ class NodeFactory:
     def close(self) -> None:
         for node in self.made:
             self.ros.remove(node)
+        if errors := self.ros.take_errors():  # a callback raised during this test
+            pytest.fail("a callback raised in the executor:\n" + "\n".join(errors))
 
 
 @pytest.fixture(params=[False, True], ids=["autostart", "managed"])

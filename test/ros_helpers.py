@@ -15,6 +15,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -77,16 +78,32 @@ class RosHarness:
         self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
         self.nodes: list[Any] = []
         self._helper = None
+        self._errors: list[str] = []
+        self._errors_lock = threading.Lock()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException, ShutdownException
+        from ovseg_ros.node.runner import spin_executor
 
-        try:
-            self.executor.spin()
-        except (ExternalShutdownException, ShutdownException):
-            pass
+        # A callback that raises ends the spin; the harness outlives the test that caused it
+        # (it serves a whole module), so keep spinning and keep the traceback for
+        # `take_errors` (NodeFactory fails that test with it) instead of timing out the rest.
+        while self.context.ok():
+            try:
+                spin_executor(self.executor)  # the node's own policy for rclpy's races
+                return
+            except Exception:
+                if not self.context.ok():
+                    return
+                with self._errors_lock:
+                    self._errors.append(traceback.format_exc())
+
+    def take_errors(self) -> list[str]:
+        """Tracebacks of callbacks that raised in the harness executor since the last call."""
+        with self._errors_lock:
+            errors, self._errors = self._errors, []
+        return errors
 
     @property
     def helper(self):

@@ -64,6 +64,7 @@ def child(model: str, device: str, precision: str, input_size: int, frames: int)
     from ovseg_ros.io import encode_rgb
     from ovseg_ros.node import messages as m
     from ovseg_ros.node import qos as Q
+    from ovseg_ros.node.runner import spin_executor
     from ovseg_ros.node.segment_node import SegmentNode
 
     from .images import sample_images
@@ -85,7 +86,7 @@ def child(model: str, device: str, precision: str, input_size: int, frames: int)
     executor = MultiThreadedExecutor(num_threads=4, context=ctx)
     executor.add_node(node)
     executor.add_node(helper)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    threading.Thread(target=spin_executor, args=(executor,), daemon=True).start()
     rss: dict[str, float] = {}
     gpu: dict[str, Any] = {}
     seconds: dict[str, float] = {}

@@ -51,6 +51,7 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
     from ovseg_ros.msg import Segmentation
     from ovseg_ros.node import messages as m
     from ovseg_ros.node import qos as Q
+    from ovseg_ros.node.runner import spin_executor
     from ovseg_ros.node.segment_node import SegmentNode
 
     ctx = Context()
@@ -74,7 +75,7 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
     executors[0].add_node(node)
     executors[1].add_node(probe)
     for e in executors:
-        threading.Thread(target=e.spin, daemon=True).start()
+        threading.Thread(target=spin_executor, args=(e,), daemon=True).start()
 
     lock = threading.Lock()
     got: dict[str, Any] = {"lat": [], "node_lat": [], "dropped": 0}

@@ -32,6 +32,7 @@ from ovseg_ros.msg import Segmentation
 from ovseg_ros.node.cloud_messages import points_from_msg
 from ovseg_ros.node.config import BY_NAME
 from ovseg_ros.node.replay_node import ReplayNode
+from ovseg_ros.node.runner import spin_executor
 from ovseg_ros.node.segment_node import SegmentNode
 
 PROMPTS = ["person", "cat", "cup", "rocket", "grass", "sky", "building", "table"]
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         executor = MultiThreadedExecutor(num_threads=3)
         for node in (seg, replay, viewer):
             executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner = threading.Thread(target=spin_executor, args=(executor,), daemon=True)
         spinner.start()
         start = time.monotonic()
         while not done.wait(0.5):

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rclpy
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import (
     Executor,
     ExternalShutdownException,
     MultiThreadedExecutor,
+    ShutdownException,
     SingleThreadedExecutor,
 )
 from rclpy.node import Node
@@ -83,14 +85,36 @@ def start_node(make: Callable[[], N], logger: str) -> tuple[N | None, int]:
     return node, 0
 
 
+def spin_executor(executor: Executor) -> int:
+    """executor.spin() until its context or the executor shuts down, riding over rclpy's
+    destroyed-entity race; returns how many times it rode over it.
+
+    An entity destroyed in one thread (deactivate drops the image subscription and its QoS
+    event handler) while the executor builds its wait set in another makes spin() raise
+    InvalidHandle ("destruction was requested"; rclpy issues #1142, #1284), which would end a
+    healthy node. The entity is gone on purpose and nothing is lost: spin on.
+    """
+    rode_over = 0
+    while True:
+        try:
+            executor.spin()
+            return rode_over
+        except (ExternalShutdownException, ShutdownException):
+            return rode_over
+        except InvalidHandle:
+            if not executor.context.ok():
+                return rode_over
+            rode_over += 1
+
+
 def spin_node(node: Node, executor: Executor | None = None,
               before_destroy: Callable[[], Any] | None = None) -> None:
     """Spin until Ctrl-C or an external shutdown, then tear down in order."""
+    if executor is None:
+        executor = SingleThreadedExecutor(context=node.context)
+        executor.add_node(node)
     try:
-        if executor is None:
-            rclpy.spin(node)
-        else:
-            executor.spin()
+        spin_executor(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
