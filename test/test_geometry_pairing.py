@@ -120,6 +120,16 @@ def test_camera_info_after_the_colour_frame_still_counts():
     assert p.close(req) == Paired("d5", "i5", 0.0)
 
 
+def test_a_request_that_fell_out_of_the_open_list_still_finds_its_camera_info():
+    p = DepthPairing(history=2)
+    req = p.open(1.0, CAM)
+    p.add_depth(1.0, CAM, "d1")
+    p.open(1.5, CAM)
+    p.open(2.0, CAM)  # req fell out of the open list, with its depth already offered
+    p.add_info(1.0, CAM, "i1")  # arrives after: offered to the open requests only
+    assert p.close(req) == Paired("d1", "i1", 0.0)
+
+
 def test_the_nearest_camera_info_decides_the_frame_check():
     p = DepthPairing()
     p.add_info(1.0, CAM, "mine")

@@ -221,6 +221,8 @@ class DepthPairing:
             req.info = (gap, frame_id, info)  # ties: the newer one
 
     def _decide(self, req: PairRequest) -> Paired | Miss:
+        for entry in self._infos:  # a request that fell out of the open list saw none later
+            self._offer_info(req, entry)
         nearest = None if req.nearest is None else req.nearest[1]
         if req.nearest is None and req.other_frame is None:
             return Miss(MissReason.NO_DEPTH, "no depth image received yet: check the 'depth' "
