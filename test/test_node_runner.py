@@ -14,7 +14,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from ros_helpers import wait_for  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from ovseg_ros.node.runner import spin_executor  # noqa: E402
+from ovseg_ros.node.runner import RACE_BURST, spin_executor  # noqa: E402
 
 
 class RaisingExecutor(SingleThreadedExecutor):
@@ -72,3 +72,14 @@ def test_any_other_exception_still_ends_the_spin(rclpy_context):
     thread.join(timeout=5.0)
     assert not thread.is_alive()
     assert len(out) == 1 and isinstance(out[0], RuntimeError) and "own bug" in str(out[0])
+
+
+def test_an_invalid_handle_that_never_goes_away_ends_the_spin(rclpy_context):
+    """A destroyed entity still in the wait set raises on every spin: no race, a fault."""
+    executor = RaisingExecutor(InvalidHandle("destruction was requested"), 10 * RACE_BURST,
+                               context=rclpy_context)
+    thread, out = _spin_in_thread(executor)
+    thread.join(timeout=5.0)
+    assert not thread.is_alive()
+    assert len(out) == 1 and isinstance(out[0], InvalidHandle)
+    assert executor.left == 10 * RACE_BURST - RACE_BURST  # raised at the burst, not before

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -85,6 +86,10 @@ def start_node(make: Callable[[], N], logger: str) -> tuple[N | None, int]:
     return node, 0
 
 
+RACE_BURST = 100  # InvalidHandle raises within RACE_WINDOW_S that mean a lasting fault
+RACE_WINDOW_S = 1.0
+
+
 def spin_executor(executor: Executor) -> int:
     """executor.spin() until its context or the executor shuts down, riding over rclpy's
     destroyed-entity race; returns how many times it rode over it.
@@ -92,9 +97,11 @@ def spin_executor(executor: Executor) -> int:
     An entity destroyed in one thread (deactivate drops the image subscription and its QoS
     event handler) while the executor builds its wait set in another makes spin() raise
     InvalidHandle ("destruction was requested"; rclpy issues #1142, #1284), which would end a
-    healthy node. The entity is gone on purpose and nothing is lost: spin on.
+    healthy node. The entity is gone on purpose and nothing is lost: spin on. The race is
+    one wait set long, so `RACE_BURST` in a row within `RACE_WINDOW_S` is no race but an entity
+    used after its destruction for good: that is raised, not spun on as a hot loop.
     """
-    rode_over = 0
+    rode_over, burst, burst_start = 0, 0, time.monotonic()
     while True:
         try:
             executor.spin()
@@ -104,6 +111,12 @@ def spin_executor(executor: Executor) -> int:
         except InvalidHandle:
             if not executor.context.ok():
                 return rode_over
+            now = time.monotonic()
+            if now - burst_start > RACE_WINDOW_S:
+                burst, burst_start = 0, now
+            burst += 1
+            if burst >= RACE_BURST:
+                raise
             rode_over += 1
 
 
