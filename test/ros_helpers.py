@@ -65,6 +65,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, period: float
     return True
 
 
+MAX_SPIN_ERRORS = 20  # callback failures in one test after which the harness stops spinning
+
+
 class RosHarness:
     """An rclpy Context on `domain_id` with a MultiThreadedExecutor spinning in a thread."""
 
@@ -98,6 +101,8 @@ class RosHarness:
                     return
                 with self._errors_lock:
                     self._errors.append(traceback.format_exc())
+                    if len(self._errors) >= MAX_SPIN_ERRORS:  # a lasting fault: no hot loop
+                        return
 
     def take_errors(self) -> list[str]:
         """Tracebacks of callbacks that raised in the harness executor since the last call."""

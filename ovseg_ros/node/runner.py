@@ -98,8 +98,8 @@ def spin_executor(executor: Executor) -> int:
     event handler) while the executor builds its wait set in another makes spin() raise
     InvalidHandle ("destruction was requested"; rclpy issues #1142, #1284), which would end a
     healthy node. The entity is gone on purpose and nothing is lost: spin on. The race is
-    one wait set long, so `RACE_BURST` in a row within `RACE_WINDOW_S` is no race but an entity
-    used after its destruction for good: that is raised, not spun on as a hot loop.
+    one wait set long, so `RACE_BURST` raises within one `RACE_WINDOW_S` are no race but an
+    entity used after its destruction for good: that is raised, not spun on as a hot loop.
     """
     rode_over, burst, burst_start = 0, 0, time.monotonic()
     while True:
