@@ -64,13 +64,14 @@ class PhraseMap:
         return self.relevance >= threshold
 
 
-def validate_phrases(phrases: Sequence[str], token_count) -> list[str]:
-    """Normalised phrases, or QueryError naming every problem (count, empty, control
-    characters, too long for CLIP's context once in a template)."""
+def validate_phrases(phrases: Sequence[str], token_count, limit: int = MAX_PHRASES
+                     ) -> list[str]:
+    """Normalised phrases, or QueryError naming every problem (count: 1 to `limit`, empty,
+    control characters, too long for CLIP's context once in a template)."""
     if isinstance(phrases, str):
         raise QueryError("phrases must be a list of strings, not one string")
-    if not 1 <= len(phrases) <= MAX_PHRASES:
-        raise QueryError(f"{len(phrases)} phrases: send 1 to {MAX_PHRASES} per query")
+    if not 1 <= len(phrases) <= limit:
+        raise QueryError(f"{len(phrases)} phrases: send 1 to {limit} per request")
     problems, out = [], []
     for i, raw in enumerate(phrases):
         if not isinstance(raw, str):

@@ -16,7 +16,6 @@ from . import tiling
 from .backends import make_dense_encoder
 from .config import RANDOM, SegmenterConfig
 from .device import NumericalError, Runtime
-from .features import FrameFeatures
 from .dinoiser import (
     DinoiserHeads,
     apply_background_rule,
@@ -24,6 +23,7 @@ from .dinoiser import (
     guided_pool,
     patch_correlations,
 )
+from .features import FrameFeatures
 from .maskclip import DenseClipEncoder, normalise_pixels, pad_to_multiple
 from .results import SegmentationResult, results_from_device
 from .settings import ConfigError, settings_of

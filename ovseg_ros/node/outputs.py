@@ -17,7 +17,7 @@ from ovseg_ros.core.device import release_memory
 from ovseg_ros.core.pipeline import FramePipeline
 from ovseg_ros.core.segmenter import Segmenter
 from ovseg_ros.core.vocabulary import Vocabulary
-from ovseg_ros.msg import LabelMap, Segmentation
+from ovseg_ros.msg import FeatureMap, LabelMap, Segmentation
 from ovseg_ros.node import camera as C
 from ovseg_ros.node import messages as m
 from ovseg_ros.node import qos as Q
@@ -32,6 +32,7 @@ from ovseg_ros.node.diagnostics import (
     diagnostic_array,
     node_status,
 )
+from ovseg_ros.node.features import FeatureImage, FeatureOutputs, FeatureSpace
 
 try:  # optional: not every ROS install has vision_msgs
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -92,6 +93,12 @@ class Outputs:
                        _pub(node, made, Image, prefix + "confidence", out), conf8,
                        _pub(node, made, Image, prefix + "overlay", out),
                        _pub(node, made, Segmentation, prefix + "segmentation", out))
+        seg = self.pipeline.segmenter
+        cam.extras = FeatureOutputs(
+            name, _pub(node, made, FeatureMap, prefix + "features", out),
+            _pub(node, made, FeatureImage, prefix + "feature_image", out)
+            if FeatureImage is not None else None,
+            FeatureSpace(seg.config.model, seg.weights_id))
         if cfg.use_depth:
             cam.points = _pub(node, made, PointCloud2, prefix + "points", out)
             cam.markers = _pub(node, made, MarkerArray, prefix + "markers", out)
