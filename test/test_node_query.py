@@ -280,3 +280,28 @@ def test_cameras_query_by_name(ros, autostart_node):
     assert query(ros, ns, ["cat"], camera="left").success
     right = query(ros, ns, ["cat"], camera="right")
     assert not right.success and "no frame processed yet" in right.message
+
+
+def test_label_space_files_follow_the_vocabulary(ros, autostart_node, tmp_path):
+    """label_space_dir: Hydra's files at configure, rewritten on a vocabulary change with the
+    node's own (stable) ids."""
+    import yaml
+
+    from ovseg_ros.srv import SetPrompts
+
+    folder = tmp_path / "hydra"
+    node, ns = autostart_node(label_space_dir=str(folder))
+
+    def names() -> list[tuple[int, str]]:
+        space = yaml.safe_load((folder / "ovseg_label_space.yaml").read_text())
+        return [(e["label"], e["name"]) for e in space["label_names"]]
+
+    assert names() == [(0, "background"), (1, "cat"), (2, "dog"), (3, "car")]
+    res = ros.call(SetPrompts, f"{ns}/ovseg/set_prompts", SetPrompts.Request(
+        prompts=["dog", "bird"]))
+    assert res.success, res.message
+    assert names() == [(0, "background"), (2, "dog"), (4, "bird")]
+    space = yaml.safe_load((folder / "ovseg_label_space.yaml").read_text())
+    assert space["total_semantic_labels"] == 5 and space["object_labels"] == [2, 4]
+    rows = (folder / "ovseg_colormap.csv").read_text().splitlines()
+    assert rows[0] == "name,red,green,blue,alpha,id" and rows[-1].endswith(",4")

@@ -61,7 +61,14 @@ def write_label_space(directory: Path, names: Sequence[str], ids: Sequence[int],
     directory.mkdir(parents=True, exist_ok=True)
     space = directory / f"{name}_label_space.yaml"
     colours = directory / f"{name}_colormap.csv"
-    space.write_text("---\n" + yaml.safe_dump(label_space(names, ids, background),
-                                              sort_keys=False, default_flow_style=None))
-    colours.write_text(colour_map_csv(names, ids, background))
+    _replace(space, "---\n" + yaml.safe_dump(label_space(names, ids, background),
+                                             sort_keys=False, default_flow_style=None))
+    _replace(colours, colour_map_csv(names, ids, background))
     return space, colours
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
