@@ -51,7 +51,7 @@ def query(ros, ns, phrases, camera="", threshold=0.0):
 
 
 def test_vocabulary_name_equals_confidence_and_new_phrase_changes_nothing(ros, seg_node):
-    vision = pytest.importorskip("vision_msgs.msg")
+    import vision_msgs.msg as vision  # test-only copy: setup.sh --with-test-interfaces
     node, ns = seg_node()  # the node's default configuration (keyframes off, background on)
     label_map = ros.collect(LabelMap, f"{ns}/ovseg/label_map", Q.latched())
     label_info = ros.collect(vision.LabelInfo, f"{ns}/ovseg/label_info", Q.latched())
@@ -239,8 +239,8 @@ def test_features_and_encode_text_reproduce_the_segmentation(ros, autostart_node
 
 
 def test_feature_image_segments_are_label_regions(ros, autostart_node):
-    si = pytest.importorskip("semantic_inference_msgs.msg")
     import cv2
+    import semantic_inference_msgs.msg as si  # test-only copy (--with-test-interfaces)
 
     node, ns = autostart_node(background=False)
     col = ros.collect(si.FeatureImage, f"{ns}/ovseg/feature_image")
