@@ -101,6 +101,7 @@ def test_bad_requests_answer_false_with_a_reason(ros, autostart_node):
     node.trigger_deactivate()
     res = query(ros, ns, ["cat"])
     assert not res.success and "inactive" in res.message
+    assert node.cameras[0].extras.latest() is None  # deactivate drops the kept frame
     enc = ros.call(EncodeText, f"{ns}/ovseg/encode_text", EncodeText.Request(phrases=[""]))
     assert not enc.success and "empty" in enc.message
 

@@ -218,7 +218,12 @@ class Outputs:
         return arr
 
     def release_cache(self) -> None:
-        """After deactivate: give the device's cached blocks back (the model stays)."""
+        """After deactivate: drop the kept latest frames (their features hold device memory;
+        queries are refused while inactive anyway) and give the device's cached blocks back
+        (the model stays)."""
+        for cam in self.cameras:
+            if cam.extras is not None:
+                cam.extras.clear()
         C.free_device_memory(self.pipeline.segmenter.runtime.device)
 
     def destroy(self, node: Any) -> None:
