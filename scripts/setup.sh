@@ -7,6 +7,7 @@
 # scripts/distro.sh). Idempotent: the pip steps are skipped while the requirement lists are
 # unchanged (stamp file), so a re-run only re-checks the CMake patch and runs colcon.
 #   --with-test-interfaces  also build test/interfaces/vision_msgs (test-only LabelInfo copy)
+#                           and semantic_inference_msgs (test-only FeatureImage copy)
 #   --force                 re-run the pip steps even if the stamp matches
 # Then: `[OVSEG_DISTRO=...] source scripts/env.sh`.
 set -euo pipefail
@@ -147,7 +148,8 @@ ln -sfn ../../ovseg_ros "$VENV/ovseg_src/ovseg_ros"
 
 # --- colcon -----------------------------------------------------------------------------------
 PATHS=(.)
-[[ $WITH_TEST_INTERFACES == 1 ]] && PATHS+=(test/interfaces/vision_msgs)
+[[ $WITH_TEST_INTERFACES == 1 ]] && PATHS+=(test/interfaces/vision_msgs \
+  test/interfaces/semantic_inference_msgs)
 log "colcon build: ${PATHS[*]}"
 # env.sh gives colcon/CMake the venv as an ament/CMake prefix and sets the library path.
 set +u

@@ -23,8 +23,10 @@ set -u
 
 # The generated messages must exist: a half-built workspace would otherwise show up as
 # confusing import errors deep in the test run.
-if [[ ! -d "$OVSEG_INSTALL_BASE/ovseg_ros" ]] || [[ ! -d "$OVSEG_INSTALL_BASE/vision_msgs" ]]; then
-  echo "test.sh: $OVSEG_INSTALL_BASE/ovseg_ros or .../vision_msgs missing;" \
+if [[ ! -d "$OVSEG_INSTALL_BASE/ovseg_ros" ]] || [[ ! -d "$OVSEG_INSTALL_BASE/vision_msgs" ]] \
+    || [[ ! -d "$OVSEG_INSTALL_BASE/semantic_inference_msgs" ]]; then
+  echo "test.sh: $OVSEG_INSTALL_BASE/ovseg_ros, .../vision_msgs or" \
+       ".../semantic_inference_msgs missing;" \
        "run scripts/setup.sh --with-test-interfaces (same OVSEG_DISTRO)" >&2
   exit 1
 fi

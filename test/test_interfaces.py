@@ -139,3 +139,20 @@ def test_prompt_services(make_node, spin_until):
     assert list(current.class_names) == ["chair", "person", "table"]
     assert list(current.class_ids) == [1, 2, 3]
     assert current.background is False
+
+
+def test_query_and_feature_interfaces(make_node, spin_until):
+    """The ~/query, ~/encode_text and ~/features interfaces exist with their fields."""
+    from ovseg_ros.msg import FeatureMap, QueryAnswer
+    from ovseg_ros.srv import EncodeText, Query
+
+    fm = FeatureMap(height=2, width=3, dim=4, encoding="float16", data=bytes(48),
+                    patch_size=16, model="ViT-B-16", weights_id="w", feature_version="v")
+    got = _roundtrip(make_node, spin_until, FeatureMap, fm, "features")
+    assert got == fm and len(got.data) == 2 * 3 * 4 * 2
+    req = Query.Request(phrases=["red mug"], camera="left", threshold=0.5)
+    assert list(req.phrases) == ["red mug"]
+    res = Query.Response(success=True, answers=[QueryAnswer(phrase="red mug", score=0.5)])
+    assert res.answers[0].point_count == 0
+    enc = EncodeText.Response(dim=2, embeddings=[1.0, 0.0], logit_scale=100.0)
+    assert list(enc.embeddings) == [1.0, 0.0]

@@ -284,7 +284,9 @@ def test_rviz_config_shows_the_input_and_the_overlay():
     by_class = {d["Class"]: d for d in displays}
     cloud = by_class["rviz_default_plugins/PointCloud2"]
     assert cloud["Topic"]["Value"] == "/ovseg/points" and cloud["Color Transformer"] == "RGB8"
-    assert by_class["rviz_default_plugins/MarkerArray"]["Topic"]["Value"] == "/ovseg/markers"
+    markers = {d["Topic"]["Value"] for d in displays
+               if d["Class"] == "rviz_default_plugins/MarkerArray"}
+    assert markers == {"/ovseg/markers", "/ovseg/query_markers"}
     # The replay demo's clouds are in its camera frame: the fixed frame must be that one.
     assert data["Visualization Manager"]["Global Options"]["Fixed Frame"] == \
         ReplayConfig().frame_id

@@ -28,7 +28,8 @@ from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 from .tiny import register_tiny
 
-SECTIONS = ("core", "points", "vocab", "clipdiy", "backends", "node", "memory", "lifecycle")
+SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "node", "memory",
+            "lifecycle")
 OPT_IN = ("compile", "attention")  # run only when named in --only
 
 
@@ -116,6 +117,13 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if "vocab" in only:
         print("[vocab]", flush=True)
         out["vocab"] = sections.bench_vocab(seg, plain.clip if plain else None, reps)
+    if "query" in only:
+        from .query_bench import bench_query
+
+        size = next((s for s in sizes if s == (480, 640)), sizes[-1])
+        print(f"[query {size[1]}x{size[0]}]", flush=True)
+        out["query"] = bench_query(seg, size, reps)
+        seg.set_prompts(sections.CLASSES[:20])
     if "clipdiy" in only:
         print("[clipdiy]", flush=True)
         diy_reps = 1 if args.smoke else max(2, reps // 3)

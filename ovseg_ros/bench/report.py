@@ -173,6 +173,17 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f"plain fp32 {r['plain_fp32_vs_add_one']:.1f}x slower"
             if "plain_fp32_vs_add_one" in r else "")
         row("vocabulary: 20 classes from scratch", voc["stages"]["scratch_20"]["total"])
+    qry = sec.get("query", {})
+    if "stages" in qry:
+        key, r, st = "x".join(str(v) for v in qry["size"][::-1]), qry["ratios"], qry["stages"]
+        row(f"{key} ~/query, cached phrase", st["query_cached"]["total"],
+            f"{100 * r['query_cached_vs_frame']:.2f}% of a frame "
+            f"({1e3 * st['frame']['total']['median']:.0f} ms, same run)")
+        row(f"{key} ~/query, new phrase", st["query_new"]["total"],
+            f"{100 * r['query_new_vs_frame']:.1f}% of a frame; extra over cached = "
+            f"{r['query_new_extra_vs_text_encode']:.2f}x one text-encoder call")
+        row(f"{key} ~/features message ({qry['features_bytes_fp16'] / 1e6:.2f} MB fp16)",
+            st["features_msg"]["total"], f"{100 * r['features_msg_vs_frame']:.2f}% of a frame")
     diy = sec.get("clipdiy", {})
     if "stages" in diy:
         r = diy["ratios"]

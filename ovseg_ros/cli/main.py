@@ -1,7 +1,9 @@
 """`ovseg segment INPUT --prompts "a,b,c"` and `ovseg demo`.
 
 Writes, per frame: <name>_labels.png (label ids, 16-bit when ids exceed 255), <name>_overlay.png
-(colour blend with a legend) and <name>.json (id -> name map and per-class statistics).
+(colour blend with a legend) and <name>.json (id -> name map and per-class statistics); with
+--query, <name>_query<k>.png per phrase (relevance, 16-bit) and their scores in the JSON.
+`ovseg labelspace` writes Hydra's label-space files (cli/labelspace.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ovseg_ros.cli.options import (
 )
 from ovseg_ros.core import ConfigError, DeviceError, VocabularyError, WeightsError
 from ovseg_ros.core.config import RANDOM, KeyframeConfig, SegmenterConfig
+from ovseg_ros.core.query import relevance_maps, validate_phrases
 from ovseg_ros.io.media import samples_dir
 from ovseg_ros.node.config import BY_NAME
 
@@ -48,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_options(seg, [BY_NAME["overlay_alpha"]], aliases={"overlay_alpha": "--alpha"})
     seg.add_argument("--save-scores", metavar="FILE.npz", default=None,
                      help="store patch-level probabilities (key patch_probs)")
+    seg.add_argument("--query", action="append", default=[], metavar="PHRASE",
+                     help="also write each frame's relevance image for PHRASE (repeatable; "
+                          "the vocabulary is not changed)")
     seg.add_argument("--random-fallback", action="store_true",
                      help="when real weights cannot be had, say so and use seeded random ones")
     add_model_options(seg)
@@ -60,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ovseg_ros.eval import cli as eval_cli  # imports this module's option helpers
 
     eval_cli.add_parser(sub)
+    from ovseg_ros.cli import labelspace
+
+    labelspace.add_parser(sub)
     return parser
 
 
@@ -93,6 +102,9 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
     cfg = config_from_args(args)
     pipeline, is_random = load_pipeline(cfg, random_fallback, keyframes_from_args(args))
     ids = pipeline.set_prompts(parse_prompts(args.prompts))
+    queries = getattr(args, "query", [])
+    if queries:  # refused (QueryError) before any frame is processed
+        validate_phrases(queries, pipeline.segmenter.token_count)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     scores: dict[str, np.ndarray] = {}
@@ -116,6 +128,9 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
                 "classes": [asdict(s) for s in res.stats],
                 "timings_s": res.timings,
             }
+            if queries:
+                report["queries"] = write_queries(out, frame.name, pipeline.segmenter, res,
+                                                  queries)
             (out / f"{frame.name}.json").write_text(json.dumps(report, indent=2))
             if args.save_scores:
                 scores[frame.name] = res.patch_probs
@@ -128,6 +143,19 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
     print(f"ovseg: {len(names) if args.save_scores else i + 1} frames -> {out} "
           f"(ids: {json.dumps(ids)})")
     return 0
+
+
+def write_queries(out: Path, name: str, segmenter, res, phrases: list[str]) -> list[dict]:
+    """<name>_query<k>.png (relevance x 65535, 16-bit grey) per phrase; their summaries."""
+    from ovseg_ros.io.media import write_png
+
+    summary = []
+    for k, pm in enumerate(relevance_maps(segmenter, res, phrases)):
+        path = out / f"{name}_query{k}.png"
+        write_png(path, np.round(pm.relevance * 65535.0).astype(np.uint16))
+        summary.append({"phrase": pm.phrase, "file": path.name, "score": pm.score,
+                        "peak_uv": list(pm.peak), "class_id": pm.class_id})
+    return summary
 
 
 def save_scores(path: Path, scores: dict[str, np.ndarray], names: list[str],
@@ -156,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         args.input, args.save_scores = str(samples_dir()), None
         args.overlay_alpha = BY_NAME["overlay_alpha"].default
     try:
+        if args.command == "labelspace":
+            from ovseg_ros.cli import labelspace
+
+            return labelspace.run(args, parse_prompts(args.prompts))
         if args.command == "eval":
             from ovseg_ros.eval import cli as eval_cli
 

@@ -173,7 +173,9 @@ def fuse_keyframe(segmenter, result: SegmentationResult, keyframe: KeyframeScore
                               result.vocabulary_version)[0]
     timings = dict(result.timings, keyframe=keyframe.seconds,
                    keyframe_fusion=time.perf_counter() - start)
-    return replace(out, keyframe=True, keyframe_stamp=keyframe.stamp, timings=timings)
+    feats = None if result.features is None else replace(result.features, fused=True)
+    return replace(out, keyframe=True, keyframe_stamp=keyframe.stamp, timings=timings,
+                   features=feats)
 
 
 # ---- the default keyframe stage ----------------------------------------------------------------

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .features import FrameFeatures
 from .transfer import download, label_dtype
 
 
@@ -41,6 +42,8 @@ class SegmentationResult:
     keyframe: bool = False  # CLIP-DIY scores were fused into this result
     keyframe_stamp: float | None = None  # stamp of the frame the fused keyframe was computed on
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    # The refined dense features (whole mode; None in slide mode): phrase queries, mappers.
+    features: FrameFeatures | None = None
 
 
 def label_and_confidence(

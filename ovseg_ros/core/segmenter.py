@@ -23,6 +23,7 @@ from .dinoiser import (
     guided_pool,
     patch_correlations,
 )
+from .features import FrameFeatures
 from .maskclip import DenseClipEncoder, normalise_pixels, pad_to_multiple
 from .results import SegmentationResult, results_from_device
 from .settings import ConfigError, settings_of
@@ -31,6 +32,8 @@ from .text import IMAGENET_TEMPLATES, TextEmbeddingCache
 from .transfer import FrameUploader, check_rgb, to_unit_float
 from .vocabulary import BACKGROUND, Vocabulary, VocabularySnapshot, validate_prompts
 from .weights import (
+    file_sha256,
+    is_weights_path,
     load_clip,
     load_state_dict,
     resolve_checkpoint,
@@ -67,6 +70,7 @@ class Segmenter:
         clip = load_clip(config.model, config.clip_weights, cache, config.seed)
         width = clip.visual.conv1.out_channels
         self.heads = DinoiserHeads(width)
+        path = None
         if config.heads == RANDOM:
             torch.manual_seed(config.seed + 1)
             self.heads = DinoiserHeads(width)
@@ -89,6 +93,7 @@ class Segmenter:
         self._template_overhead = len(self._tokens(longest.format("")))
         if config.background:
             self.text_cache.embed([BACKGROUND])
+        self.weights_id = _weights_id(config, None if config.heads == RANDOM else path)
 
     # ---- vocabulary -------------------------------------------------------------------------
 
@@ -168,6 +173,7 @@ class Segmenter:
     def patch_probabilities(
         self, dense: torch.Tensor, g: torch.Tensor, active: _Active,
         prior: torch.Tensor | None = None, check: bool = True,
+        keep: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Heads, guided pooling, classification, optional class prior, background rule.
 
@@ -175,6 +181,7 @@ class Segmenter:
         and renormalised before the background rule, so the rule sees the updated posterior.
         check: raise NumericalError on NaN/Inf here (a device sync); frames check their
         downloaded patch-grid arrays instead (`check_finite`), which needs none.
+        keep: a list that receives the refined features F' (B, D, h, w) (no copy).
         Returns probabilities (B, C, h, w) float32 and objectness (B, h, w) float32.
         """
         proj = self.heads.correlation_features(g)
@@ -183,6 +190,8 @@ class Segmenter:
         # (bf16 about 2x cheaper on CPU; fp32 unchanged); pooling's row scale is removed by
         # classify's normalisation, which runs in fp32.
         pooled = guided_pool(dense, patch_correlations(proj), self.config.gamma)
+        if keep is not None:
+            keep.append(pooled)
         probs = classify(pooled.float(), active.text)
         if prior is not None:
             probs = probs * prior.view(1, -1, 1, 1)
@@ -266,7 +275,9 @@ class Segmenter:
         if cfg.mode == "whole":
             dense, g = self.features(batch)
             timer.mark("clip_forward")
-            probs, objectness = self.patch_probabilities(dense, g, active, prior, check=False)
+            kept: list[torch.Tensor] = []
+            probs, objectness = self.patch_probabilities(dense, g, active, prior, check=False,
+                                                         keep=kept)
             timer.mark("heads_pooling")
             pixels = self.upsample(probs, (h0, w0))
         else:
@@ -279,8 +290,11 @@ class Segmenter:
         self.check_finite(all(np.isfinite(r.patch_probs).all() and np.isfinite(r.objectness).all()
                               for r in results))
         timings = timer.result()
-        for res in results:
+        for b, res in enumerate(results):
             res.timings = dict(timings)
+            if cfg.mode == "whole" and kept:  # views of the batch's F': no copy
+                res.features = FrameFeatures(kept[0][b], active.text, prior, self.encoder.patch,
+                                             tuple(batch.shape[-2:]), (h0, w0))
         return results
 
     def _slide(self, batch: torch.Tensor, active: _Active, prior: torch.Tensor | None,
@@ -311,3 +325,13 @@ class Segmenter:
         pool = torch.nn.functional.adaptive_avg_pool2d
         grid = (max(1, -(-h // p)), max(1, -(-w // p)))
         return pool(total, grid), pool(saliency, grid)[:, 0], total
+
+
+def _weights_id(config: SegmenterConfig, heads: Path | None) -> str:
+    """Which weights the features come from: the CLIP weights (tag, or file name) and the
+    heads' sha256 prefix ('random-<seed>' for seeded random weights)."""
+    clip = (f"random-{config.seed}" if config.clip_weights == RANDOM
+            else Path(config.clip_weights).name if is_weights_path(config.clip_weights)
+            else config.clip_weights)
+    head = f"random-{config.seed + 1}" if heads is None else file_sha256(heads)[:16]
+    return f"{clip}+heads:{head}"

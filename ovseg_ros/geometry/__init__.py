@@ -39,7 +39,7 @@ from ovseg_ros.geometry.pairing import (
     PairRequest,
 )
 from ovseg_ros.geometry.ply import ply_vertices, write_ply
-from ovseg_ros.geometry.summary import ClassPoint, class_points
+from ovseg_ros.geometry.summary import ClassPoint, class_points, mask_point
 from ovseg_ros.geometry.synthetic import SYNTHETIC_NOTE, SyntheticDepth, synthetic_depth
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "SyntheticDepth",
     "build_cloud",
     "class_points",
+    "mask_point",
     "decode_depth",
     "nearest_index",
     "pixel_rays",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cloud import SemanticCloud
+from .intrinsics import nearest_index
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,21 @@ def _median_inplace(seg: np.ndarray) -> float:
         return float(seg[k])
     seg.partition((k - 1, k))
     return (float(seg[k - 1]) + float(seg[k])) / 2.0
+
+
+def mask_point(cloud: SemanticCloud, mask: np.ndarray) -> tuple[tuple[float, float, float], int]:
+    """Per-axis median (x, y, z) of the cloud's valid points under `mask`, and their count.
+
+    mask: (h, w) bool at the label image's size; each cloud point is tested at the label-image
+    pixel it was labelled from (`build_cloud`'s nearest-centre sampling). (NaN, NaN, NaN), 0
+    when no point under the mask has a depth reading."""
+    h, w = cloud.intrinsics.height, cloud.intrinsics.width
+    rows = nearest_index(h, mask.shape[0], cloud.stride)
+    cols = nearest_index(w, mask.shape[1], cloud.stride)
+    sampled = mask[rows, cols] if isinstance(rows, slice) and isinstance(cols, slice) \
+        else mask[rows][:, cols]
+    pts = cloud.points[sampled]
+    pts = pts[~np.isnan(pts["z"])]
+    if pts.size == 0:
+        return (float("nan"),) * 3, 0
+    return tuple(_median_inplace(np.array(pts[a])) for a in ("x", "y", "z")), int(pts.size)

@@ -19,6 +19,7 @@ from ovseg_ros.node import messages as m
 from ovseg_ros.node.cloud_messages import markers_msg, pointcloud2_msg
 from ovseg_ros.node.depth_input import DepthInput
 from ovseg_ros.node.diagnostics import HealthMonitor
+from ovseg_ros.node.features import FeatureOutputs
 from ovseg_ros.viz import overlay
 
 # A stamp more than this behind the node's clock (or ahead of it) comes from another clock: a
@@ -65,11 +66,13 @@ class Camera:
     qos: QoSProfile | None = None  # input QoS, chosen at activation
     qos_desc: str = ""
     subscription: Subscription | None = None  # while active
+    extras: FeatureOutputs | None = None  # ~/features, ~/feature_image, the ~/query slot
 
     @property
     def publishers(self) -> list[Publisher]:
         return [p for p in (self.labels, self.confidence, self.confidence_mono8, self.overlay,
-                            self.segmentation, self.points, self.markers) if p is not None]
+                            self.segmentation, self.points, self.markers) if p is not None] + (
+            self.extras.publishers if self.extras is not None else [])
 
     def publish(self, result: SegmentationResult, header: Header, rgb: np.ndarray,
                 overlay_alpha: float, inference_ms: float, latency_ms: float,
@@ -95,3 +98,5 @@ class Camera:
         self.segmentation.publish(m.segmentation_msg(result, header, inference_ms, latency_ms,
                                                      dropped, points_3d))
         self.health.frame_done(latency_ms, inference_ms)
+        if self.extras is not None:
+            self.extras.on_frame(result, header, cloud)

@@ -62,6 +62,10 @@ class NodeConfig:
     publish_confidence_mono8: bool = setting(False, group="outputs", doc="""
         Also publish ~/confidence_mono8 (confidence scaled to 0-255, what Nav2's semantic
         segmentation layer reads); always on with use_depth.""")
+    label_space_dir: str = setting("", group="outputs", doc="""
+        Folder to write Hydra's label-space files into (ovseg_label_space.yaml,
+        ovseg_colormap.csv; see ovseg labelspace) at configure and on every vocabulary
+        change; empty: none.""")
     input_transport: str = setting("raw", group="input", choices=("raw", "compressed"), doc="""
         raw: subscribe 'image' (sensor_msgs/Image); compressed: 'image/compressed'
         (sensor_msgs/CompressedImage). Remap 'image' to the camera topic.""")

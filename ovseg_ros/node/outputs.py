@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -17,7 +18,8 @@ from ovseg_ros.core.device import release_memory
 from ovseg_ros.core.pipeline import FramePipeline
 from ovseg_ros.core.segmenter import Segmenter
 from ovseg_ros.core.vocabulary import Vocabulary
-from ovseg_ros.msg import LabelMap, Segmentation
+from ovseg_ros.io.labelspace import write_label_space
+from ovseg_ros.msg import FeatureMap, LabelMap, Segmentation
 from ovseg_ros.node import camera as C
 from ovseg_ros.node import messages as m
 from ovseg_ros.node import qos as Q
@@ -32,6 +34,7 @@ from ovseg_ros.node.diagnostics import (
     diagnostic_array,
     node_status,
 )
+from ovseg_ros.node.features import FeatureImage, FeatureOutputs, FeatureSpace
 
 try:  # optional: not every ROS install has vision_msgs
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -64,6 +67,7 @@ class Outputs:
         made: list[Any] = []
         try:
             pipeline.set_prompts(cfg.prompts)
+            out.write_label_space()  # at configure; then with every label map
             out.cameras = [out._camera(node, name, made) for name in cfg.cameras or [""]]
             out.label_map = _pub(node, made, LabelMap, "~/label_map", Q.latched())
             if LabelInfo is not None:
@@ -92,6 +96,12 @@ class Outputs:
                        _pub(node, made, Image, prefix + "confidence", out), conf8,
                        _pub(node, made, Image, prefix + "overlay", out),
                        _pub(node, made, Segmentation, prefix + "segmentation", out))
+        seg = self.pipeline.segmenter
+        cam.extras = FeatureOutputs(
+            name, _pub(node, made, FeatureMap, prefix + "features", out),
+            _pub(node, made, FeatureImage, prefix + "feature_image", out)
+            if FeatureImage is not None else None,
+            FeatureSpace(seg.config.model, seg.weights_id))
         if cfg.use_depth:
             cam.points = _pub(node, made, PointCloud2, prefix + "points", out)
             cam.markers = _pub(node, made, MarkerArray, prefix + "markers", out)
@@ -115,12 +125,25 @@ class Outputs:
 
     def publish_label_map(self) -> None:
         names, ids, background, version = self.vocabulary()
+        self.write_label_space()
         stamp = self.stamp()
         self.label_map.publish(m.label_map_msg(names, ids, background, version, stamp))
         if self.label_info is not None:
             threshold = self.pipeline.segmenter.config.threshold
             self.label_info.publish(m.label_info_msg(
                 LabelInfo, VisionClass, names, ids, background, threshold, stamp))
+
+    def write_label_space(self) -> None:
+        """Hydra's label-space files for the current vocabulary (label_space_dir); a failure
+        is logged, never raised (the vocabulary change itself succeeded)."""
+        folder = self.node_config.label_space_dir
+        if not folder:
+            return
+        names, ids, background, _ = self.vocabulary()
+        try:
+            write_label_space(Path(folder), names, ids, background)
+        except OSError as exc:
+            self.log.warning(f"label_space_dir: could not write Hydra's files: {exc}")
 
     def set_prompts(self, prompts: Sequence[str]) -> None:
         """Swap the vocabulary (raises VocabularyError), log old -> new, republish the map."""
@@ -195,7 +218,12 @@ class Outputs:
         return arr
 
     def release_cache(self) -> None:
-        """After deactivate: give the device's cached blocks back (the model stays)."""
+        """After deactivate: drop the kept latest frames (their features hold device memory;
+        queries are refused while inactive anyway) and give the device's cached blocks back
+        (the model stays)."""
+        for cam in self.cameras:
+            if cam.extras is not None:
+                cam.extras.clear()
         C.free_device_memory(self.pipeline.segmenter.runtime.device)
 
     def destroy(self, node: Any) -> None:

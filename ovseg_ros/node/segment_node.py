@@ -45,6 +45,7 @@ from ovseg_ros.node.config import build_configs
 from ovseg_ros.node.diagnostics import Throttle, one_line
 from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming
 from ovseg_ros.node.outputs import Outputs
+from ovseg_ros.node.query import QueryServices
 from ovseg_ros.node.runner import run_main
 from ovseg_ros.node.worker import FrameWorker
 from ovseg_ros.srv import GetPrompts, SetPrompts
@@ -83,6 +84,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.create_service(GetPrompts, "~/get_prompts", self._srv_get_prompts,
                             callback_group=self._cb)
         self.create_service(Trigger, "~/keyframe", self._srv_keyframe, callback_group=self._cb)
+        self.queries = QueryServices(self)  # ~/query, ~/encode_text, ~/query_markers
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(self.values["diagnostics_period"],
                                              self._on_diagnostics, callback_group=self._cb)

@@ -1,0 +1,147 @@
+"""~/query (phrases against the latest frame), ~/encode_text (phrases -> embeddings in the
+space of ~/features) and ~/query_markers: the node's open-vocabulary question answering.
+
+Registered by the node at construction (`QueryServices(node)`); the callbacks run in their own
+reentrant group on executor threads, read the camera's latest-frame slot (a reference, see
+features.FeatureOutputs) and never touch the frame path or the vocabulary. Every bad request
+is answered with success=false and the reason; nothing raises into the executor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from geometry_msgs.msg import Point
+from rclpy.callback_groups import ReentrantCallbackGroup
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ovseg_ros.core.features import LOGIT_SCALE
+from ovseg_ros.core.query import QueryError, relevance_maps, validate_phrases
+from ovseg_ros.geometry import mask_point
+from ovseg_ros.io import encode_float, encode_mono8
+from ovseg_ros.msg import QueryAnswer
+from ovseg_ros.node import messages as m
+from ovseg_ros.node.diagnostics import one_line
+from ovseg_ros.srv import EncodeText, Query
+
+DEFAULT_THRESHOLD = 0.5
+MAX_ENCODE = 256  # phrases per ~/encode_text call
+MARKER_NS = "ovseg_query"
+
+
+class QueryServices:
+    """~/query, ~/encode_text and the ~/query_markers publisher of one node."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        group = ReentrantCallbackGroup()
+        node.create_service(Query, "~/query", self._srv_query, callback_group=group)
+        node.create_service(EncodeText, "~/encode_text", self._srv_encode_text,
+                            callback_group=group)
+        self.markers = node.create_publisher(MarkerArray, "~/query_markers", 10)
+
+    # ---- ~/query ----------------------------------------------------------------------------
+
+    def _srv_query(self, req: Query.Request, res: Query.Response) -> Query.Response:
+        try:
+            self.answer(req, res)
+            res.success, res.message = True, ""
+        except QueryError as exc:
+            res.success, res.message, res.answers = False, str(exc), []
+        except Exception as exc:  # never into the executor: the client gets the reason
+            res.success, res.answers = False, []
+            res.message = f"query failed: {one_line(exc)}"
+        return res
+
+    def _camera(self, name: str):
+        node = self.node
+        if node.state != "active" or node.outputs is None:
+            raise QueryError(f"the node is {node.state}: ~/query answers from the latest "
+                             "frame of an active node (configure and activate it)")
+        cameras = node.outputs.cameras
+        if not name:
+            return cameras[0]
+        for cam in cameras:
+            if cam.name == name:
+                return cam
+        known = ", ".join(repr(c.name) for c in cameras if c.name) or "none (one input)"
+        raise QueryError(f"unknown camera {name!r}: the node's cameras are {known}")
+
+    def answer(self, req: Query.Request, res: Query.Response) -> None:
+        threshold = float(req.threshold) or DEFAULT_THRESHOLD
+        if not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):
+            raise QueryError(f"threshold {req.threshold} is outside (0, 1] (0 = "
+                             f"{DEFAULT_THRESHOLD})")
+        cam = self._camera(req.camera)
+        latest = cam.extras.latest() if cam.extras is not None else None
+        if latest is None:
+            raise QueryError(f"no frame processed yet on {cam.input_topic}: queries answer "
+                             "from the latest processed frame")
+        segmenter = self.node.outputs.pipeline.segmenter
+        maps = relevance_maps(segmenter, latest.result, list(req.phrases))
+        res.header, res.camera = m.copy_header(latest.header), latest.camera
+        answers = []
+        for pm in maps:
+            mask = pm.mask(threshold)
+            u, v = pm.peak
+            point, count = ((math.nan,) * 3, 0)
+            if latest.cloud is not None:
+                point, count = mask_point(latest.cloud, mask)
+            answers.append(QueryAnswer(
+                phrase=pm.phrase, in_vocabulary=pm.class_id is not None,
+                class_id=pm.class_id or 0,
+                relevance=m.image_msg(encode_float(pm.relevance), res.header),
+                mask=m.image_msg(encode_mono8(mask.astype(np.uint8) * 255), res.header),
+                score=pm.score, u=u, v=v, point=Point(x=point[0], y=point[1], z=point[2]),
+                point_count=count))
+        res.answers = answers
+        if latest.cloud is not None and self.markers.get_subscription_count() > 0:
+            self.markers.publish(query_markers(answers, res.header))
+
+    # ---- ~/encode_text ----------------------------------------------------------------------
+
+    def _srv_encode_text(self, req: EncodeText.Request, res: EncodeText.Response
+                         ) -> EncodeText.Response:
+        try:
+            outputs = self.node.outputs
+            if outputs is None:
+                raise QueryError(f"the node is {self.node.state}: configure it first (the "
+                                 "text encoder is loaded at configure)")
+            seg = outputs.pipeline.segmenter
+            if len(req.phrases) > MAX_ENCODE:
+                raise QueryError(f"{len(req.phrases)} phrases: at most {MAX_ENCODE} per call")
+            names = validate_phrases(list(req.phrases), seg.token_count, limit=MAX_ENCODE)
+            with torch.inference_mode():
+                emb = seg.text_cache.embed(names).float().cpu().numpy()
+            res.dim = int(emb.shape[1])
+            res.embeddings = emb.reshape(-1).astype(np.float32)
+            res.logit_scale = LOGIT_SCALE
+            space = outputs.cameras[0].extras.space
+            res.model, res.weights_id, res.feature_version = (space.model, space.weights_id,
+                                                              space.version)
+            res.success, res.message = True, ""
+        except Exception as exc:  # QueryError, or the text encoder failing
+            res.success, res.embeddings, res.dim = False, np.zeros(0, np.float32), 0
+            res.message = str(exc) if isinstance(exc, QueryError) else (
+                f"encode_text failed: {one_line(exc)}")
+        return res
+
+
+def query_markers(answers: list[QueryAnswer], header) -> MarkerArray:
+    """DELETEALL, then a TEXT_VIEW_FACING marker "phrase (score)" at each answered 3D point."""
+    out = [Marker(header=header, ns=MARKER_NS, action=Marker.DELETEALL)]
+    for k, a in enumerate(answers):
+        if a.point_count == 0:
+            continue
+        mk = Marker(header=header, ns=MARKER_NS, id=k, type=Marker.TEXT_VIEW_FACING,
+                    action=Marker.ADD, text=f"{a.phrase} ({a.score:.2f})",
+                    color=ColorRGBA(r=1.0, g=0.9, b=0.2, a=1.0))
+        mk.pose.position = Point(x=a.point.x, y=a.point.y, z=a.point.z)
+        mk.pose.orientation.w = 1.0
+        mk.scale.z = 0.12
+        out.append(mk)
+    return MarkerArray(markers=out)
