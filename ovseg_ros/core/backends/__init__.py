@@ -15,6 +15,7 @@ import torch
 
 from ..device import Runtime
 from ..maskclip import DenseClipEncoder
+from .auto import choose_runtime
 from .choice import (
     BACKENDS,
     INSTALL_HINT,
@@ -33,8 +34,8 @@ INT8_NOTE = ("precision int8 is an approximation: with seeded random ViT-B-16 we
              "measured; compare it with fp32 on your own images before relying on it")
 
 __all__ = ["BACKENDS", "INSTALL_HINT", "INT8_NOTE", "BackendError", "DenseForward",
-           "Int8Settings", "choose_backend", "int8_settings", "make_dense_encoder",
-           "missing_onnx_modules"]
+           "Int8Settings", "choose_backend", "choose_runtime", "int8_settings",
+           "make_dense_encoder", "missing_onnx_modules"]
 
 
 def make_dense_encoder(encoder: DenseClipEncoder, runtime: Runtime, model: str,
