@@ -92,6 +92,8 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
     frames = iter_frames(args.input)  # raises MediaError before any model is loaded
     cfg = config_from_args(args)
     pipeline, is_random = load_pipeline(cfg, random_fallback, keyframes_from_args(args))
+    runtime = pipeline.segmenter.runtime
+    log.info("compute: %s; chosen by %s", runtime.describe(), runtime.reason or "the settings")
     ids = pipeline.set_prompts(parse_prompts(args.prompts))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -83,14 +83,17 @@ def choose_runtime(config: SegmenterConfig, device: torch.device, visual: nn.Mod
     Raises BackendError/DeviceError for combinations that cannot run (`choose_backend`).
     """
     backend, precision = choose_backend(config.backend, device, config.precision)
-    rule = Runtime.create(device, precision, backend, reason="rule (no measurement)")
     wants_auto = "auto" in (config.backend.strip().lower(), config.precision.strip().lower())
-    if device.type != "cpu" or not wants_auto or config.auto_probe == "off":
-        return rule, None
     options = probe.candidates(config.backend.strip().lower(), config.precision.strip().lower(),
                                onnx=not missing_onnx_modules(), native_bf16=cpu_has_native_bf16(),
                                native_fp16=cpu_has_native_fp16(), int8=config.auto_int8)
-    if len(options) < 2:
+    why = ("the backend and precision settings" if not wants_auto
+           else "rule: CUDA runs torch" if device.type != "cpu"
+           else "rule (auto_probe off): native bf16 flag, else onnxruntime fp32 if installed"
+           if config.auto_probe == "off"
+           else "the only candidate allowed here" if len(options) < 2 else "")
+    rule = Runtime.create(device, precision, backend, reason=why or "rule (no candidate ran)")
+    if why:
         return rule, None
     threads = config.threads or torch.get_num_threads()
     hw = probe_input_hw(config.input_size, visual.conv1.kernel_size[0])
