@@ -91,6 +91,11 @@ class SegmenterConfig:
     auto_probe_budget_s: float = setting(6.0, group="compute", low=0.1, high=600.0, doc="""
         Seconds of forward passes the probe may spend (each candidate gets a warm-up pass
         while it lasts; exports and session set-up are not counted).""")
+    onnx_spinning: bool = setting(False, group="compute", doc="""
+        Let onnxruntime's idle worker threads busy-wait for the next op. Off: on a shared CPU
+        (camera drivers, other nodes) spinning threads take the cores others need; under
+        load it measured as fast or faster off (README, Performance: choosing by
+        measurement). OMP_WAIT_POLICY=PASSIVE in the environment also turns it off.""")
     auto_int8: bool = setting(False, group="compute", doc="""
         Let backend/precision auto consider onnxruntime int8 too (an approximation, see
         precision).""")

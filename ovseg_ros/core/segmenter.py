@@ -81,7 +81,8 @@ class Segmenter:
         self.encoder = DenseClipEncoder(self.clip.visual)  # after the move: it copies a weight
         self.heads = self.heads.to(rt.device, rt.dtype).eval()
         # The dense forward: the encoder itself, or its ONNX export (built before any frame).
-        self.dense = make_dense_encoder(self.encoder, rt, config.model, cache)
+        self.dense = make_dense_encoder(self.encoder, rt, config.model, cache,
+                                        config.onnx_spinning)
         self.upload = FrameUploader(rt.device)
         self.tokenizer = open_clip.get_tokenizer(config.model)
         self.text_cache = TextEmbeddingCache(self.clip, self.tokenizer, self.runtime)

@@ -49,9 +49,9 @@ class EncoderForwards:
     """
 
     def __init__(self, visual: nn.Module, model: str, cache_dir: Path | None,
-                 hw: tuple[int, int]):
+                 hw: tuple[int, int], spin: bool = False):
         self.encoder = DenseClipEncoder(visual)
-        self.model, self.cache_dir = model, cache_dir
+        self.model, self.cache_dir, self.spin = model, cache_dir, spin
         torch.manual_seed(0)
         self.pixels = normalise_pixels(torch.rand(1, 3, *hw))
 
@@ -60,7 +60,7 @@ class EncoderForwards:
             from .onnx_encoder import OnnxDenseEncoder
 
             dense, _ = OnnxDenseEncoder.build(self.encoder, self.model, self.cache_dir,
-                                              c.precision == "int8")
+                                              c.precision == "int8", self.spin)
             return lambda: dense(self.pixels)
         dtype = _DTYPES[c.precision]
         encoder = (self.encoder if dtype == torch.float32
@@ -97,12 +97,14 @@ def choose_runtime(config: SegmenterConfig, device: torch.device, visual: nn.Mod
         return rule, None
     threads = config.threads or torch.get_num_threads()
     hw = probe_input_hw(config.input_size, visual.conv1.kernel_size[0])
-    key = probe.probe_key(config.model, hw, threads, options, library_versions())
+    key = probe.probe_key(config.model, hw, threads, options, library_versions(),
+                          onnx_spinning=config.onnx_spinning)
     folder = Path(cache_dir or default_cache_dir()) / "probe"
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        prepare = prepare or EncoderForwards(visual, config.model, cache_dir, hw)
+        prepare = prepare or EncoderForwards(visual, config.model, cache_dir, hw,
+                                             config.onnx_spinning)
         result = probe.decide(options, prepare, key, folder, config.auto_probe,
                               config.auto_probe_budget_s)
     finally:
