@@ -159,3 +159,22 @@ def test_segmenter_measures_once_then_reuses_and_can_be_told_not_to(tmp_path):
     off = tiny_segmenter(tmp_path, backend="auto", precision="fp32", input_size=64,
                          auto_probe="off")
     assert off.probe is None and "auto_probe off" in off.runtime.reason
+
+
+@pytest.mark.parametrize("spin, policy, want", [(False, "", "0"), (True, "", "1"),
+                                                 (True, "PASSIVE", "0")])
+def test_onnx_spinning_follows_the_setting_and_omp_passive(tmp_path, monkeypatch, spin, policy,
+                                                           want):
+    from onnx import TensorProto, helper
+
+    from ovseg_ros.core.backends.onnx_encoder import ort_session
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    path = tmp_path / "relu.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                     .SerializeToString())
+    monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    options = ort_session(path, 1, spin).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == want

@@ -40,7 +40,9 @@ class BuildReport:
     built: list[str] = field(default_factory=list)
 
 
-def _session(path: Path, threads: int, spin: bool = False):
+def ort_session(path: Path, threads: int, spin: bool = False):
+    """An onnxruntime CPU session on `path`: all graph optimisations, `threads` intra-op
+    threads, idle workers spinning only when `spin` (and OMP_WAIT_POLICY is not PASSIVE)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -115,7 +117,7 @@ class OnnxDenseEncoder:
         self.patch = encoder.patch
         self.path = path
         self.threads = threads or torch.get_num_threads()
-        self.session = _session(path, self.threads, spin)
+        self.session = ort_session(path, self.threads, spin)
         self._tables: dict[tuple[int, int], np.ndarray] = {}
 
     @classmethod
