@@ -62,24 +62,26 @@ def test_picks_the_fastest_and_interleaves_rounds():
     result = probe.measure([TF, OF, TB], fake, budget_s=100.0, reps=3, clock=fake.clock)
     assert result.choice == TF and not result.cached
     assert result.times_ms == pytest.approx({TF.name: 800, OF.name: 900, TB.name: 1200})
-    assert fake.passes == [TF.name, OF.name, TB.name] * 4  # warm-up + 3 interleaved rounds
+    # warm-up and a timed pass each, then 2 more interleaved rounds
+    assert fake.passes == [TF.name] * 2 + [OF.name] * 2 + [TB.name] * 2 + [TF.name, OF.name,
+                                                                          TB.name] * 2
     assert "torch fp32: fastest measured, 800 ms, 1.12x faster than onnxruntime fp32" \
         in result.reason
     assert result.table().splitlines()[0].strip().startswith("torch fp32")
 
 
-def test_budget_bounds_the_timed_passes_and_excludes_preparation():
+def test_budget_bounds_the_extra_rounds_and_excludes_preparation():
     fake = Fake({TF.name: 1.0, TB.name: 0.5})
     result = probe.measure([TF, TB], fake, budget_s=4.0, reps=10, clock=fake.clock)
-    # warm-ups 1.5 s, then a round (3.0 s), then torch fp32 fits once more (4.0 s): no more
+    # warm-up + one timed pass each (3.0 s), then torch fp32 fits once more (4.0 s): no more
     assert result.probe_s == pytest.approx(4.0) and result.probe_s <= 4.0
-    assert fake.passes == [TF.name, TB.name, TF.name, TB.name, TF.name]
-    assert result.choice == TB
-    # a budget spent by the first warm-up: the next candidate is not measured, and says so
+    assert fake.passes == [TF.name, TF.name, TB.name, TB.name, TF.name]
+    assert result.choice == TB and result.passes == {TF.name: 3, TB.name: 2}
+    # a budget below two passes per candidate: exactly those two, so each is timed warm
     fake = Fake({TF.name: 2.0, TB.name: 0.5})
     result = probe.measure([TF, TB], fake, budget_s=1.0, reps=3, clock=fake.clock)
-    assert result.choice == TF and result.skipped == [TB.name] and fake.prepared == [TF.name]
-    assert "not measured" in result.table()
+    assert fake.passes == [TF.name, TF.name, TB.name, TB.name] and result.choice == TB
+    assert result.probe_s == pytest.approx(5.0)
 
 
 @pytest.mark.parametrize("where", ["prepare", "pass"])

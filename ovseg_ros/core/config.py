@@ -89,8 +89,8 @@ class SegmenterConfig:
         torch bf16 on CPUs reporting native bf16, else onnxruntime fp32 when installed, else
         torch fp32.""")
     auto_probe_budget_s: float = setting(6.0, group="compute", low=0.1, high=600.0, doc="""
-        Seconds of forward passes the probe may spend (each candidate gets a warm-up pass
-        while it lasts; exports and session set-up are not counted).""")
+        Seconds of forward passes the probe may spend beyond the two each candidate always
+        gets (a warm-up and a timed pass); exports and session set-up are not counted.""")
     onnx_spinning: bool = setting(False, group="compute", doc="""
         Let onnxruntime's idle worker threads busy-wait for the next op. Off: on a shared CPU
         (camera drivers, other nodes) spinning threads take the cores others need; under
