@@ -35,6 +35,16 @@ def test_cli_runs_onnxruntime_int8_end_to_end(tmp_path, model_args):
     assert report["timings_s"]["clip_forward"] > 0
 
 
+def test_cli_verbose_shows_the_measured_choice(tmp_path, model_args, caplog):
+    img = tmp_path / "a.png"
+    write_png(img, make_picture(48, 64))
+    with caplog.at_level("INFO"):
+        assert main(["-v", "segment", str(img), "--prompts", "cat", "-o", str(tmp_path / "o"),
+                     "--backend", "auto", "--precision", "fp32", *model_args]) == 0
+    compute = [r.getMessage() for r in caplog.records if r.getMessage().startswith("compute:")]
+    assert len(compute) == 1 and "fastest measured" in compute[0], compute
+
+
 def test_cli_without_onnxruntime_is_one_clear_error(tmp_path, model_args, monkeypatch, capsys):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -63,14 +73,16 @@ def test_node_parameters_select_onnxruntime_int8(ros, autostart_node, tmp_path):
     msg = image_fields_msg(make_picture(32, 48))
     assert wait_for(lambda: pub.publish(msg) or labels.count >= 1, period=0.1)
 
-    def precision() -> str | None:
+    def values() -> dict[str, str]:
         for arr in reversed(diags.snapshot()):
             for st in arr.status:
                 if st.name.startswith(f"{ns[1:]}/ovseg"):
-                    return {kv.key: kv.value for kv in st.values}.get("precision")
-        return None
+                    return {kv.key: kv.value for kv in st.values}
+        return {}
 
-    assert wait_for(lambda: precision() == "int8")
+    assert wait_for(lambda: values().get("precision") == "int8")
+    assert values()["backend"] == "onnxruntime"
+    assert values()["compute_choice"] == "the backend and precision settings"
 
 
 def test_node_refuses_int8_on_torch_at_start_up(ros, autostart_node):

@@ -32,6 +32,9 @@ SUBPROCESS_ALLOWED = {
     # The ONNX export benchmark: sys.executable -m ovseg_ros.bench.backends with the model name
     # it was given and a temporary cache folder it made itself.
     ("bench/backends.py", "bench_export"),
+    # The shared-CPU case: sys.executable -c with a constant spin loop and a float deadline
+    # (the child ends by itself); killed and reaped by its PID when the block ends.
+    ("bench/shared_cpu.py", "cpu_hog"),
 }
 NETWORK_ALLOWED = {("core/weights.py", "fetch")}  # https only, atomic rename: test_weights.py
 FORBIDDEN_CALLS = {"os.system", "os.popen", "os.execv", "os.execvp", "os.execl", "os.spawnl",

@@ -24,12 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from ovseg_ros.core import Segmenter, SegmenterConfig, tiling
-from ovseg_ros.core.backends import Int8Settings, int8_settings, missing_onnx_modules
-from ovseg_ros.core.device import cpu_has_native_bf16, cpu_has_vnni
+from ovseg_ros.core.backends import Int8Settings, int8_settings, missing_onnx_modules, probe
+from ovseg_ros.core.backends.auto import EncoderForwards
+from ovseg_ros.core.device import cpu_has_native_bf16, cpu_has_native_fp16, cpu_has_vnni
 
 from .baselines import vit_gflops
 from .images import sample_images
 from .memory import high_water_mb
+from .shared_cpu import cpu_hog
 from .timing import current_rss_mb, interleave, matmul_gflops, paired_ratio, summarise
 from .tiny import TINY, register_tiny
 
@@ -164,7 +166,57 @@ def bench_backends(model: str, device: str, size: tuple[int, int], input_size: i
         cache = Path(tmp)
         export = bench_export(model, cache) if not missing_onnx_modules() else {}
         variants, info = _variants(model, device, input_size, cache)
-        return _measure(variants, info, export, size, reps)
+        auto = _auto_probe(variants, model, size, cache)
+        return _measure(variants, info, export, size, reps, auto)
+
+
+def _auto_probe(variants: dict[str, Any], model: str, size: tuple[int, int], cache: Path
+                ) -> probe.ProbeResult | None:
+    """What `backend: auto, precision: auto` decides here: the product's probe, run afresh
+    (mode always) on the benchmark's fp32 encoder at the benchmark's frame size, before the
+    interleaved timing."""
+    seg = variants["torch_fp32"][0]
+    if seg.runtime.device.type != "cpu":
+        return None
+    options = probe.candidates("auto", "auto", onnx=not missing_onnx_modules(),
+                               native_bf16=cpu_has_native_bf16(),
+                               native_fp16=cpu_has_native_fp16(), int8=False)
+    p = seg.encoder.patch
+    hw = tuple(-(-v // p) * p for v in seg.processing_size(size))
+    prepare = EncoderForwards(seg.clip.visual, model, cache, hw)
+    key = probe.probe_key(model, hw, torch.get_num_threads(), options, {})
+    return probe.decide(options, prepare, key, None, "always",
+                        SegmenterConfig().auto_probe_budget_s)
+
+
+def _auto_report(auto: probe.ProbeResult | None, samples: dict[str, Any]) -> dict[str, Any]:
+    """The probe's choice against the fastest of its candidates in the interleaved run."""
+    if auto is None:
+        return {}
+    names = {n.replace(" ", "_"): n for n in auto.times_ms}
+    frame = {n: float(np.median(samples[n]["total"])) for n in names if n in samples}
+    best = min(frame, key=frame.get)
+    chosen = auto.choice.name.replace(" ", "_")
+    return {"choice": chosen, "reason": auto.reason, "probe_ms": auto.times_ms,
+            "probe_s": auto.probe_s, "best_in_run": best,
+            "choice_frame_ms": 1e3 * frame[chosen], "best_frame_ms": 1e3 * frame[best],
+            "choice_over_best": frame[chosen] / frame[best]}
+
+
+def _shared_core(variants: dict[str, Any], frame, reps: int, idle: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """Every variant again with one core kept busy by another process (`cpu_hog`)."""
+    import os
+
+    names = list(variants)
+    load = os.getloadavg()[0]
+    with cpu_hog():
+        busy = interleave({n: frame(n) for n in names}, reps, warmup=1)
+    return {"reps": reps, "load_before": load, "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "frame_ms": {n: 1e3 * float(np.median(busy[n]["total"])) for n in names},
+            "slowdown_vs_idle": {n: float(np.median(busy[n]["total"])
+                                          / np.median(idle[n]["total"])) for n in names}}
 
 
 def _peaks(variants: dict[str, Any], dev: torch.device, shape: tuple[int, int, int]
@@ -180,7 +232,8 @@ def _peaks(variants: dict[str, Any], dev: torch.device, shape: tuple[int, int, i
 
 
 def _measure(variants: dict[str, tuple[Segmenter, Any]], info: dict[str, Any],
-             export: dict[str, Any], size: tuple[int, int], reps: int) -> dict[str, Any]:
+             export: dict[str, Any], size: tuple[int, int], reps: int,
+             auto: probe.ProbeResult | None = None) -> dict[str, Any]:
     fp32 = variants["torch_fp32"][0]
     names = list(variants)
     for name in names:
@@ -212,6 +265,8 @@ def _measure(variants: dict[str, tuple[Segmenter, Any]], info: dict[str, Any],
     before = _peaks(variants, fp32.runtime.device, shape)
     samples = interleave({n: frame(n) for n in names}, reps, warmup=0,
                          device=fp32.runtime.device)
+    shared = (_shared_core(variants, frame, max(2, reps // 2), samples)
+              if fp32.runtime.device.type == "cpu" else {})
     fp32.dense = variants["torch_fp32"][1]
     after = _peaks(variants, fp32.runtime.device, shape)  # best of two: load varies
     peaks = {k: max(v, after[k]) for k, v in before.items()}
@@ -231,6 +286,7 @@ def _measure(variants: dict[str, tuple[Segmenter, Any]], info: dict[str, Any],
                           for n in names if n != "torch_fp32"},
         "feature_cosine_vs_torch_fp32": _feature_cosines(variants, images),
         "stages": summarise(samples), "ratios": ratios,
+        "auto": _auto_report(auto, samples), "shared_core": shared,
     }
 
 

@@ -94,6 +94,9 @@ def backend_rows(sec: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
     for k in ("cpu_vnni", "cpu_native_bf16", "int8_rule", "onnxruntime", "note"):
         if k in sec:
             yield "backends", k, sec[k]
+    for group in ("auto", "shared_core"):
+        for k, v in (sec.get(group) or {}).items():
+            yield "backends", f"{group}.{k}", v
 
 
 def compare(new: dict[str, Any], old: dict[str, Any]) -> list[tuple[str, float, float, float]]:
@@ -216,6 +219,21 @@ def markdown(results: dict[str, Any], command: str) -> str:
         shape = " x ".join(str(v) for v in back.get("matmul_shape", []))
         notes.append(f"- backends: matmul peaks at the encoder's MLP shape (m x k x n = {shape}; "
                      f"GFLOP/s): {peaks}; {back['note']}.")
+        auto = back.get("auto") or {}
+        if auto:
+            notes.append(f"- backends: `auto` (probe {auto['probe_s']:.1f} s) chose "
+                         f"{auto['choice']}; in the interleaved run it took "
+                         f"{auto['choice_frame_ms']:.0f} ms per frame against "
+                         f"{auto['best_frame_ms']:.0f} ms for the fastest of its candidates "
+                         f"({auto['best_in_run']}): {auto['choice_over_best']:.2f}x.")
+        shared = back.get("shared_core") or {}
+        if shared:
+            slow = ", ".join(f"{k} {v:.2f}x ({shared['frame_ms'][k]:.0f} ms)"
+                             for k, v in shared["slowdown_vs_idle"].items())
+            notes.append(f"- backends, one core busy (a spinning child process, "
+                         f"{shared['threads']} threads on {shared['cpus']} CPUs, load "
+                         f"{shared['load_before']:.1f} before): frame time vs the idle run: "
+                         f"{slow}.")
         export = back.get("export", {})
         if "export_s" in export:
             notes.append(f"- backends: ONNX export {export['export_s']:.1f} s + int8 "

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompts", default=DEMO_PROMPTS)
     add_model_options(demo)
     add_keyframe_options(demo)
-    from ovseg_ros.eval import cli as eval_cli  # imports this module's option helpers
+    from ovseg_ros.eval import cli as eval_cli  # adds its sub-command
 
     eval_cli.add_parser(sub)
     from ovseg_ros.cli import labelspace
@@ -101,6 +101,8 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
     frames = iter_frames(args.input)  # raises MediaError before any model is loaded
     cfg = config_from_args(args)
     pipeline, is_random = load_pipeline(cfg, random_fallback, keyframes_from_args(args))
+    runtime = pipeline.segmenter.runtime
+    log.info("compute: %s; chosen by %s", runtime.describe(), runtime.reason or "the settings")
     ids = pipeline.set_prompts(parse_prompts(args.prompts))
     queries = getattr(args, "query", [])
     if queries:  # refused (QueryError) before any frame is processed

@@ -25,6 +25,9 @@ MODES = ("whole", "slide")
 # core/backends); the torch parts (heads, pooling, text, CLIP-DIY) then run in fp32.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("auto", "torch", "onnxruntime")
+# How `auto` decides on the CPU (core/backends/probe.py): measure once per machine and reuse the
+# cached decision, measure at every start, or use the flag rule without measuring.
+PROBE_MODES = ("cached", "always", "off")
 HALF_LIFE_UNITS = ("frames", "seconds")
 # CLIP-DINOiser's published thresholds (DESIGN.md 2.3).
 GAMMA = 0.2  # patch correlations below this do not take part in guided pooling
@@ -65,17 +68,37 @@ class SegmenterConfig:
     device: str = setting("auto", group="compute", check=_device_problem, doc="""
         auto, cpu, cuda or cuda:N. Asking for CUDA where there is none is an error.""")
     precision: str = setting("auto", group="compute", choices=PRECISIONS, doc="""
-        Compute dtype. auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX) and on CUDA
-        (fp16 on cards without bf16), fp32 elsewhere. bf16/fp16 on a CPU without them is
-        emulated and many times slower. int8 = the dense CLIP encoder dynamically quantised by
-        ONNX Runtime (CPU only, needs the onnxruntime extra; an approximation whose effect on
-        accuracy with real weights is unmeasured here: see Reproducing the paper), the rest
-        fp32.""")
+        Compute dtype. auto on the CPU = the fastest exact candidate (fp32 on torch and
+        onnxruntime) or bf16/fp16 where the CPU runs them natively, measured by a short probe
+        (see auto_probe); on CUDA bf16 (fp16 on cards without bf16). bf16/fp16 on a CPU without
+        them is emulated and many times slower. int8 = the dense CLIP encoder dynamically
+        quantised by ONNX Runtime (CPU only, needs the onnxruntime extra; an approximation
+        whose effect on accuracy with real weights is unmeasured here: see Reproducing the
+        paper), the rest fp32.""")
     backend: str = setting("auto", group="compute", choices=BACKENDS, doc="""
-        What runs the dense CLIP encoder (about 95% of a frame). auto = onnxruntime for fp32
-        and int8 on the CPU when it is installed (measured faster), torch otherwise (always on
-        CUDA and for bf16/fp16); onnxruntime = CPU, fp32 or int8, exported once into
-        cache_dir/onnx (needs the onnxruntime extra).""")
+        What runs the dense CLIP encoder (about 95% of a frame). auto on the CPU = whichever
+        the probe measured fastest (see auto_probe), torch on CUDA and for bf16/fp16;
+        onnxruntime = CPU, fp32 or int8, exported once into cache_dir/onnx (needs the
+        onnxruntime extra).""")
+    auto_probe: str = setting("cached", group="compute", choices=PROBE_MODES, doc="""
+        How backend/precision auto decide on the CPU. cached = time the candidates on the
+        dense encoder once (a few passes each within auto_probe_budget_s; a missing ONNX
+        export is made first, once, outside the budget) and reuse the decision, stored in
+        cache_dir/probe and keyed by CPU model, flags, cores, threads, library versions, model
+        and input size; always = measure at every start; off = the flag rule, no measurement:
+        torch bf16 on CPUs reporting native bf16, else onnxruntime fp32 when installed, else
+        torch fp32.""")
+    auto_probe_budget_s: float = setting(6.0, group="compute", low=0.1, high=600.0, doc="""
+        Seconds of forward passes the probe may spend beyond the two each candidate always
+        gets (a warm-up and a timed pass); exports and session set-up are not counted.""")
+    onnx_spinning: bool = setting(False, group="compute", doc="""
+        Let onnxruntime's idle worker threads busy-wait for the next op. Off: on a shared CPU
+        (camera drivers, other nodes) spinning threads take the cores others need; under
+        load it measured as fast or faster off (README, Backends: choosing
+        by measurement). OMP_WAIT_POLICY=PASSIVE in the environment also turns it off.""")
+    auto_int8: bool = setting(False, group="compute", doc="""
+        Let backend/precision auto consider onnxruntime int8 too (an approximation, see
+        precision).""")
     threads: int = setting(0, group="compute", low=0, high=1024, dynamic=True, doc="""
         CPU threads for inference; 0 = PyTorch's default (one per core). Fewer leave cores to
         the camera driver and other nodes.""")

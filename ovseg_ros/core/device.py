@@ -126,17 +126,17 @@ class Runtime:
     dtype: torch.dtype
     backend: str = "torch"
     int8: bool = False
+    reason: str = ""  # why this backend and precision: a rule, or the probe's measurement
 
     @classmethod
-    def create(cls, device: str = "auto", precision: str = "auto",
-               backend: str = "torch") -> Runtime:
-        """Resolve device, precision and the dense encoder's backend (`backends.choose_backend`:
-        its rules and errors); DeviceError (BackendError) when they cannot run here."""
-        from .backends.choice import choose_backend  # it needs this module's resolution
-
-        dev = resolve_device(device)
-        name, precision = choose_backend(backend, dev, precision)
-        runtime = cls(dev, resolve_dtype(precision, dev), name, precision == "int8")
+    def create(cls, device: str | torch.device = "auto", precision: str = "auto",
+               backend: str = "torch", reason: str = "") -> Runtime:
+        """Resolve the device and the dtype of `precision` for an already chosen backend
+        ("torch" or "onnxruntime": `backends.choose_runtime` chooses and validates it).
+        Warns when the dtype is emulated on this CPU; DeviceError when it cannot run here."""
+        dev = resolve_device(str(device))
+        precision = (precision or "auto").strip().lower()
+        runtime = cls(dev, resolve_dtype(precision, dev), backend, precision == "int8", reason)
         if (why := emulation_warning(runtime.device, runtime.dtype)) is not None:
             log.warning(why)
         return runtime

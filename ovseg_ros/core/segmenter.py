@@ -13,9 +13,9 @@ import open_clip
 import torch
 
 from . import tiling
-from .backends import make_dense_encoder
+from .backends import choose_runtime, make_dense_encoder
 from .config import RANDOM, SegmenterConfig
-from .device import NumericalError, Runtime
+from .device import NumericalError, resolve_device
 from .dinoiser import (
     DinoiserHeads,
     apply_background_rule,
@@ -65,9 +65,13 @@ class Segmenter:
         carry over (Vocabulary.carry_over)."""
         self.config = config = config or SegmenterConfig()  # frozen: swapped, never written
         self._default_threads = torch.get_num_threads()
-        self.runtime = rt = Runtime.create(config.device, config.precision, config.backend)
+        device = resolve_device(config.device)
         cache = Path(config.cache_dir) if config.cache_dir else None
         clip = load_clip(config.model, config.clip_weights, cache, config.seed)
+        # Backend and precision: the rules, or on the CPU for auto a (cached) measurement of
+        # this very encoder; `self.probe` keeps the measurement for diagnostics and benchmarks.
+        self.runtime, self.probe = choose_runtime(config, device, clip.visual, cache)
+        rt = self.runtime
         width = clip.visual.conv1.out_channels
         self.heads = DinoiserHeads(width)
         path = None
@@ -81,7 +85,8 @@ class Segmenter:
         self.encoder = DenseClipEncoder(self.clip.visual)  # after the move: it copies a weight
         self.heads = self.heads.to(rt.device, rt.dtype).eval()
         # The dense forward: the encoder itself, or its ONNX export (built before any frame).
-        self.dense = make_dense_encoder(self.encoder, rt, config.model, cache)
+        self.dense = make_dense_encoder(self.encoder, rt, config.model, cache,
+                                        config.onnx_spinning)
         self.upload = FrameUploader(rt.device)
         self.tokenizer = open_clip.get_tokenizer(config.model)
         self.text_cache = TextEmbeddingCache(self.clip, self.tokenizer, self.runtime)

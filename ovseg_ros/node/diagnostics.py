@@ -204,7 +204,8 @@ def node_status(pipeline: Any, state: str, vocabulary_size: int, version: int,
     cfg, rt = pipeline.segmenter.config, pipeline.segmenter.runtime
     extra = [("lifecycle_state", state), ("model", cfg.model),
              ("clip_weights", cfg.clip_weights), ("device", str(rt.device)),
-             ("precision", rt.precision), ("mode", cfg.mode),
+             ("precision", rt.precision), ("backend", rt.backend),
+             ("compute_choice", rt.reason or "the settings"), ("mode", cfg.mode),
              ("vocabulary_size", str(vocabulary_size)), ("vocabulary_version", str(version)),
              ("frames_out_of_memory", str(frames_out_of_memory))]
     if pipeline.config.enabled:

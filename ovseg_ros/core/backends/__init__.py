@@ -15,6 +15,7 @@ import torch
 
 from ..device import Runtime
 from ..maskclip import DenseClipEncoder
+from .auto import choose_runtime
 from .choice import (
     BACKENDS,
     INSTALL_HINT,
@@ -33,12 +34,12 @@ INT8_NOTE = ("precision int8 is an approximation: with seeded random ViT-B-16 we
              "measured; compare it with fp32 on your own images before relying on it")
 
 __all__ = ["BACKENDS", "INSTALL_HINT", "INT8_NOTE", "BackendError", "DenseForward",
-           "Int8Settings", "choose_backend", "int8_settings", "make_dense_encoder",
-           "missing_onnx_modules"]
+           "Int8Settings", "choose_backend", "choose_runtime", "int8_settings",
+           "make_dense_encoder", "missing_onnx_modules"]
 
 
 def make_dense_encoder(encoder: DenseClipEncoder, runtime: Runtime, model: str,
-                       cache_dir: Path | None = None) -> DenseForward:
+                       cache_dir: Path | None = None, spin: bool = False) -> DenseForward:
     """The dense forward for `runtime.backend`: `encoder` itself for torch; for onnxruntime an
     `OnnxDenseEncoder` on the cached export (built now when missing or invalid; `encoder`
     must then be fp32 on the CPU)."""
@@ -48,7 +49,7 @@ def make_dense_encoder(encoder: DenseClipEncoder, runtime: Runtime, model: str,
 
     if runtime.int8:
         log.warning(INT8_NOTE)
-    dense, report = OnnxDenseEncoder.build(encoder, model, cache_dir, runtime.int8)
+    dense, report = OnnxDenseEncoder.build(encoder, model, cache_dir, runtime.int8, spin)
     what = f"int8, {report.int8.describe()}" if report.int8 else "fp32"
     log.info("dense encoder: onnxruntime %s from %s%s", what, report.path,
              f" (built now: {', '.join(report.built)})" if report.built else "")

@@ -40,7 +40,9 @@ class BuildReport:
     built: list[str] = field(default_factory=list)
 
 
-def _session(path: Path, threads: int):
+def ort_session(path: Path, threads: int, spin: bool = False):
+    """An onnxruntime CPU session on `path`: all graph optimisations, `threads` intra-op
+    threads, idle workers spinning only when `spin` (and OMP_WAIT_POLICY is not PASSIVE)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -48,9 +50,11 @@ def _session(path: Path, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: its warnings are about unused initializers
-    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
-        # The same request as torch's OpenMP gets: no busy-waiting threads on a shared CPU.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Idle workers busy-wait for the next op unless told not to: that takes CPU from the other
+    # processes of a shared machine (and from our own other threads). Off unless the setting
+    # onnx_spinning asks for it; OMP_WAIT_POLICY=PASSIVE (torch's request) always turns it off.
+    spin = spin and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -107,22 +111,23 @@ class OnnxDenseEncoder:
     Runs with `threads` intra-op threads (default: torch's thread count at construction).
     """
 
-    def __init__(self, encoder: DenseClipEncoder, path: Path, threads: int | None = None):
+    def __init__(self, encoder: DenseClipEncoder, path: Path, threads: int | None = None,
+                 spin: bool = False):
         self.pos = encoder.pos
         self.patch = encoder.patch
         self.path = path
         self.threads = threads or torch.get_num_threads()
-        self.session = _session(path, self.threads)
+        self.session = ort_session(path, self.threads, spin)
         self._tables: dict[tuple[int, int], np.ndarray] = {}
 
     @classmethod
     def build(cls, encoder: DenseClipEncoder, model: str, cache_dir: Path | None = None,
-              int8: bool = False) -> tuple[OnnxDenseEncoder, BuildReport]:
+              int8: bool = False, spin: bool = False) -> tuple[OnnxDenseEncoder, BuildReport]:
         """Export/quantise once into `<cache>/onnx`, verify, and open a session."""
         folder = Path(cache_dir or default_cache_dir()) / "onnx"
         report = build_files(encoder, model, folder, int8)
         t0 = time.perf_counter()
-        out = cls(encoder, report.path)
+        out = cls(encoder, report.path, spin=spin)
         report.session_s = time.perf_counter() - t0
         return out, report
 

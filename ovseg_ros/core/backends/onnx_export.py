@@ -100,7 +100,8 @@ class _DropPreprocessAdvice(logging.Filter):
 
 
 def quantise_int8(source: Path, target: Path, settings: Int8Settings) -> list[Path]:
-    """Dynamic int8 quantisation of `source`'s MatMul/Gemm weights into `target`.
+    """Dynamic int8 quantisation of `source`'s MatMul/Gemm weights (and with
+    `settings.attention` the attention's activation x activation MatMuls) into `target`.
 
     The patch convolution, layer norms and softmax stay fp32. Returns the files written."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -113,7 +114,8 @@ def quantise_int8(source: Path, target: Path, settings: Int8Settings) -> list[Pa
         quantize_dynamic(source, target, weight_type=QuantType.QInt8,
                          per_channel=settings.per_channel, reduce_range=settings.reduce_range,
                          op_types_to_quantize=["MatMul", "Gemm"],
-                         use_external_data_format=external)
+                         use_external_data_format=external,
+                         extra_options={"MatMulConstBOnly": not settings.attention})
     finally:
         root.removeFilter(advice)
     data = target.with_name(target.name + ".data")
