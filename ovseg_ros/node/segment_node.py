@@ -41,6 +41,7 @@ from rclpy.qos import qos_policy_name_from_kind
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
+from ovseg_ros.core.vocabulary import normalise_name
 from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
 from ovseg_ros.node.compat import InvalidTransitionGuard, move_lifecycle_queries
@@ -102,6 +103,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.create_service(GetPrompts, "~/get_prompts", self._srv_get_prompts,
                             callback_group=self._cb)
         self.create_service(Trigger, "~/keyframe", self._srv_keyframe, callback_group=self._cb)
+        self.add_pre_set_parameters_callback(self._normalise_prompts)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(self.values["diagnostics_period"],
                                              self._on_diagnostics, callback_group=self._cb)
@@ -167,6 +169,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             changed = {k: v for k, v in self.values.items() if v != used[k]}
             if changed and (why := outputs.apply_dynamic(changed)) is not None:
                 self.get_logger().warning(f"a change made during configure was refused: {why}")
+            self._mirror_prompts()
         if self._diag_timer.timer_period_ns != int(node_cfg.diagnostics_period * 1e9):
             self.destroy_timer(self._diag_timer)
             self._diag_timer = self.create_timer(node_cfg.diagnostics_period,
@@ -358,10 +361,16 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
                 self.outputs.set_prompts(prompts)  # the text is cached: no encoding here
             except Exception as exc:  # VocabularyError
                 return False, str(exc)
-            names = list(self.vocabulary()[0])
+            self._mirror_prompts()
+            return True, note
+
+    def _mirror_prompts(self) -> None:
+        """The `prompts` parameter := the vocabulary's names (normalised), so the parameter,
+        get_prompts, LabelMap and LabelInfo always agree. Call with _vocab_lock held."""
+        names = list(self.vocabulary()[0])
+        if names and names != list(self.values["prompts"]):
             # Re-enters _on_set_parameters, which sees an unchanged vocabulary and accepts.
             self.set_parameters([Parameter("prompts", Parameter.Type.STRING_ARRAY, names)])
-            return True, note
 
     def _srv_set_prompts(self, req: SetPrompts.Request, res: SetPrompts.Response):
         res.success, res.message = self.set_prompts(req.prompts)
@@ -395,6 +404,19 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         return res
 
     # ---- parameters -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _normalise_prompts(changes: list[Parameter]) -> list[Parameter]:
+        """Pre-set callback: a `prompts` value is stored in its normalised form (see
+        core.vocabulary.normalise_name), as the vocabulary uses it."""
+        out = []
+        for p in changes:
+            if p.name == "prompts" and isinstance(p.value, (list, tuple)) and all(
+                    isinstance(n, str) for n in p.value):
+                p = Parameter("prompts", Parameter.Type.STRING_ARRAY,
+                              [normalise_name(n) for n in p.value])
+            out.append(p)
+        return out
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
         prompts = next((p.value for p in changes if p.name == "prompts"), None)
