@@ -159,7 +159,10 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             outputs = Outputs.create(self, seg_cfg, kf_cfg, node_cfg, self._ids)
         except Exception as exc:  # ConfigError, WeightsError, DeviceError, VocabularyError, ...
             self.last_error = one_line(exc)
-            if not self._quiet_failure:
+            if not self.context.ok():  # SIGTERM meanwhile: "context is invalid" is no fault
+                self.last_error = "the node is shutting down"
+                self.get_logger().info("configure stopped: the node is shutting down")
+            elif not self._quiet_failure:
                 self.get_logger().error(f"configure failed: {self.last_error}")
             self.state = "unconfigured"
             return FAILURE
