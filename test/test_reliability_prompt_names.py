@@ -45,11 +45,12 @@ def agree(ros, node, ns: str, label_map, label_info) -> list[tuple[str, int]]:
     got = ros.call(GetPrompts, f"{ns}/ovseg/get_prompts", GetPrompts.Request())
     pairs = list(zip(got.class_names, got.class_ids, strict=True))
     assert node.get_parameter("prompts").value == [n for n, _ in pairs]
-    assert wait_for(lambda: [(e.class_name, e.class_id) for e in label_map.last().labels
-                             if e.class_id] == pairs, timeout=20.0)
+    assert wait_for(lambda: label_map.last() is not None and [
+        (e.class_name, e.class_id) for e in label_map.last().labels if e.class_id] == pairs, 20.0)
     if label_info is not None:
-        assert wait_for(lambda: [(c.class_name, c.class_id) for c in
-                                 label_info.last().class_map if c.class_id] == pairs, 20.0)
+        assert wait_for(lambda: label_info.last() is not None and [
+            (c.class_name, c.class_id) for c in label_info.last().class_map if c.class_id]
+            == pairs, 20.0)
     return pairs
 
 
