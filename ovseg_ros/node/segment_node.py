@@ -41,7 +41,6 @@ from rclpy.qos import qos_policy_name_from_kind
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from ovseg_ros.core.vocabulary import normalise_name
 from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
 from ovseg_ros.node.compat import InvalidTransitionGuard, move_lifecycle_queries
@@ -49,6 +48,7 @@ from ovseg_ros.node.config import build_configs
 from ovseg_ros.node.diagnostics import Throttle, one_line
 from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming
 from ovseg_ros.node.outputs import Outputs
+from ovseg_ros.node.prompt_text import PromptsBusy, TextEncodingGate, normalise_prompt_parameters
 from ovseg_ros.node.runner import run_main
 from ovseg_ros.node.worker import FrameWorker
 from ovseg_ros.srv import GetPrompts, SetPrompts
@@ -59,10 +59,6 @@ DEACTIVATE_WAIT_S = 10.0  # how long deactivate waits for the frame in flight
 STATE_IDS = {"unconfigured": 1, "inactive": 2, "active": 3, "finalized": 4, "configuring": 10,
              "cleaningup": 11, "shuttingdown": 12, "activating": 13, "deactivating": 14,
              "errorprocessing": 15}
-
-
-class PromptsBusy(RuntimeError):
-    """Another vocabulary change is encoding text: this one is refused, nothing changed."""
 
 
 class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
@@ -92,10 +88,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self._throttle = Throttle(5.0)
         self._quiet_failure = False  # autostart: start_failure() reports it instead
         self._vocab_lock = threading.RLock()  # vocabulary + label map + parameter changes
-        # One text encoding at a time, outside _vocab_lock: a waiting caller would hold an
-        # executor thread, so later ones are refused (PromptsBusy) instead of queued.
-        self._encode_slot = threading.Lock()
-        self._encoding = (0, 0.0)  # (new names, monotonic start) of the encoding under way
+        self._text_gate = TextEncodingGate()  # one text encoding at a time, outside the lock
         self._cb = ReentrantCallbackGroup()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(SetPrompts, "~/set_prompts", self._srv_set_prompts,
@@ -103,7 +96,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.create_service(GetPrompts, "~/get_prompts", self._srv_get_prompts,
                             callback_group=self._cb)
         self.create_service(Trigger, "~/keyframe", self._srv_keyframe, callback_group=self._cb)
-        self.add_pre_set_parameters_callback(self._normalise_prompts)
+        self.add_pre_set_parameters_callback(normalise_prompt_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(self.values["diagnostics_period"],
                                              self._on_diagnostics, callback_group=self._cb)
@@ -301,7 +294,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.still_running: list[str] = []
         if not self._stop_input(timeout):
             self.still_running.append("a frame was still in inference")
-        if not self._unload(wait_vocabulary=0.3) or self._encode_slot.locked():
+        if not self._unload(wait_vocabulary=0.3) or self._text_gate.busy:
             self.still_running.append("a vocabulary change was still encoding text")
         return not self.still_running
 
@@ -323,28 +316,10 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             self.outputs.publish_label_map()
 
     def encode_new_names(self, prompts: Sequence[str]) -> str:
-        """Encode the text of the names in `prompts` that are not cached yet, in one batch,
-        outside the vocabulary lock; one caller at a time, the others get PromptsBusy.
-        Raises VocabularyError for refused prompts; returns what was encoded and how long it
-        took ("" when nothing was new)."""
+        """Encode the new names of `prompts` outside the vocabulary lock, one caller at a
+        time (prompt_text.TextEncodingGate); "" when nothing is configured or new."""
         out = self.outputs
-        if out is None:
-            return ""
-        missing = out.pipeline.segmenter.text_to_encode(prompts)
-        if not missing:
-            return ""
-        if not self._encode_slot.acquire(blocking=False):
-            count, since = self._encoding
-            raise PromptsBusy(
-                f"busy: another prompt change is encoding {count} new name(s) (for "
-                f"{time.monotonic() - since:.1f} s); nothing changed, call again when it is done")
-        try:
-            self._encoding = (len(missing), time.monotonic())
-            out.pipeline.encode_text(missing)
-            took = time.monotonic() - self._encoding[1]
-        finally:
-            self._encode_slot.release()
-        return f"encoded {len(missing)} new name(s) in {took:.2f} s"
+        return "" if out is None else self._text_gate.encode(out.pipeline, prompts)
 
     def set_prompts(self, prompts: Sequence[str]) -> tuple[bool, str]:
         """Swap the vocabulary and mirror it into the `prompts` parameter. (success, message):
@@ -407,19 +382,6 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         return res
 
     # ---- parameters -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _normalise_prompts(changes: list[Parameter]) -> list[Parameter]:
-        """Pre-set callback: a `prompts` value is stored in its normalised form (see
-        core.vocabulary.normalise_name), as the vocabulary uses it."""
-        out = []
-        for p in changes:
-            if p.name == "prompts" and isinstance(p.value, (list, tuple)) and all(
-                    isinstance(n, str) for n in p.value):
-                p = Parameter("prompts", Parameter.Type.STRING_ARRAY,
-                              [normalise_name(n) for n in p.value])
-            out.append(p)
-        return out
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
         prompts = next((p.value for p in changes if p.name == "prompts"), None)
