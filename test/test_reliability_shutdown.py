@@ -33,7 +33,8 @@ def test_sigint_during_the_imports_ends_quietly(argv):
 
 
 # The weights "load" until the context is shut down (by the SIGTERM), then really load: the
-# configure ends while the process shuts down, on a context that is no longer valid.
+# configure ends while the process shuts down, on a context that is no longer valid (the
+# shutdown waits for it, so that its log line is seen whatever the machine's load).
 LOAD_UNTIL_SHUTDOWN = ("import rclpy, ovseg_ros.node.outputs as _out\n"
                        "_segmenter = _out.Segmenter\n"
                        "def _slow_load(config, ids_from=None):\n"
@@ -45,8 +46,10 @@ LOAD_UNTIL_SHUTDOWN = ("import rclpy, ovseg_ros.node.outputs as _out\n"
                        "import ovseg_ros.node.runner as _runner\n"
                        "_stop = _runner.spin_node\n"
                        "def _spin_node(node, executor=None, before_destroy=None):\n"
-                       "    def _later():\n"
-                       "        time.sleep(1.0)\n"  # the configure meets the dead context
+                       "    def _later():\n"  # the configure ends on the dead context
+                       "        t = time.monotonic() + 20\n"
+                       "        while node.state == 'configuring' and time.monotonic() < t:\n"
+                       "            time.sleep(0.01)\n"
                        "        if before_destroy: before_destroy()\n"
                        "    return _stop(node, executor, _later)\n"
                        "_runner.spin_node = _spin_node\n")
