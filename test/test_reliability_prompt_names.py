@@ -84,3 +84,24 @@ def test_parameter_service_and_maps_agree_on_the_normalised_names(ros, autostart
     (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("prompts", value=["chair", "\u200b"])])
     assert not r.successful and "empty or whitespace" in r.reason
     assert agree(ros, node, ns, label_map, label_info) == [("chair", 1), ("person", 2)]
+
+
+def test_twelve_new_names_are_encoded_in_one_batch(tmp_path):
+    """The node's encoding step (FramePipeline.encode_text): all new names in one pass
+    through the text encoder; names already cached are not encoded again."""
+    from tiny_models import tiny_segmenter
+
+    from ovseg_ros.core.pipeline import FramePipeline
+
+    seg = tiny_segmenter(tmp_path)
+    pipe = FramePipeline(seg)
+    batches, real = [], seg.text_cache._encode
+    seg.text_cache._encode = lambda names: (batches.append(list(names)), real(names))[1]
+    names = [f"object {i}" for i in range(12)]
+    missing = seg.text_to_encode(["cat", *names])
+    assert missing == ["cat", *names]
+    pipe.encode_text(missing)
+    assert batches == [missing]
+    assert seg.text_to_encode(["cat", *names]) == []
+    pipe.set_prompts(["cat", *names])  # cached: the swap encodes nothing
+    assert len(batches) == 1
