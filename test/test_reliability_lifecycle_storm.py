@@ -199,3 +199,35 @@ def test_one_encoding_at_a_time_the_others_answer_at_once(ros, autostart_node):
     assert list(res.class_names) == ["cat", "zebra crossing"]
     assert node.get_parameter("prompts").value == ["cat", "zebra crossing"]
     ros.helper.destroy_client(client)
+
+
+def test_get_state_answers_configuring_during_a_configure(ros, autostart_node, monkeypatch):
+    """rclpy serves get_state in the group that runs the transition: it waited for the whole
+    configure (seconds of weight loading). Now it says `configuring` at once."""
+    import ovseg_ros.node.segment_node as sn
+
+    node, ns = autostart_node(autostart=False)
+    real, entered, release = sn.Outputs.create, threading.Event(), threading.Event()
+
+    def slow_create(*args, **kwargs):  # weights that take as long as the test wants
+        entered.set()
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sn.Outputs, "create", slow_create)
+    client = ros.helper.create_client(ChangeState, f"{ns}/ovseg/change_state")
+    assert client.wait_for_service(timeout_sec=20.0)
+    configured = client.call_async(ChangeState.Request(transition=Transition(label="configure")))
+    try:
+        assert entered.wait(20)
+        t0 = time.monotonic()
+        state = ros.call(GetState, f"{ns}/ovseg/get_state", GetState.Request(), timeout=10.0)
+        took = time.monotonic() - t0
+        assert (state.current_state.label, state.current_state.id) == ("configuring", 10)
+        assert took < 10.0  # the configure lasts 30 s unless released
+    finally:
+        release.set()
+    done = threading.Event()
+    configured.add_done_callback(lambda _: done.set())
+    assert done.wait(30) and configured.result().success
+    ros.helper.destroy_client(client)
