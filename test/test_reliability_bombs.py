@@ -120,6 +120,7 @@ def test_video_frame_size_is_checked_before_the_first_frame_is_decoded(tmp_path)
     (b"\xff\xd8\xff\xda\x00\x02" + bytes(32), "before any frame header"),
     (b"\xff\xd8\xff\xc0\x00\x11\x08\x00\x00\x00\x10" + bytes(32), "DNL"),
     (b"RIFF\x00\x00\x00\x00WEBPVP8X" + bytes(4), "truncated"),
+    (b"\xff\xd8" + b"\xff\xd0" * 2_000_000, "more than 10000 segments"),  # a CPU bomb
 ])
 def test_formats_and_headers_without_a_readable_size_are_refused(data, reason):
     with pytest.raises(HeaderError, match=reason):

@@ -19,6 +19,9 @@ import re
 
 # Text headers (PxM, HDR) are short; a "header" longer than this is not one.
 _TEXT_HEADER_MAX = 4096
+# Segments (JPEG) or boxes (JP2) before the size: real files have tens. The walk is Python, so
+# a stream of millions of 2-byte markers must not cost seconds.
+_MAX_SEGMENTS = 10_000
 
 
 class HeaderError(ValueError):
@@ -41,12 +44,15 @@ def _need(b: bytes, n: int, fmt: str) -> None:
 def _jpeg(b: bytes) -> tuple[int, int]:
     """Walk the marker segments up to the first SOF, as libjpeg does, over the whole buffer."""
     i, n = 2, len(b)
-    while i + 4 <= n:
+    for _ in range(_MAX_SEGMENTS):
+        if i + 4 > n:
+            break
         if b[i] != 0xFF:
             raise HeaderError(f"JPEG: no marker at byte {i} before the frame header")
         marker = b[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
+        if marker == 0xFF:  # fill bytes: skip the whole run at C speed
+            i = n - len(b[i + 1 :].lstrip(b"\xff"))
+            i -= 1  # back onto the last 0xFF, which introduces the marker
             continue
         if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length field
             i += 2
@@ -63,6 +69,8 @@ def _jpeg(b: bytes) -> tuple[int, int]:
                 raise HeaderError("JPEG: height 0 in SOF (given later by a DNL marker)")
             return w, h
         i += 2 + seg_len
+    else:
+        raise HeaderError(f"JPEG: more than {_MAX_SEGMENTS} segments before the frame header")
     raise HeaderError("JPEG: no frame header (SOF) in the data")
 
 
@@ -135,7 +143,9 @@ def _jp2(b: bytes) -> tuple[int, int]:
     """JP2: the ``ihdr`` box inside the ``jp2h`` super box (height, width)."""
     i, n = 0, len(b)
     end = n
-    while i + 8 <= end:
+    for _ in range(_MAX_SEGMENTS):
+        if i + 8 > end:
+            break
         length, kind = _u32(b, i, True), b[i + 4 : i + 8]
         head = 8
         if length == 1:
