@@ -79,6 +79,15 @@ class FramePipeline:
             prepare(list(ids))
         return ids
 
+    def encode_text(self, names: Sequence[str]) -> None:
+        """Encode the text of `names` (validated, see `Segmenter.text_to_encode`) into the
+        caches, all in one batch, without touching the active vocabulary: the slow part of a
+        vocabulary change, which a caller can run outside its own locks."""
+        self.segmenter.text_cache.embed(list(names))
+        prepare = getattr(self.stage, "prepare", None)
+        if prepare is not None:
+            prepare(list(names))
+
     def request_keyframe(self) -> bool:
         """Ask for a keyframe on the next frame; False when keyframes are disabled."""
         if self.stage is None:

@@ -109,6 +109,13 @@ class Segmenter:
         """Tokens of `name` in the longest template, start and end tokens included."""
         return len(self._tokens(name)) + self._template_overhead + 2
 
+    def text_to_encode(self, prompts: Sequence[str]) -> list[str]:
+        """Validate `prompts` (VocabularyError) and return the names whose text embedding is
+        not cached yet: what `set_prompts` would have to encode. Nothing changes."""
+        names = validate_prompts(prompts, self.token_count, 77, self.config.max_prompts,
+                                 self.config.background)
+        return [n for n in names if n not in self.text_cache]
+
     def set_prompts(self, prompts: Sequence[str]) -> dict[str, int]:
         """Validate, encode what is new, and swap in the vocabulary. Returns name -> label id.
 

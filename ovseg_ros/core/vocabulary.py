@@ -19,9 +19,21 @@ class VocabularyError(ValueError):
     """The prompts were refused; the message says which and why."""
 
 
+# Whitespace a name may contain (collapsed to one space); any other control character
+# (category Cc: NUL, ESC, BEL, ...) is refused.
+_WHITESPACE_CONTROLS = frozenset(" \t\n\r\x0b\x0c")
+
+
 def normalise_name(name: str) -> str:
-    """Collapse runs of whitespace and strip; case is kept (CLIP's tokenizer lowercases)."""
-    return " ".join(name.split())
+    """The one form of a class name: Unicode NFKC (full-width letters, ligatures and
+    compatibility spaces become their plain forms), invisible format characters removed
+    (category Cf: zero-width spaces and joiners, bidi embeddings, overrides and marks, soft
+    hyphens, BOM), runs of whitespace (``\\n``, ``\\t``, ...) collapsed to one space, ends
+    stripped. Case is kept (CLIP's tokenizer lowercases; duplicates compare casefolded).
+    Names that look alike to a reader are then the same name, with the same id."""
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return " ".join(text.split())
 
 
 def validate_prompts(
@@ -33,8 +45,10 @@ def validate_prompts(
 ) -> list[str]:
     """Return the normalised prompts, or raise VocabularyError naming every problem.
 
-    Refused: an empty list, empty or whitespace-only names, control characters, duplicates after
-    normalisation (case-insensitive), more than `max_prompts`, names whose longest filled template
+    Names are normalised first (`normalise_name`). Refused: an empty list, names empty after
+    normalisation (whitespace, zero-width or bidi characters only), control characters other
+    than whitespace, duplicates after normalisation (case-insensitive), more than
+    `max_prompts`, names whose longest filled template
     exceeds CLIP's context (`token_count` tells; rejected rather than silently truncated, since a
     cut name is a different class), and "background" when background handling adds it already.
     """
@@ -51,12 +65,13 @@ def validate_prompts(
         if not isinstance(raw, str):
             problems.append(f"prompt {i} is not a string")
             continue
-        if any(unicodedata.category(c) == "Cc" and c not in " \t\n\r" for c in raw):
+        if any(unicodedata.category(c) == "Cc" and c not in _WHITESPACE_CONTROLS for c in raw):
             problems.append(f"prompt {i} {raw!r} contains control characters")
             continue
         name = normalise_name(raw)
         if not name:
-            problems.append(f"prompt {i} is empty or whitespace")
+            problems.append(f"prompt {i} {raw!r} is empty or whitespace once normalised "
+                            "(zero-width and bidi control characters are removed)")
             continue
         key = name.casefold()
         if key in seen:

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ovseg_ros.io.image_header import HeaderError, header_size
+
 Buffer = bytes | bytearray | memoryview | array.array | np.ndarray
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -219,44 +221,18 @@ def decode_image(
 # --------------------------------------------------------------------------- compressed
 
 
-def _peek_png(b: bytes) -> tuple[int, int] | None:
-    if len(b) >= 24 and b[:8] == b"\x89PNG\r\n\x1a\n" and b[12:16] == b"IHDR":
-        return int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
-    return None
-
-
-def _peek_jpeg(b: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first SOF segment; walks segment headers only."""
-    if len(b) < 4 or b[0] != 0xFF or b[1] != 0xD8:
-        return None
-    i, n = 2, len(b)
-    while i + 4 <= n:
-        if b[i] != 0xFF:
-            return None
-        marker = b[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length field
-            i += 2
-            continue
-        if marker in (0xD9, 0xDA):  # EOI / start of scan: no SOF seen
-            return None
-        seg_len = int.from_bytes(b[i + 2 : i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > n:
-                return None
-            h = int.from_bytes(b[i + 5 : i + 7], "big")
-            w = int.from_bytes(b[i + 7 : i + 9], "big")
-            return (w, h) if h > 0 else None  # h == 0: height given later by DNL
-        i += 2 + seg_len
-    return None
-
-
 def peek_compressed_size(data: Buffer) -> tuple[int, int] | None:
-    """(width, height) read from a PNG or JPEG header without decoding; None if unknown."""
-    head = bytes(memoryview(data)[:65536]) if not isinstance(data, bytes) else data
-    return _peek_png(head) or _peek_jpeg(head)
+    """(width, height) read from a compressed image's header without decoding; None if the
+    format is unknown or its header does not say (see ``io.image_header``)."""
+    try:
+        _, w, h = header_size(_as_bytes(data))
+    except HeaderError:
+        return None
+    return w, h
+
+
+def _as_bytes(data: Buffer) -> bytes:
+    return data if isinstance(data, bytes) else _byte_view(data).tobytes()
 
 
 def decode_compressed(
@@ -265,8 +241,10 @@ def decode_compressed(
     """Decode a ``sensor_msgs/CompressedImage`` payload (JPEG, PNG, ...) to RGB uint8 (H, W, 3).
 
     ``format`` is only used for messages and to refuse ``compressedDepth`` (a depth image, not
-    a colour one). PNG/JPEG header sizes are checked against ``max_pixels`` before decoding;
-    other formats are checked after.
+    a colour one). The size is read from the header (``io.image_header``: every format this
+    OpenCV decodes) and checked against ``max_pixels`` before any pixel is decoded; a format
+    or header whose size cannot be read that way is refused (a decompression bomb costs
+    gigabytes once decoded). The decoded size is checked again.
     """
     fmt = str(format or "")
     if "compresseddepth" in fmt.lower():
@@ -274,9 +252,13 @@ def decode_compressed(
     buf = _byte_view(data)
     if buf.size == 0:
         raise ImageDecodeError(f"compressed image ({fmt or 'unknown format'}) has no data")
-    size = peek_compressed_size(buf[:65536])
-    if size is not None:
-        _check_size(size[1], size[0], max_pixels, f"compressed {fmt or 'image'} header")
+    try:
+        kind, w, h = header_size(_as_bytes(data))
+    except HeaderError as exc:
+        raise ImageDecodeError(
+            f"cannot decode compressed image ({fmt!r}, {buf.size} bytes): {exc}"
+        ) from exc
+    _check_size(h, w, max_pixels, f"compressed {fmt or 'image'} ({kind} header)")
     try:
         bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as exc:

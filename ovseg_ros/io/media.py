@@ -2,7 +2,8 @@
 
 numpy + OpenCV only (shared by the command line and tools). Frames are RGB uint8 (H, W, 3).
 Files are read through ``cv2.imdecode`` on their bytes, which also works for non-ASCII paths
-and goes through the same size checks as ROS compressed images.
+and goes through the same size checks as ROS compressed images: the size is read from the
+file's header and checked before any pixel is decoded (``io.image_header``).
 """
 
 from __future__ import annotations
@@ -187,6 +188,11 @@ def iter_frames(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame
 
     cap = _open_video(p)
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    # The container's frame size, before any frame is decoded (each frame is checked again).
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if w * h > max_pixels:
+        cap.release()
+        raise MediaError(f"video {p}: {w}x{h} frames exceed max_pixels={max_pixels}")
 
     def video_frames(_: FrameIterator) -> Iterator[Frame]:
         try:

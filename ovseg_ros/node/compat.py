@@ -9,6 +9,7 @@ difference found, including those the node does not need to handle.
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -98,3 +99,30 @@ class InvalidTransitionGuard:
                 f"lifecycle transition {transition_id} refused in state '{state[1]}': "
                 + " ".join(str(exc).split()))
             return TransitionCallbackReturn.ERROR
+
+
+_QUERY_SERVICES = ("_service_get_state", "_service_get_available_states",
+                   "_service_get_available_transitions", "_service_get_transition_graph")
+
+
+def move_lifecycle_queries(node: LifecycleNodeMixin, group: Any,
+                           get_state: Callable[[Any, Any], Any]) -> None:
+    """Move a lifecycle node's query services into `group` and answer `~/get_state` with
+    `get_state(request, response)`.
+
+    rclpy (Jazzy and Kilted alike) creates all five lifecycle services in one callback group,
+    the one `~/change_state` runs its transition callbacks in: with a mutually exclusive group
+    a get_state waits for a whole configure. The services are the private `_service_*`
+    attributes of `LifecycleNodeMixin` on both distros; the executor reads an entity's
+    `callback_group` each time it builds its wait set, so moving them is enough.
+    """
+    for attr in _QUERY_SERVICES:
+        srv = getattr(node, attr, None)
+        if srv is None:
+            continue
+        old = srv.callback_group
+        if old is not None:
+            old.entities.discard(weakref.ref(srv))
+        srv.callback_group = group
+        group.add_entity(srv)
+    node._service_get_state.callback = get_state

@@ -13,7 +13,10 @@ With `autostart` (the default) the node configures and activates itself at start
 Threads: subscription callbacks only hand messages to the worker's one-slot-per-camera buffer;
 one worker thread decodes, segments and publishes (frames.FrameProcessor). Services,
 parameters and the diagnostics timer run in a reentrant callback group of a multi-threaded
-executor and answer in every state, also while a transition or a frame is running.
+executor and answer in every state, also while a transition or a frame is running: the
+lifecycle queries (`~/get_state`, ...) have a group of their own and answer from the state the
+node keeps, and one vocabulary change at a time encodes text (`PromptsBusy` refuses the others
+at once), so no executor thread waits behind another's long work.
 
 Run: `ros2 run ovseg_ros segment_node --ros-args -p prompts:="['cup','table']"` or
 `python -m ovseg_ros.node.segment_node --ros-args ...`.
@@ -40,11 +43,12 @@ from std_srvs.srv import Trigger
 
 from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
-from ovseg_ros.node.compat import InvalidTransitionGuard
+from ovseg_ros.node.compat import InvalidTransitionGuard, move_lifecycle_queries
 from ovseg_ros.node.config import build_configs
 from ovseg_ros.node.diagnostics import Throttle, one_line
 from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming
 from ovseg_ros.node.outputs import Outputs
+from ovseg_ros.node.prompt_text import PromptsBusy, TextEncodingGate, normalise_prompt_parameters
 from ovseg_ros.node.query import QueryServices
 from ovseg_ros.node.runner import run_main
 from ovseg_ros.node.worker import FrameWorker
@@ -52,6 +56,10 @@ from ovseg_ros.srv import GetPrompts, SetPrompts
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 DEACTIVATE_WAIT_S = 10.0  # how long deactivate waits for the frame in flight
+# lifecycle_msgs/State ids of the labels `SegmentNode.state` takes
+STATE_IDS = {"unconfigured": 1, "inactive": 2, "active": 3, "finalized": 4, "configuring": 10,
+             "cleaningup": 11, "shuttingdown": 12, "activating": 13, "deactivating": 14,
+             "errorprocessing": 15}
 
 
 class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
@@ -62,6 +70,10 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         # Lifecycle services in their own group: a configure that loads weights for seconds
         # must not hold up the parameter services (default group) or ours (reentrant).
         LifecycleNodeMixin.__init__(self, callback_group=MutuallyExclusiveCallbackGroup())
+        # ... and the queries (get_state, available states/transitions) in a reentrant group of
+        # their own, answered from `self.state`: rclpy puts them in the transitions' group, so
+        # a configure that loads weights for seconds held every get_state until it ended.
+        move_lifecycle_queries(self, ReentrantCallbackGroup(), self._srv_get_state)
         self.values = P.declare(self)  # current value of every parameter
         self.state = "unconfigured"  # lifecycle state, or the transition under way
         self.last_error: str | None = None  # why the last configure failed
@@ -77,6 +89,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self._throttle = Throttle(5.0)
         self._quiet_failure = False  # autostart: start_failure() reports it instead
         self._vocab_lock = threading.RLock()  # vocabulary + label map + parameter changes
+        self._text_gate = TextEncodingGate()  # one text encoding at a time, outside the lock
         self._cb = ReentrantCallbackGroup()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(SetPrompts, "~/set_prompts", self._srv_set_prompts,
@@ -85,6 +98,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
                             callback_group=self._cb)
         self.create_service(Trigger, "~/keyframe", self._srv_keyframe, callback_group=self._cb)
         self.queries = QueryServices(self)  # ~/query, ~/encode_text, ~/query_markers
+        self.add_pre_set_parameters_callback(normalise_prompt_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(self.values["diagnostics_period"],
                                              self._on_diagnostics, callback_group=self._cb)
@@ -140,7 +154,10 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             outputs = Outputs.create(self, seg_cfg, kf_cfg, node_cfg, self._ids)
         except Exception as exc:  # ConfigError, WeightsError, DeviceError, VocabularyError, ...
             self.last_error = one_line(exc)
-            if not self._quiet_failure:
+            if not self.context.ok():  # SIGTERM meanwhile: "context is invalid" is no fault
+                self.last_error = "the node is shutting down"
+                self.get_logger().info("configure stopped: the node is shutting down")
+            elif not self._quiet_failure:
                 self.get_logger().error(f"configure failed: {self.last_error}")
             self.state = "unconfigured"
             return FAILURE
@@ -150,6 +167,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             changed = {k: v for k, v in self.values.items() if v != used[k]}
             if changed and (why := outputs.apply_dynamic(changed)) is not None:
                 self.get_logger().warning(f"a change made during configure was refused: {why}")
+            self._mirror_prompts()
         if self._diag_timer.timer_period_ns != int(node_cfg.diagnostics_period * 1e9):
             self.destroy_timer(self._diag_timer)
             self._diag_timer = self.create_timer(node_cfg.diagnostics_period,
@@ -203,6 +221,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         return SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = "errorprocessing"
         self.get_logger().error(f"error during a transition from {state.label}: unloading")
         self.close(timeout=1.0)
         self.state = "unconfigured"
@@ -277,7 +296,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.still_running: list[str] = []
         if not self._stop_input(timeout):
             self.still_running.append("a frame was still in inference")
-        if not self._unload(wait_vocabulary=0.3):
+        if not self._unload(wait_vocabulary=0.3) or self._text_gate.busy:
             self.still_running.append("a vocabulary change was still encoding text")
         return not self.still_running
 
@@ -298,25 +317,50 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         if self.outputs is not None:
             self.outputs.publish_label_map()
 
+    def encode_new_names(self, prompts: Sequence[str]) -> str:
+        """Encode the new names of `prompts` outside the vocabulary lock, one caller at a
+        time (prompt_text.TextEncodingGate); "" when nothing is configured or new."""
+        out = self.outputs
+        return "" if out is None else self._text_gate.encode(out.pipeline, prompts)
+
     def set_prompts(self, prompts: Sequence[str]) -> tuple[bool, str]:
-        """Swap the vocabulary and mirror it into the `prompts` parameter."""
+        """Swap the vocabulary and mirror it into the `prompts` parameter. (success, message):
+        the reason when refused, else how long encoding new names took."""
+        out = self.outputs
+        if out is None:
+            return False, (f"the node is {self.state}: configure it first (the prompts "
+                           "parameter is read at configure)")
+        try:
+            note = self.encode_new_names(prompts)
+        except Exception as exc:  # VocabularyError, PromptsBusy, or the text encoder failing
+            return False, str(exc)
         with self._vocab_lock:
-            if self.outputs is None:
-                return False, (f"the node is {self.state}: configure it first (the prompts "
-                               "parameter is read at configure)")
+            if self.outputs is not out:
+                return False, f"the node was reconfigured meanwhile (now {self.state}): call again"
             try:
-                self.outputs.set_prompts(prompts)
-            except Exception as exc:  # VocabularyError, or the text encoder failing
+                self.outputs.set_prompts(prompts)  # the text is cached: no encoding here
+            except Exception as exc:  # VocabularyError
                 return False, str(exc)
-            names = list(self.vocabulary()[0])
+            self._mirror_prompts()
+            return True, note
+
+    def _mirror_prompts(self) -> None:
+        """The `prompts` parameter := the vocabulary's names (normalised), so the parameter,
+        get_prompts, LabelMap and LabelInfo always agree. Call with _vocab_lock held."""
+        names = list(self.vocabulary()[0])
+        if names and names != list(self.values["prompts"]):
             # Re-enters _on_set_parameters, which sees an unchanged vocabulary and accepts.
             self.set_parameters([Parameter("prompts", Parameter.Type.STRING_ARRAY, names)])
-            return True, ""
 
     def _srv_set_prompts(self, req: SetPrompts.Request, res: SetPrompts.Response):
         res.success, res.message = self.set_prompts(req.prompts)
         names, ids, _, _ = self.vocabulary()  # the previous vocabulary on refusal
         res.class_names, res.class_ids = list(names), list(ids)
+        return res
+
+    def _srv_get_state(self, req: Any, res: Any):
+        """~/get_state from the state the node keeps (never waits for a transition)."""
+        res.current_state.id, res.current_state.label = STATE_IDS[self.state], self.state
         return res
 
     def _srv_get_prompts(self, req: GetPrompts.Request, res: GetPrompts.Response):
@@ -342,6 +386,14 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
     # ---- parameters -----------------------------------------------------------------------------
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
+        prompts = next((p.value for p in changes if p.name == "prompts"), None)
+        if prompts is not None and self.outputs is not None:
+            try:  # new names are encoded before the lock, as set_prompts does
+                self.encode_new_names(list(prompts))
+            except PromptsBusy as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            except Exception:  # refused prompts (or a limit changed with them): judged below
+                pass
         with self._vocab_lock:
             refused = [r for p in changes
                        if (r := P.change_refused(p.name, p.value, self.state)) is not None]
