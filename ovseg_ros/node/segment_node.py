@@ -39,12 +39,12 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_policy_name_from_kind
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_srvs.srv import Trigger
 
 from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
 from ovseg_ros.node.compat import InvalidTransitionGuard, move_lifecycle_queries
 from ovseg_ros.node.config import build_configs
+from ovseg_ros.node.control_services import ControlServices, get_state
 from ovseg_ros.node.diagnostics import Throttle, one_line
 from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming
 from ovseg_ros.node.outputs import Outputs
@@ -52,14 +52,9 @@ from ovseg_ros.node.prompt_text import PromptsBusy, TextEncodingGate, normalise_
 from ovseg_ros.node.query import QueryServices
 from ovseg_ros.node.runner import run_main
 from ovseg_ros.node.worker import FrameWorker
-from ovseg_ros.srv import GetPrompts, SetPrompts
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 DEACTIVATE_WAIT_S = 10.0  # how long deactivate waits for the frame in flight
-# lifecycle_msgs/State ids of the labels `SegmentNode.state` takes
-STATE_IDS = {"unconfigured": 1, "inactive": 2, "active": 3, "finalized": 4, "configuring": 10,
-             "cleaningup": 11, "shuttingdown": 12, "activating": 13, "deactivating": 14,
-             "errorprocessing": 15}
 
 
 class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
@@ -73,7 +68,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         # ... and the queries (get_state, available states/transitions) in a reentrant group of
         # their own, answered from `self.state`: rclpy puts them in the transitions' group, so
         # a configure that loads weights for seconds held every get_state until it ended.
-        move_lifecycle_queries(self, ReentrantCallbackGroup(), self._srv_get_state)
+        move_lifecycle_queries(self, ReentrantCallbackGroup(), lambda req, res: get_state(
+            self.state, res))
         self.values = P.declare(self)  # current value of every parameter
         self.state = "unconfigured"  # lifecycle state, or the transition under way
         self.last_error: str | None = None  # why the last configure failed
@@ -92,11 +88,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self._text_gate = TextEncodingGate()  # one text encoding at a time, outside the lock
         self._cb = ReentrantCallbackGroup()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_service(SetPrompts, "~/set_prompts", self._srv_set_prompts,
-                            callback_group=self._cb)
-        self.create_service(GetPrompts, "~/get_prompts", self._srv_get_prompts,
-                            callback_group=self._cb)
-        self.create_service(Trigger, "~/keyframe", self._srv_keyframe, callback_group=self._cb)
+        self.control = ControlServices(self, self._cb)  # ~/set_prompts, ~/get_prompts, ...
         self.queries = QueryServices(self)  # ~/query, ~/encode_text, ~/query_markers
         self.add_pre_set_parameters_callback(normalise_prompt_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -351,37 +343,6 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         if names and names != list(self.values["prompts"]):
             # Re-enters _on_set_parameters, which sees an unchanged vocabulary and accepts.
             self.set_parameters([Parameter("prompts", Parameter.Type.STRING_ARRAY, names)])
-
-    def _srv_set_prompts(self, req: SetPrompts.Request, res: SetPrompts.Response):
-        res.success, res.message = self.set_prompts(req.prompts)
-        names, ids, _, _ = self.vocabulary()  # the previous vocabulary on refusal
-        res.class_names, res.class_ids = list(names), list(ids)
-        return res
-
-    def _srv_get_state(self, req: Any, res: Any):
-        """~/get_state from the state the node keeps (never waits for a transition)."""
-        res.current_state.id, res.current_state.label = STATE_IDS[self.state], self.state
-        return res
-
-    def _srv_get_prompts(self, req: GetPrompts.Request, res: GetPrompts.Response):
-        names, ids, background, _ = self.vocabulary()
-        res.class_names, res.class_ids, res.background = list(names), list(ids), background
-        return res
-
-    def _srv_keyframe(self, req: Trigger.Request, res: Trigger.Response):
-        pipeline = self.pipeline
-        if pipeline is None:
-            res.success, res.message = False, f"the node is {self.state}: configure it first"
-        elif not pipeline.request_keyframe():
-            res.success, res.message = False, (
-                "keyframes are disabled: set keyframes:=true (or a keyframe_every_n / "
-                "keyframe_every_s schedule) while the node is unconfigured, then configure")
-        else:
-            res.success = True
-            res.message = "keyframe requested for the next frame" + (
-                "" if self.state == "active" else f" (the node is {self.state}: no frames "
-                "until it is activated)")
-        return res
 
     # ---- parameters -----------------------------------------------------------------------------
 

@@ -1,0 +1,61 @@
+"""The node's control services: ~/set_prompts, ~/get_prompts, ~/keyframe, and the answer to
+~/get_state. They answer in every state, also while a transition or a frame runs: none waits
+for the model (a vocabulary change with new names encodes them through the node's
+TextEncodingGate, one at a time, and refuses a second at once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rclpy.callback_groups import CallbackGroup
+from std_srvs.srv import Trigger
+
+from ovseg_ros.srv import GetPrompts, SetPrompts
+
+# lifecycle_msgs/State ids of the labels `SegmentNode.state` takes
+STATE_IDS = {"unconfigured": 1, "inactive": 2, "active": 3, "finalized": 4, "configuring": 10,
+             "cleaningup": 11, "shuttingdown": 12, "activating": 13, "deactivating": 14,
+             "errorprocessing": 15}
+
+
+def get_state(state: str, res: Any) -> Any:
+    """~/get_state from the state the node keeps (never waits for a transition)."""
+    res.current_state.id, res.current_state.label = STATE_IDS[state], state
+    return res
+
+
+class ControlServices:
+    """Creates the services on `node` (a SegmentNode) in `group` and answers them."""
+
+    def __init__(self, node: Any, group: CallbackGroup) -> None:
+        self.node = node
+        node.create_service(SetPrompts, "~/set_prompts", self.set_prompts, callback_group=group)
+        node.create_service(GetPrompts, "~/get_prompts", self.get_prompts, callback_group=group)
+        node.create_service(Trigger, "~/keyframe", self.keyframe, callback_group=group)
+
+    def set_prompts(self, req: SetPrompts.Request, res: SetPrompts.Response):
+        res.success, res.message = self.node.set_prompts(req.prompts)
+        names, ids, _, _ = self.node.vocabulary()  # the previous vocabulary on refusal
+        res.class_names, res.class_ids = list(names), list(ids)
+        return res
+
+    def get_prompts(self, req: GetPrompts.Request, res: GetPrompts.Response):
+        names, ids, background, _ = self.node.vocabulary()
+        res.class_names, res.class_ids, res.background = list(names), list(ids), background
+        return res
+
+    def keyframe(self, req: Trigger.Request, res: Trigger.Response):
+        node = self.node
+        pipeline = node.pipeline
+        if pipeline is None:
+            res.success, res.message = False, f"the node is {node.state}: configure it first"
+        elif not pipeline.request_keyframe():
+            res.success, res.message = False, (
+                "keyframes are disabled: set keyframes:=true (or a keyframe_every_n / "
+                "keyframe_every_s schedule) while the node is unconfigured, then configure")
+        else:
+            res.success = True
+            res.message = "keyframe requested for the next frame" + (
+                "" if node.state == "active" else f" (the node is {node.state}: no frames "
+                "until it is activated)")
+        return res
