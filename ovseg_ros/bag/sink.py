@@ -29,7 +29,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 
 from ovseg_ros.bag import BagError
-from ovseg_ros.bag.types import definition, typename
+from ovseg_ros.bag.types import definition, typename, typestore
 
 
 def partial_path(output: Path) -> Path:
@@ -102,8 +102,9 @@ class OutputBag:
         self.written += 1
 
     def write(self, topic: Topic, time_ns: int, msg: object) -> None:
-        """An rclpy message, serialized by rclpy: the bytes the node would publish."""
-        self.write_raw(topic, time_ns, serialize_message(msg))
+        """An rclpy message, serialized by rclpy (the node's bytes), padding zeroed."""
+        self.write_raw(topic, time_ns, canonical_cdr(self.distro, topic.msgtype,
+                                                     serialize_message(msg)))
 
     def close(self) -> None:
         """Close the partial bag (readable, with its metadata.yaml)."""
@@ -139,6 +140,14 @@ class OutputBag:
         except BagError:
             if exc[0] is None:
                 raise
+
+
+def canonical_cdr(distro: str, msgtype: str, raw: bytes) -> bytes:
+    """The same CDR with its alignment padding zeroed. rclpy's serializer leaves padding bytes
+    uninitialised (they change from run to run), so identical messages would not give
+    identical bytes; rosbags' serializer writes zeros. Values are unchanged: a round trip."""
+    store = typestore(distro)
+    return bytes(store.serialize_cdr(store.deserialize_cdr(raw, msgtype), msgtype))
 
 
 def _disk_error(exc: OSError, partial: Path) -> BagError:
