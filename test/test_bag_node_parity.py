@@ -70,7 +70,7 @@ def test_bag_outputs_equal_the_live_nodes_bytes(tmp_path, ros, autostart_node, t
             p, cls = pubs[topic]
             p.publish(deserialize_message(raw, cls))
         frames += 1
-        assert wait_for(lambda: got["segmentation"].count >= frames, timeout=60)
+        assert wait_for(lambda n=frames: got["segmentation"].count >= n, timeout=60)
     assert frames == 3
     assert wait_for(lambda: all(got[n].count == 3 for n in OUTPUTS))
     for name in OUTPUTS:

@@ -119,6 +119,7 @@ class BagJob:
             with OutputBag(output, self.s.distro) as out:
                 try:
                     topics = output_topics(out, cams, self.s)
+                    self._labels_written = False
                     done = self._carry_over(old, out, cams, topics, report) if old else set()
                     self._loop(bag, out, cams, topics, done, start_ns, stop_ns, report,
                                progress)
@@ -151,7 +152,6 @@ class BagJob:
         copies: dict[int, Topic] = {}
         slop_ns = int(self.s.node.depth_slop_s * 1e9)
         pending: collections.deque[_Pending] = collections.deque()
-        self._labels_written = False
         report.frames = {c.image_topic: 0 for c in cams}
         for conn, t, raw in bag.messages():
             if self.s.copy:
@@ -211,8 +211,7 @@ class BagJob:
             except ImageDecodeError as exc:
                 if p.pair is not None:
                     p.cam.depth.pairing.close(p.pair)
-                key = "".join(c for c in str(exc) if not c.isdigit())[:80]
-                self._skip(report, f"undecodable frame on {p.cam.image_topic}: {key}")
+                self._skip(report, f"undecodable frame on {p.cam.image_topic}", str(exc))
         if not frames:
             if progress:
                 progress(len(take))
@@ -256,11 +255,12 @@ class BagJob:
 
     # ---- helpers ------------------------------------------------------------------------------
 
-    def _skip(self, report: BagReport, reason: str) -> None:
+    def _skip(self, report: BagReport, reason: str, detail: str = "") -> None:
+        """Count a skipped frame under `reason`; the first of each reason is logged."""
         first = reason not in report.skipped
         report.skipped[reason] = report.skipped.get(reason, 0) + 1
         if first:
-            log.warning("skipped: %s", reason)
+            log.warning("skipped: %s%s", reason, f" ({detail})" if detail else "")
 
     def _slice(self, bag: InputBag) -> tuple[int | None, int | None]:
         def at(value: float | None) -> int | None:
@@ -274,16 +274,17 @@ class BagJob:
                     report: BagReport) -> set[tuple[str, int]]:
         """--resume: the outputs of every frame the interrupted run completed (its segmentation
         message is written last) go into the new partial; those frames are not processed again.
-        Copied input messages are copied again from the input (all of them), the label map is
-        written again."""
+        Copied input messages are copied again from the input (all of them); the label map
+        is kept."""
         by_topic = {t.topic: key for key, t in topics.items()}
         records = [r for r in read_partial(old) if r[0] in by_topic]
         done = {(by_topic[topic][0], t) for topic, t, _ in records
                 if by_topic[topic][1] == "segmentation"}
         for topic, t, raw in records:
             key = by_topic[topic]
-            if key[1] not in ("label_map", "label_info") and (key[0], t) in done:
+            if key[1] in ("label_map", "label_info") or (key[0], t) in done:
                 out.write_raw(topics[key], t, raw)
+                self._labels_written |= key[1] == "label_map"
         report.resumed_frames = len(done)
         image_of = {c.name: c.image_topic for c in cams}
         return {(image_of[cam], t) for cam, t in done}

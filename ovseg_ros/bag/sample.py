@@ -69,7 +69,7 @@ def write_sample_bag(path: Path, *, frames: int = 12, size: int = 320, depth: bo
     c_info = conn("/camera/camera_info", CameraInfo) if depth else None
     c_chat = conn("/chatter", String)
     c_odo = writer.add_connection("/odometer", UNKNOWN_TYPE, msgdef=UNKNOWN_DEF,
-                                  rihs01="RIHS01_" + "ab" * 32) if unknown else None
+                                  rihs01=_unknown_hash()) if unknown else None
     writer.write(c_chat, START_S * 10**9 - 1, serialize_message(String(data=SYNTHETIC_NOTE)))
     for i, rgb in enumerate(sample_frames(frames, size)):
         t = START_S * 10**9 + i * PERIOD_NS
@@ -99,6 +99,14 @@ def write_sample_bag(path: Path, *, frames: int = 12, size: int = 320, depth: bo
             writer.write(c_odo, t + 1, raw)
     writer.close()
     return path
+
+
+def _unknown_hash() -> str:
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.EMPTY)
+    store.register(get_types_from_msg(UNKNOWN_DEF, UNKNOWN_TYPE))
+    return store.hash_rihs01(UNKNOWN_TYPE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -191,7 +191,7 @@ def read_partial(folder: Path) -> Iterator[tuple[str, int, bytes]]:
         channels: dict[int, str] = {}
         with path.open("rb") as f:
             try:
-                for rec in StreamReader(f, skip_magic=False, emit_chunks=False):
+                for rec in StreamReader(f, skip_magic=False, emit_chunks=False).records:
                     if isinstance(rec, Channel):
                         channels[rec.id] = rec.topic
                     elif isinstance(rec, Message) and rec.channel_id in channels:

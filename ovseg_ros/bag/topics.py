@@ -53,7 +53,8 @@ def cameras_for(bag: InputBag, s: Any, log: Any, throttle: Any) -> list[BagCamer
     images = bag.topics(IMAGE_TYPES)
     wanted = list(s.image_topics)
     if not wanted:
-        candidates = sorted(t for t in images if t not in s.depth_topics)
+        candidates = sorted(t for t in images  # depth images are Images too: not those
+                            if t not in s.depth_topics and "depth" not in t.lower())
         if len(candidates) != 1:
             listing = ", ".join(candidates) or "none"
             raise BagError(f"{bag.path}: pick the image topic(s) with --image-topic; its image "
