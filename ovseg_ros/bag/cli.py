@@ -206,6 +206,7 @@ def _print_summary(r) -> None:
 
 def _count_frames(bags: list[Path], args: argparse.Namespace) -> int:
     from .source import IMAGE_TYPES, InputBag
+    from .topics import default_image_topics
 
     total = 0
     for b in bags:
@@ -213,7 +214,8 @@ def _count_frames(bags: list[Path], args: argparse.Namespace) -> int:
             bag = InputBag(b, args.distro)
         except BagError:
             continue
-        topics = set(args.image_topic) or set(bag.topics(IMAGE_TYPES))
+        topics = set(args.image_topic) or set(
+            default_image_topics(bag.topics(IMAGE_TYPES), args.depth_topic))
         total += bag.count(topics)
         bag.close()
     return total

@@ -7,6 +7,8 @@ once from scratch, then reported; the others go on.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -94,7 +96,7 @@ def _import_ray():
     return ray
 
 
-class _Worker:
+class BagWorker:
     """The actor: one FramePipeline for its life, bags processed one at a time."""
 
     def __init__(self, argv: list[str], threads: int) -> None:
@@ -123,9 +125,8 @@ class _Worker:
                                   fresh_partial=True, progress=progress)
         except BagError as exc:
             report = BagReport(bag, output, status="failed", error=str(exc))
-        out = report.as_dict()
-        out["worker_pid"] = self.pid
-        return out
+        report.worker_pid = self.pid
+        return report.as_dict()
 
 
 class _Counter:
@@ -144,14 +145,21 @@ def run_ray(address: str, argv: list[str], bags: list[Path], outdir: Path, *, wo
             progress: Any, total_frames: int) -> tuple[list[BagReport], dict[str, float]]:
     """Process `bags` on the cluster at `address` ("auto", "ray://...", "host:port", or
     "local" for a cluster of this machine). Returns the reports and timings (start-up s)."""
+    loopback = address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
+    if loopback and "ray" not in sys.modules:
+        # A cluster on this machine's loopback (tests, one workstation): Ray would otherwise
+        # rewrite 127.0.0.1 to the machine's outward address and never connect. Read by Ray at
+        # import: resolve "this node" to the loopback address.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = _import_ray()
     t0 = time.perf_counter()
     if not ray.is_initialized():
         if address == "local":
             ray.init(log_to_driver=False, include_dashboard=False)
         else:
-            ray.init(address=address, log_to_driver=False)
-    Worker = ray.remote(max_restarts=-1, max_task_retries=0)(_Worker)
+            local = {"_node_ip_address": "127.0.0.1"} if loopback else {}
+            ray.init(address=address, log_to_driver=False, **local)
+    Worker = ray.remote(max_restarts=-1, max_task_retries=0)(BagWorker)
     Counter = ray.remote(num_cpus=0)(_Counter)
     counter = Counter.remote()
     n = max(1, min(workers, len(bags)))
@@ -193,7 +201,8 @@ def run_ray(address: str, argv: list[str], bags: list[Path], outdir: Path, *, wo
             if result is not None:
                 report.frames, report.skipped = result["frames"], result["skipped"]
                 report.seconds, report.broken = result["seconds"], result["broken"]
-            report.attempts = attempt  # type: ignore[attr-defined]
+                report.worker_pid = result["worker_pid"]
+            report.attempts = attempt
             reports[bag] = report
     for a in actors:
         ray.kill(a)

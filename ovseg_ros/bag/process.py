@@ -67,6 +67,8 @@ class BagReport:
     broken: str = ""  # the input stopped early (truncated/corrupt): where and why
     resumed_frames: int = 0
     last_time_ns: int = 0
+    attempts: int = 1  # a fleet retries a failed bag once
+    worker_pid: int = 0  # the Ray actor that processed it
 
     @property
     def total(self) -> int:
@@ -81,7 +83,8 @@ class BagReport:
                 "frames": self.frames, "skipped": self.skipped,
                 "seconds": round(self.seconds, 3), "frames_per_s": round(self.fps, 3),
                 "error": self.error, "broken": self.broken,
-                "resumed_frames": self.resumed_frames}
+                "resumed_frames": self.resumed_frames, "attempts": self.attempts,
+                "worker_pid": self.worker_pid}
 
 
 @dataclass

@@ -48,13 +48,18 @@ def camera_name(topic: str) -> str:
     return "/".join(parts)
 
 
+def default_image_topics(images: dict[str, str], depth_topics=()) -> list[str]:
+    """The image topics to segment when none is named: every Image/CompressedImage topic but
+    the depth ones (depth images are Images too)."""
+    return sorted(t for t in images if t not in depth_topics and "depth" not in t.lower())
+
+
 def cameras_for(bag: InputBag, s: Any, log: Any, throttle: Any) -> list[BagCamera]:
     """The cameras to process, checked against the bag (BagError with what it has)."""
     images = bag.topics(IMAGE_TYPES)
     wanted = list(s.image_topics)
     if not wanted:
-        candidates = sorted(t for t in images  # depth images are Images too: not those
-                            if t not in s.depth_topics and "depth" not in t.lower())
+        candidates = default_image_topics(images, s.depth_topics)
         if len(candidates) != 1:
             listing = ", ".join(candidates) or "none"
             raise BagError(f"{bag.path}: pick the image topic(s) with --image-topic; its image "
