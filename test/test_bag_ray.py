@@ -45,13 +45,15 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def margs(tmp_path_factory) -> list[str]:
-    return model_args(tmp_path_factory.mktemp("ray_model"))
+    # Ray sets an actor's threads to its CPUs (1): pin torch's, here and in the references,
+    # since float sums depend on the thread count.
+    return model_args(tmp_path_factory.mktemp("ray_model")) + ["--threads", "2"]
 
 
 def fleet(cluster, margs, bags, out, *extra, wait=None):
     """Run `ovseg bag --ray` in a child process; `wait(child)` runs while it works."""
     argv = [sys.executable, "-m", "ovseg_ros.cli.main", "bag", *map(str, bags), "-o", str(out),
-            "--ray", cluster.address, "--threads-per-worker", "1", *extra, *margs]
+            "--ray", cluster.address, *extra, *margs]
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:

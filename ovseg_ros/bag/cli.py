@@ -72,9 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             "'local': start one here)")
     fleet.add_argument("--workers", type=int, default=1, help="Ray actors (model replicas)")
     fleet.add_argument("--gpus-per-worker", type=float, default=0.0)
-    fleet.add_argument("--cpus-per-worker", type=float, default=1.0)
-    fleet.add_argument("--threads-per-worker", type=int, default=0,
-                       help="torch threads per actor (0: torch's default)")
+    fleet.add_argument("--cpus-per-worker", type=float, default=1.0,
+                       help="Ray CPUs per actor (Ray then sets its threads to this; --threads "
+                            "sets torch's)")
     add_model_options(p)
     add_keyframe_options(p)
 
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         reports, extra = fleet.run_ray(
             args.ray, _worker_argv(argv), bags, output, workers=args.workers,
             gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
-            threads=args.threads_per_worker, overwrite=args.overwrite, progress=progress,
+            overwrite=args.overwrite, progress=progress,
             total_frames=_count_frames(bags, args))
     else:
         job = job_from_args(args)

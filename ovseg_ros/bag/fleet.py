@@ -99,17 +99,13 @@ def _import_ray():
 class BagWorker:
     """The actor: one FramePipeline for its life, bags processed one at a time."""
 
-    def __init__(self, argv: list[str], threads: int) -> None:
-        import os
-
+    def __init__(self, argv: list[str]) -> None:
         import torch
 
         from ovseg_ros.bag.cli import job_from_argv
 
-        if threads > 0:
-            torch.set_num_threads(threads)
+        self.job = job_from_argv(argv)  # --threads (the model setting) applies here
         self.threads = torch.get_num_threads()
-        self.job = job_from_argv(argv)
         self.pid = os.getpid()
         self.frames = 0
 
@@ -129,6 +125,17 @@ class BagWorker:
         return report.as_dict()
 
 
+def _wait_alive(ray: Any, actor: Any, timeout_s: float = 300.0) -> None:
+    """Until a restarting actor answers again (its model reloaded), or timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.info.remote(), timeout=30)
+            return
+        except ray.exceptions.RayError:
+            time.sleep(0.5)
+
+
 class _Counter:
     def __init__(self) -> None:
         self.n = 0
@@ -141,7 +148,7 @@ class _Counter:
 
 
 def run_ray(address: str, argv: list[str], bags: list[Path], outdir: Path, *, workers: int,
-            gpus_per_worker: float, cpus_per_worker: float, threads: int, overwrite: bool,
+            gpus_per_worker: float, cpus_per_worker: float, overwrite: bool,
             progress: Any, total_frames: int) -> tuple[list[BagReport], dict[str, float]]:
     """Process `bags` on the cluster at `address` ("auto", "ray://...", "host:port", or
     "local" for a cluster of this machine). Returns the reports and timings (start-up s)."""
@@ -164,9 +171,10 @@ def run_ray(address: str, argv: list[str], bags: list[Path], outdir: Path, *, wo
     counter = Counter.remote()
     n = max(1, min(workers, len(bags)))
     actors = [Worker.options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)
-              .remote(argv, threads) for _ in range(n)]
-    ray.get([a.info.remote() for a in actors])  # every model loaded: start-up ends here
-    startup_s = time.perf_counter() - t0
+              .remote(argv) for _ in range(n)]
+    infos = ray.get([a.info.remote() for a in actors])  # every model loaded: start-up ends
+    startup = {"startup_s": 0.0, "threads_per_worker": infos[0]["threads"]}
+    startup["startup_s"] = time.perf_counter() - t0
     progress.add_total(total_frames)
     todo = [(b, 1) for b in bags]
     running: dict[Any, tuple[Any, Path, int]] = {}
@@ -193,6 +201,7 @@ def run_ray(address: str, argv: list[str], bags: list[Path], outdir: Path, *, wo
             except ray.exceptions.RayError as exc:  # the actor died (it restarts) or a bug
                 result, error = None, f"worker lost: {type(exc).__name__}: " \
                                       f"{str(exc).splitlines()[0][:200]}"
+                _wait_alive(ray, actor)  # a task sent while it restarts would fail at once
             if error and attempt == 1:
                 todo.append((bag, 2))  # once more, from scratch
                 continue
@@ -206,7 +215,7 @@ def run_ray(address: str, argv: list[str], bags: list[Path], outdir: Path, *, wo
             reports[bag] = report
     for a in actors:
         ray.kill(a)
-    return [reports[b] for b in bags], {"startup_s": startup_s}
+    return [reports[b] for b in bags], startup
 
 
 def summary_table(reports: list[BagReport]) -> str:

@@ -94,10 +94,11 @@ def _bench_ray(src: Path, tmp: Path, model_argv: list[str],
     out["ray_init_s"] = time.perf_counter() - t0
     try:
         for n in workers:
-            argv = [str(b) for b in bags] + ["-o", str(tmp / f"ray{n}"), *model_argv]
+            argv = [str(b) for b in bags] + ["-o", str(tmp / f"ray{n}"), *model_argv,
+                                             "--threads", str(threads)]
             t0 = time.perf_counter()
             reports, extra = run_ray("local", argv, bags, tmp / f"ray{n}", workers=n,
-                                     gpus_per_worker=0.0, cpus_per_worker=1.0, threads=threads,
+                                     gpus_per_worker=0.0, cpus_per_worker=1.0,
                                      overwrite=True, progress=Progress(bar=False, desc="ray"),
                                      total_frames=0)
             wall = time.perf_counter() - t0
