@@ -187,3 +187,16 @@ def test_ctrl_c_closes_a_readable_partial(tmp_path, margs):
     assert "interrupted after" in rest and "--resume" in rest
     partial = read_rosbags(tmp_path / "out.partial")  # closed cleanly: metadata, summary
     assert 0 < sum(r[0] == "/ovseg/labels" for r in partial) < 40
+
+
+def test_many_bags_shard_and_folder(tmp_path, margs, capsys):
+    folder = tmp_path / "fleet"
+    for i in range(3):
+        write_sample_bag(folder / f"run{i}", frames=2, size=48, depth=False)
+    out = tmp_path / "out"
+    assert run_bag(folder, "-o", out, "--shard", "1/2", *margs) == 0  # every 2nd from #1
+    assert sorted(p.name for p in out.iterdir()) == ["ovseg_summary.json", "run1"]
+    assert run_bag(folder, "-o", out, *margs) == 1  # run1 exists now: that one fails alone
+    text = capsys.readouterr().out
+    assert "2/3 bags done" in text and "--overwrite" in text
+    assert sorted(p.name for p in out.iterdir()) == ["ovseg_summary.json", "run0", "run1", "run2"]
