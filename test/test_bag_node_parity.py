@@ -27,10 +27,10 @@ def canonical(msg, what: str) -> bytes:
     """rclpy's serialization with the alignment padding zeroed (rclpy leaves it uninitialised:
     two serializations of one message can differ there; see bag/sink.canonical_cdr)."""
     from ovseg_ros.bag.sink import canonical_cdr
-    from ovseg_ros.bag.types import typename
+    from ovseg_ros.bag.types import default_distro, typename
 
     raw = serialize_message(msg)
-    fixed = canonical_cdr("kilted", typename(type(msg)), raw)
+    fixed = canonical_cdr(default_distro(), typename(type(msg)), raw)
     assert len(fixed) == len(raw), what
     return fixed
 

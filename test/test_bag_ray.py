@@ -98,8 +98,8 @@ def test_a_corrupt_bag_fails_alone(tmp_path, cluster, margs):
 
 
 def _worker_pids() -> list[int]:
-    """PIDs of actors running BagWorker.process that descend from this test process (the
-    cluster's raylets are our children), found through /proc."""
+    """PIDs of BagWorker actors (Ray titles their processes "ray::BagWorker...") that descend
+    from this test process (the cluster's raylets are our children), found through /proc."""
     me, found = os.getpid(), []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -108,7 +108,7 @@ def _worker_pids() -> list[int]:
             cmd = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"BagWorker.process" not in cmd:
+        if b"ray::BagWorker" not in cmd:
             continue
         pid = int(entry.name)
         while pid > 1:
@@ -124,7 +124,7 @@ def _worker_pids() -> list[int]:
 
 
 def test_an_actor_killed_mid_bag_is_retried(tmp_path, cluster, margs):
-    big = write_sample_bag(tmp_path / "big", frames=24, size=320, depth=False)
+    big = write_sample_bag(tmp_path / "big", frames=48, size=320, depth=False)
     assert run_bag(big, "-o", tmp_path / "ref", *margs) == 0
     killed: list[int] = []
 

@@ -26,6 +26,7 @@ from ovseg_ros.bag import BagError
 from ovseg_ros.bag.sink import OutputBag, Topic, prepare_output, read_partial
 from ovseg_ros.bag.source import IMAGE_TYPES, InputBag
 from ovseg_ros.bag.topics import BagCamera, cameras_for, output_topics
+from ovseg_ros.bag.types import default_distro
 from ovseg_ros.io import ImageDecodeError
 from ovseg_ros.node import messages as m
 from ovseg_ros.node.camera import frame_messages
@@ -50,7 +51,7 @@ class BagSettings:
     batch: int = 1
     start: float | None = None  # seconds from the bag's start, or an absolute stamp (> 1e9)
     end: float | None = None
-    distro: str = "kilted"
+    distro: str = field(default_factory=default_distro)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from ovseg_ros.bag.sink import qos_of
-from ovseg_ros.bag.types import definition, typename
+from ovseg_ros.bag.types import default_distro, definition, typename
 from ovseg_ros.geometry import SYNTHETIC_NOTE, synthetic_depth
 from ovseg_ros.io import encode_16uc1, encode_rgb
 from ovseg_ros.io.media import list_images, read_image, samples_dir
@@ -52,7 +52,8 @@ def sample_frames(count: int, size: int) -> list[np.ndarray]:
 
 def write_sample_bag(path: Path, *, frames: int = 12, size: int = 320, depth: bool = True,
                      compressed: bool = False, storage: str = "mcap", half_depth: bool = False,
-                     unknown: bool = False, distro: str = "kilted") -> Path:
+                     unknown: bool = False, distro: str | None = None) -> Path:
+    distro = distro or default_distro()
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     writer = Writer(path, version=9 if storage == "mcap" else 8, storage_plugin=plugin)
     writer.open()
