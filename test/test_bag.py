@@ -200,3 +200,25 @@ def test_many_bags_shard_and_folder(tmp_path, margs, capsys):
     text = capsys.readouterr().out
     assert "2/3 bags done" in text and "--overwrite" in text
     assert sorted(p.name for p in out.iterdir()) == ["ovseg_summary.json", "run0", "run1", "run2"]
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_partial(tmp_path, margs):
+    """The file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes writes fail as a full disk
+    does: an OSError from the writer, in a child process."""
+    import resource
+
+    src = write_sample_bag(tmp_path / "in", frames=12, size=320, depth=False)
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    out = tmp_path / "out"
+    child = subprocess.run([sys.executable, "-m", "ovseg_ros.cli.main", "bag", str(src), "-o",
+                            str(out), *margs], preexec_fn=limit, capture_output=True,
+                           text=True, timeout=300)
+    assert child.returncode == 2 and "Traceback" not in child.stderr
+    assert child.stderr.strip().splitlines()[-1] == (
+        f"ovseg: error: writing the output failed ([Errno 27] File too large); what was "
+        f"written is kept in {out}.partial")
+    assert (tmp_path / "out.partial").is_dir() and not out.exists()
