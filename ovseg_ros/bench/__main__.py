@@ -142,8 +142,8 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
         model_argv = ["--model", model, "--clip-weights", "random", "--heads", "random",
                       "--device", args.device, "--precision", args.precision,
                       "--input-size", str(cfg.input_size)]
-        out["bag"] = bench_bag(seg, node_sizes[0], 4 if args.smoke else 20, model_argv,
-                               () if args.smoke else (1, 2))
+        out["bag"] = bench_bag(seg, node_sizes[0], 4 if args.smoke else max(4, reps),
+                               model_argv, () if args.smoke else (1, 2))
         node_fps = out.get("node", {}).get(f"{node_sizes[0][1]}x{node_sizes[0][0]}", {})
         if isinstance(node_fps, dict) and "output_fps" in node_fps:
             out["bag"]["ratios"]["bag_fps_over_node_fps"] = (
