@@ -26,6 +26,8 @@ setup(
     install_requires=requirements(),
     # The onnxruntime backend of the dense encoder (CPU fp32 and int8; README, Backends):
     # pip install 'ovseg_ros[onnxruntime]'. The core runs without it.
-    extras_require={"onnxruntime": ["onnxruntime>=1.20", "onnx>=1.17", "onnxscript>=0.5"]},
+    # `ovseg bag --ray`: many bags on a Ray cluster (README, Recorded data).
+    extras_require={"onnxruntime": ["onnxruntime>=1.20", "onnx>=1.17", "onnxscript>=0.5"],
+                    "ray": ["ray>=2.40"]},
     entry_points={"console_scripts": ["ovseg=ovseg_ros.cli.main:main"]},
 )

@@ -38,7 +38,7 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     for key in ("cpu", "device", "dtype", "threads", "torch", "open_clip", "matmul_gflops"):
         assert header[key], key
     assert set(sections) == set(bench.SECTIONS)
-    for name in ("core", "points", "vocab", "clipdiy", "backends", "node"):
+    for name in ("core", "points", "vocab", "clipdiy", "backends", "node", "bag"):
         assert "skipped" not in sections[name], sections[name]
         assert _positive_stages({name: sections[name]}) > 0, name
     core = next(iter(sections["core"].values()))
@@ -50,6 +50,9 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     node = next(iter(sections["node"].values()))
     assert node["frames"] > 0 and node["ratios"]["node_overhead_vs_inference"] > 0
     assert sections["memory"]["peak_rss_mb"] > 0
+    bag = sections["bag"]  # ovseg bag beside inference and beside the node, same run
+    assert bag["batch1"]["frames_per_s"] > 0 and bag["ratios"]["bag_share_of_frame_pct"] > 0
+    assert bag["ratios"]["bag_fps_over_node_fps"] > 0
     load = sections["memory"]["load_from_file"]
     assert "skipped" not in load, load
     assert load["weights_file_mb"] > 0

@@ -28,7 +28,7 @@ from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 from .tiny import register_tiny
 
-SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "node", "memory",
+SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "node", "bag", "memory",
             "lifecycle")
 OPT_IN = ("compile", "attention")  # run only when named in --only
 
@@ -142,6 +142,19 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if "node" in only:
         print("[node]", flush=True)
         out["node"] = run_node(args, model, cfg, node_sizes, duration, warmup)
+    if "bag" in only:
+        print("[bag]", flush=True)
+        from .bag_bench import bench_bag
+
+        model_argv = ["--model", model, "--clip-weights", "random", "--heads", "random",
+                      "--device", args.device, "--precision", args.precision,
+                      "--input-size", str(cfg.input_size)]
+        out["bag"] = bench_bag(seg, node_sizes[0], 4 if args.smoke else max(4, reps),
+                               model_argv, () if args.smoke else (1, 2))
+        node_fps = out.get("node", {}).get(f"{node_sizes[0][1]}x{node_sizes[0][0]}", {})
+        if isinstance(node_fps, dict) and "output_fps" in node_fps:
+            out["bag"]["ratios"]["bag_fps_over_node_fps"] = (
+                out["bag"]["batch1"]["frames_per_s"] / node_fps["output_fps"])
     if "memory" in only:
         print("[memory]", flush=True)
         out["memory"] = {**mem, **bench_memory(seg),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ovseg_ros.bag import BagError
 from ovseg_ros.cli.options import (
     add_keyframe_options,
     add_model_options,
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ovseg_ros.cli import labelspace
 
     labelspace.add_parser(sub)
+    from ovseg_ros.bag import cli as bag_cli
+
+    bag_cli.add_parser(sub)
     return parser
 
 
@@ -179,6 +183,7 @@ def save_scores(path: Path, scores: dict[str, np.ndarray], names: list[str],
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -194,8 +199,13 @@ def main(argv: list[str] | None = None) -> int:
             from ovseg_ros.eval import cli as eval_cli
 
             return eval_cli.run(args)
+        if args.command == "bag":
+            from ovseg_ros.bag import cli as bag_cli
+
+            return bag_cli.run(args, argv[argv.index("bag") + 1:])
         return run_segment(args, random_fallback=args.command == "demo" or args.random_fallback)
-    except (WeightsError, DeviceError, VocabularyError, ConfigError, ValueError) as exc:
+    except (WeightsError, DeviceError, VocabularyError, ConfigError, ValueError,
+            BagError) as exc:
         print(f"ovseg: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # media errors and the like: one line, not a traceback

@@ -28,6 +28,15 @@ from ovseg_ros.node.config import NodeConfig
 from ovseg_ros.node.diagnostics import Throttle, one_line
 
 
+def decode_rgb(msg: Image | CompressedImage, max_pixels: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an Image or CompressedImage message (ImageDecodeError when it
+    cannot be decoded or exceeds max_pixels): the node's and `ovseg bag`'s one decode."""
+    if isinstance(msg, CompressedImage):
+        return decode_compressed(msg.format, msg.data, max_pixels)
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
+                        msg.data, max_pixels)
+
+
 class Incoming(NamedTuple):
     """What a subscription callback hands to the worker: no decoding on executor threads."""
 
@@ -119,11 +128,7 @@ class FrameProcessor:
         msg, limit = item.msg, self.settings().max_image_pixels
         t0 = time.perf_counter()
         try:
-            if isinstance(msg, CompressedImage):
-                rgb = decode_compressed(msg.format, msg.data, limit)
-            else:
-                rgb = decode_image(msg.encoding, msg.height, msg.width, msg.step,
-                                   msg.is_bigendian, msg.data, limit)
+            rgb = decode_rgb(msg, limit)
         except ImageDecodeError as exc:
             cam.health.frame_rejected(str(exc))
             # One line per kind of problem per 5 s (digits stripped: sizes vary frame to frame).
