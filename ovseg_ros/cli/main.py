@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompts", default=DEMO_PROMPTS)
     add_model_options(demo)
     add_keyframe_options(demo)
-    from ovseg_ros.eval import cli as eval_cli  # imports this module's option helpers
+    from ovseg_ros.eval import cli as eval_cli
 
     eval_cli.add_parser(sub)
     return parser

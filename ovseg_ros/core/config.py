@@ -26,7 +26,7 @@ MODES = ("whole", "slide")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("auto", "torch", "onnxruntime")
 HALF_LIFE_UNITS = ("frames", "seconds")
-# CLIP-DINOiser's published thresholds (DESIGN.md 2.3).
+# CLIP-DINOiser's published thresholds (doc/architecture.md, "The methods").
 GAMMA = 0.2  # patch correlations below this do not take part in guided pooling
 DELTA = 0.99  # below this top probability a non-object patch becomes background
 

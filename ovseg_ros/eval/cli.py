@@ -13,13 +13,13 @@ DESCRIPTION = (
     "(short side 448, 448x448 windows at stride 224, the authors' class names, fp32). Writes "
     "metrics.json and results.md to --output; an interrupted run continues where it stopped "
     "when started again with the same settings. Defaults differ from 'segment': --mode slide, "
-    "--precision fp32. Layouts and preparation: docs/EVAL.md."
+    "--precision fp32. Layouts and preparation: doc/evaluation.md."
 )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the `eval` sub-command on the `ovseg` sub-parsers `sub`."""
-    from ovseg_ros.cli.main import add_model_options
+    from ovseg_ros.cli.options import add_model_options
 
     p = sub.add_parser("eval", help="mIoU on a benchmark with the paper's protocol",
                        description=DESCRIPTION)
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the `eval` sub-command; errors propagate to the `ovseg` error handler."""
-    from ovseg_ros.cli.main import config_from_args
+    from ovseg_ros.cli.options import config_from_args
 
     from .runner import EvalOptions, run_evaluation
 

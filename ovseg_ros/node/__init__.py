@@ -1,5 +1,7 @@
 """The ROS 2 layer: segmentation node, replay node, parameters, worker, diagnostics.
 
-Only segment_node, replay_node, runner, compat, messages and qos import rclpy; worker, params and
-diagnostics are ROS-free so they can be tested (and the parameters read) without a ROS install.
+rclpy itself is imported by segment_node, replay_node, runner, compat, camera, params, qos and
+demo; messages, cloud_messages, frames, depth_input, diagnostics and outputs use ROS message
+types but not rclpy; worker, config and paramdocs need no ROS at all, so they are tested (and
+the parameter reference generated) without a ROS install.
 """
