@@ -82,6 +82,31 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
     return out
 
 
+def file_parameter(files: list[str], node_name: str, namespace: str, name: str,
+                   default: object) -> object:
+    """The value the parameter files give parameter `name` of the node, as rcl applies them:
+    files in order, in each the sections whose key matches the node (`/**`, its name, its
+    fully qualified name, `/**/<name>`), a later one overriding an earlier; else `default`.
+
+    The launch needs it where another node must agree with the segmentation node: the replay
+    publishes depth exactly when the node will subscribe it (use_depth may come from a file).
+    """
+    import yaml
+
+    fqn = "/" + "/".join(p for p in (namespace.strip("/"), node_name) if p)
+    keys = {"/**", node_name, "/" + node_name, fqn, fqn.lstrip("/"), "/**/" + node_name}
+    value = default
+    for path in files:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        for key, section in data.items():
+            params = (section or {}).get("ros__parameters", {}) if isinstance(
+                section, dict) else {}
+            if key in keys and name in params:
+                value = params[name]
+    return value
+
+
 def generate_launch_description():
     import os
     import sys
@@ -131,11 +156,14 @@ def generate_launch_description():
             arguments=["--ros-args", "--log-level", arg("log_level")], on_exit=end_launch,
         )]
         if arg("replay").lower() == "true":
+            use_depth = overrides.get("use_depth", file_parameter(
+                params, arg("node_name"), arg("namespace"), "use_depth",
+                BY_NAME["use_depth"].default))
             actions.append(Node(
                 package="ovseg_ros", executable="replay_node", name="replay",
                 namespace=arg("namespace"), output="screen", emulate_tty=tty,
                 parameters=[replay_parameters(arg("replay_source"), arg("replay_rate"),
-                                              bool(overrides.get("use_depth", False)))],
+                                              bool(use_depth))],
                 remappings=remap, on_exit=end_launch,
             ))
         if arg("rviz").lower() == "true":

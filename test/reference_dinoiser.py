@@ -1,4 +1,5 @@
-"""A deliberately plain implementation of DESIGN.md section 2 (MaskCLIP + CLIP-DINOiser).
+"""A deliberately plain implementation of MaskCLIP + CLIP-DINOiser as doc/architecture.md
+("The methods") states them.
 
 Loops over patches, explicit per-head attention, the 77-token text path of open_clip: slow and
 obvious, so the fast implementation can be checked against it on seeded random weights.

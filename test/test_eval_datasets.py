@@ -82,7 +82,7 @@ def test_broken_layouts_name_the_missing_path(tmp_path, name):
     samples[1].label.unlink()
     with pytest.raises(DatasetError, match="1 of 2 label files are missing") as err:
         list_samples(name, s.root)
-    assert str(samples[1].label) in str(err.value) and "docs/EVAL.md" in str(err.value)
+    assert str(samples[1].label) in str(err.value) and "doc/evaluation.md" in str(err.value)
     # The split file missing.
     if layout.split:
         (s.root / layout.split).unlink()

@@ -1,7 +1,8 @@
-"""The fast core equals a plain loop implementation of DESIGN.md section 2 (fp32, whole image,
-no resizing), with and without background, square and non-square, sizes not divisible by 16,
-with the dense encoder on both backends: torch, and its ONNX export on onnxruntime (which CI
-installs: a missing onnxruntime fails these tests, it never skips them)."""
+"""The fast core equals a plain loop implementation of the methods as doc/architecture.md
+states them (fp32, whole image, no resizing), with and without background, square and
+non-square, sizes not divisible by 16, with the dense encoder on both backends: torch, and its
+ONNX export on onnxruntime (which CI installs: a missing onnxruntime fails these tests, it never
+skips them)."""
 
 from __future__ import annotations
 

@@ -197,6 +197,27 @@ def test_params_file_is_applied_on_top_of_the_package_config(monkeypatch):
     assert seg["parameters"] == [str(CONFIG), "/robot/ovseg.yaml", {"keyframes": True}]
 
 
+def test_the_replay_publishes_depth_when_the_node_uses_it_from_any_source(monkeypatch, tmp_path):
+    """use_depth from a params_file reaches the replay too (it only read the launch argument):
+    the node subscribing depth must have a replay that publishes it."""
+    setup, context = _setup(monkeypatch)
+    base = {**context, "replay": "true", "node_name": "seg", "namespace": "robot1"}
+
+    def replay_depth(**args) -> bool:
+        return setup({**base, **args})[1].kwargs["parameters"][0]["depth"]
+
+    assert replay_depth() is False  # the package's config/segment.yaml: false
+    assert replay_depth(use_depth="true") is True
+    for key in ("/**", "seg", "/robot1/seg", "robot1/seg", "/**/seg"):
+        f = tmp_path / "p.yaml"
+        f.write_text(yaml.safe_dump({key: {"ros__parameters": {"use_depth": True}}}))
+        assert replay_depth(params_file=str(f)) is True, key
+        assert replay_depth(params_file=str(f), use_depth="false") is False, key
+    other = tmp_path / "other.yaml"  # another node's section does not count
+    other.write_text(yaml.safe_dump({"/robot1/camera": {"ros__parameters": {"use_depth": True}}}))
+    assert replay_depth(params_file=str(other)) is False
+
+
 def test_the_launch_ends_with_the_node_and_fails_when_it_failed(monkeypatch):
     setup, context = _setup(monkeypatch)
     seg = setup({**context, "replay": "true"})

@@ -1,7 +1,7 @@
 """One schema: every front end agrees with the settings declared in ovseg_ros.core.config and
 ovseg_ros.node.config. Fails on any disagreement of a name, default, range, choices or doc
 between the schema, the ROS parameters, config/segment.yaml, the launch file, the CLI and the
-README."""
+parameter reference (doc/parameters.md, doc/node.md)."""
 
 from __future__ import annotations
 
@@ -98,14 +98,15 @@ def test_launch_arguments_follow_the_schema():
 
 
 def test_generated_files_are_current():
-    """config/segment.yaml and the README tables are generated from the schema; edit the
+    """config/segment.yaml and the doc tables are generated from the schema; edit the
     setting and run `python -m ovseg_ros.node.paramdocs --write`."""
     assert paramdocs.stale() == []
-    readme = paramdocs.README.read_text()
+    parameters = paramdocs.PARAMETERS_PAGE.read_text()
     for s in SETTINGS:
-        assert f"| `{s.name}` |" in readme, s.name
+        assert f"| `{s.name}` |" in parameters, s.name
+    launch = paramdocs.LAUNCH_PAGE.read_text()
     for name in module_launch_arguments():
-        assert f"| `{name}` |" in readme, name
+        assert f"| `{name}` |" in launch, name
 
 
 def module_launch_arguments() -> list[str]:

@@ -1,4 +1,4 @@
-"""`python -m ovseg_ros.bench`: per-stage timings and same-run ratios; see README (Benchmarks).
+"""`python -m ovseg_ros.bench`: per-stage timings and same-run ratios; see doc/performance.md.
 
 Weights are seeded random (real architecture): timing does not depend on weight values.
 """
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help="tiny model, tiny images, 2 repetitions, every section (CI)")
     p.add_argument("--out", type=Path, help="write the results JSON here")
-    p.add_argument("--markdown", type=Path, help="write the README table here")
+    p.add_argument("--markdown", type=Path, help="write a markdown table here (doc/benchmarks/)")
     p.add_argument("--compare", type=Path, help="print new/old per stage against this JSON")
     p.add_argument("--sizes", default="448x448,640x480", help="core sizes, W x H")
     p.add_argument("--node-sizes", default="640x480,1280x720",

@@ -1,5 +1,5 @@
-"""What the optimised core is measured against. Written from the method description (DESIGN.md
-section 2), deliberately plain; none of it is used by the product.
+"""What the optimised core is measured against. Written from the method description
+(doc/architecture.md, "The methods"), deliberately plain; none of it is used by the product.
 
 - `BareEncoder`: open_clip's own `visual(x)` forward, the floor for one CLIP pass.
 - `PlainPipeline`: CLIP-DINOiser the straightforward way: fp32, every block run in full (the

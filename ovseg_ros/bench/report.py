@@ -118,10 +118,11 @@ def print_compare(rows: list[tuple[str, float, float, float]], old_header: dict[
 
 
 def markdown(results: dict[str, Any], command: str) -> str:
-    """A short table for the README: the numbers a user cares about, with their provenance."""
+    """A short markdown table (doc/benchmarks/): the numbers a user cares about, with their provenance."""
     h = results["header"]
     sec = results.get("sections", {})
-    lines = [f"Measured on {h['cpu']} ({h['cpu_count']} cores, {h['threads']} threads, "
+    lines = [f"# Benchmark of {h['time'][:10]}: {h['device']} {h['dtype']}", "",
+             f"Measured on {h['cpu']} ({h['cpu_count']} cores, {h['threads']} threads, "
              f"{', '.join(h['cpu_flags'])}), {h['device']} {h['dtype']}, torch {h['torch']}, "
              f"open_clip {h['open_clip']}, load average at start {h['loadavg_start'][0]:.1f}.",
              f"Command: `{command}`", "",

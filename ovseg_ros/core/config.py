@@ -29,7 +29,7 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 # cached decision, measure at every start, or use the flag rule without measuring.
 PROBE_MODES = ("cached", "always", "off")
 HALF_LIFE_UNITS = ("frames", "seconds")
-# CLIP-DINOiser's published thresholds (DESIGN.md 2.3).
+# CLIP-DINOiser's published thresholds (doc/architecture.md, "The methods").
 GAMMA = 0.2  # patch correlations below this do not take part in guided pooling
 DELTA = 0.99  # below this top probability a non-object patch becomes background
 
@@ -73,8 +73,8 @@ class SegmenterConfig:
         (see auto_probe); on CUDA bf16 (fp16 on cards without bf16). bf16/fp16 on a CPU without
         them is emulated and many times slower. int8 = the dense CLIP encoder dynamically
         quantised by ONNX Runtime (CPU only, needs the onnxruntime extra; an approximation
-        whose effect on accuracy with real weights is unmeasured here: see Reproducing the
-        paper), the rest fp32.""")
+        whose effect on accuracy with real weights is unmeasured here: see doc/evaluation.md
+        to measure it), the rest fp32.""")
     backend: str = setting("auto", group="compute", choices=BACKENDS, doc="""
         What runs the dense CLIP encoder (about 95% of a frame). auto on the CPU = whichever
         the probe measured fastest (see auto_probe), torch on CUDA and for bf16/fp16;
@@ -94,7 +94,7 @@ class SegmenterConfig:
     onnx_spinning: bool = setting(False, group="compute", doc="""
         Let onnxruntime's idle worker threads busy-wait for the next op. Off: on a shared CPU
         (camera drivers, other nodes) spinning threads take the cores others need; under
-        load it measured as fast or faster off (README, Backends: choosing
+        load it measured as fast or faster off (doc/performance.md, choosing
         by measurement). OMP_WAIT_POLICY=PASSIVE in the environment also turns it off.""")
     auto_int8: bool = setting(False, group="compute", doc="""
         Let backend/precision auto consider onnxruntime int8 too (an approximation, see

@@ -62,7 +62,7 @@ def emulation_warning(device: torch.device, dtype: torch.dtype) -> str | None:
     """Why `dtype` on `device` will be slow, or None when it runs natively.
 
     A reduced precision the CPU lacks is emulated through fp32 conversions: on a 2-core AVX2
-    Zen 3 a 448x448 bf16 frame took 20.6 s against 1.3 to 1.5 s in fp32 (README, Benchmarks).
+    Zen 3 a 448x448 bf16 frame took 20.6 s against 1.3 to 1.5 s in fp32 (doc/performance.md).
     """
     if device.type != "cpu" or dtype == torch.float32:
         return None

@@ -8,7 +8,7 @@ their mmsegmentation dataset classes (github.com/wysoczanska/clip_dinoiser, comm
 segmentation/datasets/*.py) and, for Cityscapes and ADE20k, for which their configs use
 mmsegmentation's own dataset classes, mmsegmentation's lists (github.com/open-mmlab/
 mmsegmentation, commit 088894bd, mmseg/datasets/cityscapes.py and ade.py). The authors ship no
-synonym files: every class has exactly one name. docs/EVAL.md gives the sources per dataset.
+synonym files: every class has exactly one name. doc/evaluation.md gives the sources per dataset.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ DESCRIPTION = (
     "(short side 448, 448x448 windows at stride 224, the authors' class names, fp32). Writes "
     "metrics.json and results.md to --output; an interrupted run continues where it stopped "
     "when started again with the same settings. Defaults differ from 'segment': --mode slide, "
-    "--precision fp32. Layouts and preparation: docs/EVAL.md."
+    "--precision fp32. Layouts and preparation: doc/evaluation.md."
 )
 
 

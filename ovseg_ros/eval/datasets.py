@@ -100,7 +100,7 @@ class Sample:
 
 
 def _see(name: str) -> str:
-    return f"(see docs/EVAL.md, section {name}; preparation: {LAYOUTS[name].prepare})"
+    return f"(see doc/evaluation.md, section {name}; preparation: {LAYOUTS[name].prepare})"
 
 
 def find_root(name: str, root: str | Path) -> Path:

@@ -44,7 +44,7 @@ class EvalOptions:
 
 def _class_list(opts: EvalOptions, protocol: Protocol) -> tuple[ClassList, str]:
     if opts.class_names is None:
-        return CLASS_LISTS[opts.dataset], "built-in (the authors' list, see docs/EVAL.md)"
+        return CLASS_LISTS[opts.dataset], "built-in (the authors' list, see doc/evaluation.md)"
     classes = read_class_file(opts.class_names, protocol.num_classes)
     return classes, f"{opts.class_names} (sha256 {file_sha256(Path(opts.class_names))})"
 

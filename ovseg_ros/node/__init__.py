@@ -1,7 +1,10 @@
 """The ROS 2 layer: segmentation node, replay node, parameters, worker, diagnostics.
 
-Only segment_node, replay_node, runner, compat, messages and qos import rclpy; worker, params and
-diagnostics are ROS-free so they can be tested (and the parameters read) without a ROS install.
+rclpy itself is imported by segment_node, control_services, query, prompt_text, camera,
+params, qos, runner, compat, replay_node and demo; cloud_messages, depth_input, diagnostics,
+features, frames, messages and outputs use ROS message types but not rclpy; worker, config,
+paramdocs and early_signals need no ROS at all, so they are tested (and the parameter
+reference generated) without a ROS install.
 """
 
 from ovseg_ros.node.early_signals import exit_quietly_on_signals, started_as_module

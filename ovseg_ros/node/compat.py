@@ -2,7 +2,7 @@
 
 Each difference is decided by a feature test of the installed rclpy (a parameter that a
 function accepts, an attribute that exists), never by a version number, so a backport or a
-new distro takes the right path by itself. docs/ARCHITECTURE.md ("ROS 2 distros") lists every
+new distro takes the right path by itself. doc/architecture.md ("ROS 2 distros") lists every
 difference found, including those the node does not need to handle.
 """
 

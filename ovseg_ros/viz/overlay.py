@@ -1,7 +1,7 @@
 """Label palette, colourised labels and an alpha overlay with a legend (numpy + OpenCV only).
 
 Colours are a function of the label id alone, so a class keeps its colour when the
-vocabulary changes (ids are stable, see docs/ARCHITECTURE.md). Id 0 (background /
+vocabulary changes (ids are stable, see doc/architecture.md). Id 0 (background /
 unlabelled) is black and is never painted by ``overlay``.
 """
 

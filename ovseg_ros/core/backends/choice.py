@@ -1,5 +1,5 @@
 """Which backend runs the dense CLIP encoder, and with which int8 settings: the rules and their
-errors. The measurements behind them are in the README (Backends) and `--only backends`.
+errors. The measurements behind them are in the doc/performance.md (backends) and `--only backends`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def choose_backend(backend: str, device: torch.device, precision: str) -> tuple[
     - onnxruntime: CPU, fp32 or int8; precision auto means fp32 there.
     - auto: torch on CUDA and for bf16/fp16; onnxruntime for fp32 on the CPU when installed
       (measured 1.97x torch fp32 on a 2-core AVX512-BF16 EPYC, 1.22-1.25x on a 2-core AVX2
-      one; README, Backends), else torch.
+      one; doc/performance.md), else torch.
     Raises BackendError (what to do) when the combination cannot run.
     """
     name = (backend or "auto").strip().lower()
@@ -92,7 +92,7 @@ class Int8Settings:
     saturate. Needed without VNNI: there, full range gave cosine 0.9915 of F to fp32 against
     0.99953 with it (ViT-B-16, random weights; issue 11). With VNNI it only costs accuracy:
     per-patch cosine of F 0.99983 (full) vs 0.99960 (reduced), speed equal within noise
-    (2-core AVX512-VNNI EPYC, 448x448; README, Backends).
+    (2-core AVX512-VNNI EPYC, 448x448; doc/performance.md).
     per_channel: one scale per output channel; cosine 0.99986 vs 0.99983 per tensor, speed
     within noise on the same machine, and it is the safer choice for trained weights, whose
     channels differ more in range than random ones.
@@ -100,7 +100,7 @@ class Int8Settings:
     inputs quantised per call). Without it they ran fp32 and took 29% of the int8 frame
     (onnxruntime profile, 2-core AVX512-VNNI EPYC, 448x448); with it the frame was 1.30x faster
     and labels agreed with torch fp32 on 99.09% of the benchmark images' pixels against 99.19%
-    (seeded random weights, load average 5.5; README, Backends).
+    (seeded random weights, load average 5.5; doc/performance.md).
     """
 
     reduce_range: bool
