@@ -118,7 +118,8 @@ def print_compare(rows: list[tuple[str, float, float, float]], old_header: dict[
 
 
 def markdown(results: dict[str, Any], command: str) -> str:
-    """A short markdown table (doc/benchmarks/): the numbers a user cares about, with their provenance."""
+    """A short markdown table (doc/benchmarks/): the numbers a user cares about, with their
+    provenance."""
     h = results["header"]
     sec = results.get("sections", {})
     lines = [f"# Benchmark of {h['time'][:10]}: {h['device']} {h['dtype']}", "",

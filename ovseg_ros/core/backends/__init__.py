@@ -29,9 +29,9 @@ from .choice import (
 log = logging.getLogger(__name__)
 DenseForward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 INT8_NOTE = ("precision int8 is an approximation: with seeded random ViT-B-16 weights its "
-             "labels agreed with fp32 on 99.2% of the benchmark images' pixels (doc/performance.md, "
-             "int8), but its effect on the accuracy of the real weights has not been "
-             "measured; compare it with fp32 on your own images before relying on it")
+             "labels agreed with fp32 on 99.1% of the benchmark images' pixels "
+             "(doc/performance.md), but its effect on the accuracy of the real weights has not "
+             "been measured; compare it with fp32 on your own images before relying on it")
 
 __all__ = ["BACKENDS", "INSTALL_HINT", "INT8_NOTE", "BackendError", "DenseForward",
            "Int8Settings", "choose_backend", "choose_runtime", "int8_settings",
