@@ -111,7 +111,7 @@ def test_start_up_settings_change_only_while_unconfigured():
 
 def test_health_levels_follow_the_rules():
     clock = FakeClock()
-    h = HealthMonitor(no_input_warn_s=5.0, topic="/cam/image", clock=clock)
+    h = HealthMonitor(no_input_warn_s=lambda: 5.0, topic="/cam/image", clock=clock)
     r = h.report(publishers=0, dropped=0)
     assert r.level == OK  # just started: not yet "no input"
 
@@ -155,7 +155,7 @@ def test_health_levels_follow_the_rules():
 
 def test_rates_come_from_the_last_frames_whatever_the_report_period():
     clock = FakeClock()
-    h = HealthMonitor(60.0, "/image", clock=clock)
+    h = HealthMonitor(lambda: 60.0, "/image", clock=clock)
     seen = []
     for second in range(50):  # a frame every 7 s (0.14 Hz), a report every second
         if second % 7 == 0:
@@ -177,7 +177,7 @@ def test_rates_come_from_the_last_frames_whatever_the_report_period():
 
 def test_first_report_before_any_frame_and_after_one():
     clock = FakeClock()
-    h = HealthMonitor(5.0, "/image", clock=clock)
+    h = HealthMonitor(lambda: 5.0, "/image", clock=clock)
     assert h.report(1, 0).message == "waiting for frames"
     h.frame_received()
     h.frame_done(10.0, 5.0)

@@ -16,8 +16,8 @@ from tiny_models import tiny_files, write_heads
 pytest.importorskip("rclpy")
 from sensor_msgs.msg import Image  # noqa: E402
 
+from ovseg_ros.core import device as device_mod  # noqa: E402
 from ovseg_ros.msg import Segmentation  # noqa: E402
-from ovseg_ros.node import camera as cam_mod  # noqa: E402
 from ovseg_ros.node import qos as Q  # noqa: E402
 from ovseg_ros.srv import SetPrompts  # noqa: E402
 
@@ -46,19 +46,19 @@ def test_wrong_head_width_and_missing_clip_weights_fail_start_up_in_one_line(
 def test_free_device_memory_only_touches_cuda(monkeypatch):
     calls: list[int] = []
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(1))
-    assert cam_mod.free_device_memory(torch.device("cpu")) is False and calls == []
-    assert cam_mod.free_device_memory(torch.device("cuda", 0)) is True and calls == [1]
-    assert cam_mod.is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory"))
-    assert cam_mod.is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
-    assert not cam_mod.is_out_of_memory(RuntimeError("shape mismatch"))
+    assert device_mod.free_device_memory(torch.device("cpu")) is False and calls == []
+    assert device_mod.free_device_memory(torch.device("cuda", 0)) is True and calls == [1]
+    assert device_mod.is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert device_mod.is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    assert not device_mod.is_out_of_memory(RuntimeError("shape mismatch"))
 
 
 def test_out_of_memory_drops_the_frame_and_the_next_one_is_served(ros, seg_node, monkeypatch,
                                                                   capfd):
     node, ns = seg_node()
     freed: list[str] = []
-    real_free = cam_mod.free_device_memory
-    monkeypatch.setattr(cam_mod, "free_device_memory",
+    real_free = device_mod.free_device_memory
+    monkeypatch.setattr(device_mod, "free_device_memory",
                         lambda device: freed.append(device.type) or real_free(device))
     real = node.pipeline.process_batch
 

@@ -102,7 +102,7 @@ class BagWorker:
     def __init__(self, argv: list[str]) -> None:
         import torch
 
-        from ovseg_ros.bag.cli import job_from_argv
+        from ovseg_ros.bag.options import job_from_argv
 
         self.job = job_from_argv(argv)  # --threads (the model setting) applies here
         self.threads = torch.get_num_threads()

@@ -12,7 +12,7 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +24,10 @@ from ovseg_ros.cli.options import (
     add_setting_options,
     config_from_args,
     keyframes_from_args,
+    load_pipeline,
+    parse_prompts,
 )
 from ovseg_ros.core import ConfigError, DeviceError, VocabularyError, WeightsError
-from ovseg_ros.core.config import RANDOM, KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.query import relevance_maps, validate_phrases
 from ovseg_ros.io.media import samples_dir
 from ovseg_ros.node.config import BY_NAME
@@ -35,10 +36,6 @@ log = logging.getLogger("ovseg")
 # Re-exported for sub-commands that add the same options (ovseg_ros.eval).
 __all__ = ["add_model_options", "config_from_args", "main"]
 DEMO_PROMPTS = "person, cat, cup, rocket, grass, sky, building, table"
-
-
-def parse_prompts(text: str) -> list[str]:
-    return [p for p in (s.strip() for s in text.split(",")) if p]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,26 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     bag_cli.add_parser(sub)
     return parser
-
-
-def build_pipeline(cfg: SegmenterConfig, keyframes: KeyframeConfig | None = None):
-    from ovseg_ros.core import FramePipeline, Segmenter
-
-    return FramePipeline(Segmenter(cfg), keyframes or KeyframeConfig(asynchronous=False))
-
-
-def load_pipeline(cfg: SegmenterConfig, random_fallback: bool,
-                  keyframes: KeyframeConfig | None = None):
-    """(FramePipeline, used random weights); with `random_fallback`, unavailable weights become
-    random ones after one line on stderr that says so."""
-    try:
-        return build_pipeline(cfg, keyframes), False
-    except WeightsError as exc:
-        if not random_fallback:
-            raise
-        print(f"ovseg: real weights unavailable ({exc}); running on SEEDED RANDOM weights: "
-              "the labels are meaningless.", file=sys.stderr)
-        return build_pipeline(replace(cfg, clip_weights=RANDOM, heads=RANDOM), keyframes), True
 
 
 def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:

@@ -7,10 +7,11 @@ checked by the setting itself, and its default; booleans get `--x / --no-x`.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterable
 from dataclasses import replace
 
-from ovseg_ros.core.config import KeyframeConfig, SegmenterConfig
+from ovseg_ros.core.config import RANDOM, KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.settings import ConfigError, Setting, from_values, settings_of
 
 
@@ -67,3 +68,29 @@ def keyframes_from_args(args: argparse.Namespace) -> KeyframeConfig:
     """Keyframes computed and fused on their own frame: a file has no frame rate to keep up
     with, and results must not depend on how long CLIP-DIY took."""
     return replace(from_values(KeyframeConfig, vars(args)), asynchronous=False)
+
+
+def parse_prompts(text: str) -> list[str]:
+    return [p for p in (s.strip() for s in text.split(",")) if p]
+
+
+def build_pipeline(cfg: SegmenterConfig, keyframes: KeyframeConfig | None = None):
+    from ovseg_ros.core import FramePipeline, Segmenter
+
+    return FramePipeline(Segmenter(cfg), keyframes or KeyframeConfig(asynchronous=False))
+
+
+def load_pipeline(cfg: SegmenterConfig, random_fallback: bool,
+                  keyframes: KeyframeConfig | None = None):
+    """(FramePipeline, used random weights); with `random_fallback`, unavailable weights become
+    random ones after one line on stderr that says so."""
+    from ovseg_ros.core import WeightsError
+
+    try:
+        return build_pipeline(cfg, keyframes), False
+    except WeightsError as exc:
+        if not random_fallback:
+            raise
+        print(f"ovseg: real weights unavailable ({exc}); running on SEEDED RANDOM weights: "
+              "the labels are meaningless.", file=sys.stderr)
+        return build_pipeline(replace(cfg, clip_weights=RANDOM, heads=RANDOM), keyframes), True

@@ -169,3 +169,17 @@ def release_memory(device: torch.device | None = None) -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim
         pass
+
+
+def free_device_memory(device: torch.device) -> bool:
+    """Return cached blocks to the device after an out-of-memory error (CUDA only)."""
+    if device.type != "cuda":
+        return False
+    torch.cuda.empty_cache()
+    return True
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA OOM, or the CPU allocator failing (a RuntimeError from c10), or MemoryError."""
+    return (isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
+            or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)))

@@ -1,5 +1,4 @@
-"""One camera's input and outputs, and the rules for faults on a frame (out of memory, foreign
-clocks). rclpy types only; no node."""
+"""One camera's input and outputs, and the rule for foreign clocks. rclpy types only; no node."""
 
 from __future__ import annotations
 
@@ -7,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
 from rclpy.subscription import Subscription
@@ -33,20 +31,6 @@ def latency_s(now: float, stamp: float, since_arrival: float) -> float:
     """now - stamp on one clock; `since_arrival` for an unstamped frame or a foreign clock."""
     age = now - stamp
     return age if stamp > 0 and 0.0 <= age <= MAX_STAMP_AGE_S else since_arrival
-
-
-def free_device_memory(device: torch.device) -> bool:
-    """Return cached blocks to the device after an out-of-memory error (CUDA only)."""
-    if device.type != "cuda":
-        return False
-    torch.cuda.empty_cache()
-    return True
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA OOM, or the CPU allocator failing (a RuntimeError from c10), or MemoryError."""
-    return (isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError))
-            or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)))
 
 
 @dataclass

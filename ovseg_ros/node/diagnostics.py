@@ -78,8 +78,9 @@ def window_rate(times: Sequence[float], now: float) -> float | None:
 class HealthMonitor:
     """Thread-safe counters and the rules that turn them into a diagnostic level."""
 
-    def __init__(self, no_input_warn_s: float, topic: str,
+    def __init__(self, no_input_warn_s: Callable[[], float], topic: str,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        # a getter: the setting is dynamic and read where it acts, at every report
         self.no_input_warn_s = no_input_warn_s
         self.topic = topic
         self._clock = clock
@@ -135,6 +136,7 @@ class HealthMonitor:
         dropped: frames replaced in the worker's slot; qos_desc: our input QoS.
         """
         idle = self.seconds_without_input()
+        warn_s = self.no_input_warn_s()
         with self._lock:
             now = self._clock()
             ok0, rej0 = self._prev
@@ -154,15 +156,15 @@ class HealthMonitor:
 
         if error is not None:
             level, msg = ERROR, f"processing failed: {error}"
-        elif silent_with_publisher >= self.no_input_warn_s:
+        elif silent_with_publisher >= warn_s:
             level = WARN
             msg = (f"{publishers} publisher(s) on {self.topic} but no frames for "
                    f"{silent_with_publisher:.0f} s: QoS mismatch? (ours: {qos_desc or 'unknown'}"
                    + (f"; {self.qos_event}" if self.qos_event else "") + ")")
-        elif idle >= self.no_input_warn_s and publishers > 0:
+        elif idle >= warn_s and publishers > 0:
             level, msg = WARN, (f"no input on {self.topic} for {idle:.0f} s (a publisher "
                                 "appeared; waiting for its first frame)")
-        elif idle >= self.no_input_warn_s:
+        elif idle >= warn_s:
             level, msg = WARN, f"no input on {self.topic} for {idle:.0f} s (no publisher)"
         elif rej > 0 and ok == 0:
             level, msg = WARN, f"all {rej} frames since the last report rejected: {last_reject}"

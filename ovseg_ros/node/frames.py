@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
+from ovseg_ros.core import device as D
 from ovseg_ros.core.pipeline import FramePipeline
 from ovseg_ros.geometry import PairRequest
 from ovseg_ros.io import ImageDecodeError, decode_compressed, decode_image
@@ -145,12 +146,12 @@ class FrameProcessor:
         try:
             return self.pipeline.process_batch([(f.rgb, f.stamp) for f in frames], primary)
         except Exception as exc:
-            if not C.is_out_of_memory(exc):
+            if not D.is_out_of_memory(exc):
                 raise
             text = one_line(exc)
         # Here the exception and its traceback (holding the frames' tensors) are gone, so the
         # freed blocks can actually go back to the device.
-        C.free_device_memory(self.pipeline.segmenter.runtime.device)
+        D.free_device_memory(self.pipeline.segmenter.runtime.device)
         self.frames_out_of_memory += len(frames)
         for f in frames:
             h, w = f.rgb.shape[:2]

@@ -13,6 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
+from ovseg_ros.core import device as D
 from ovseg_ros.core.config import KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.device import release_memory
 from ovseg_ros.core.pipeline import FramePipeline
@@ -91,7 +92,9 @@ class Outputs:
         out, prefix = Q.outputs(), f"~/{base}"
         conf8 = (_pub(node, made, Image, prefix + "confidence_mono8", out)
                  if cfg.publish_confidence_mono8 or cfg.use_depth else None)
-        cam = C.Camera(name, topic, HealthMonitor(cfg.no_input_warn_s, topic),
+        # Dynamic settings are read where they act (no copy to update on a change).
+        health = HealthMonitor(lambda: self.node_config.no_input_warn_s, topic)
+        cam = C.Camera(name, topic, health,
                        _pub(node, made, Image, prefix + "labels", out),
                        _pub(node, made, Image, prefix + "confidence", out), conf8,
                        _pub(node, made, Image, prefix + "overlay", out),
@@ -179,9 +182,6 @@ class Outputs:
         except Exception as exc:  # ConfigError, VocabularyError
             seg.reconfigure(**old_core)
             return str(exc)
-        if "no_input_warn_s" in new:
-            for cam in self.cameras:
-                cam.health.no_input_warn_s = new["no_input_warn_s"]
         if "threshold" in new:  # LabelInfo carries it
             self.publish_label_map()
         return None
@@ -224,7 +224,7 @@ class Outputs:
         for cam in self.cameras:
             if cam.extras is not None:
                 cam.extras.clear()
-        C.free_device_memory(self.pipeline.segmenter.runtime.device)
+        D.free_device_memory(self.pipeline.segmenter.runtime.device)
 
     def destroy(self, node: Any) -> None:
         """Cleanup: publishers gone, model unloaded and its memory returned."""
