@@ -1,4 +1,4 @@
-"""Record the rosdistro facts test/test_dependencies.py checks package.xml against.
+"""Record the rosdistro facts test/system/test_dependencies.py checks package.xml against.
 
     python scripts/rosdistro_facts.py /path/to/rosdistro [--commit REF] [--also KEY ...]
 

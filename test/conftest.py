@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from ros_marker import reaches_ros
+from helpers.ros_marker import reaches_ros
 
 # The in-process segmentation node fixtures (ros, tiny, seg_node, ...): see node_fixtures.py.
-pytest_plugins = ["node_fixtures"]
+pytest_plugins = ["helpers.node_fixtures", "helpers.processes", "helpers.cli_inputs"]
 
 # Read by the rmw when a context starts, and inherited by any node a test runs as a subprocess.
 # scripts/test.sh picks a ROS_DOMAIN_ID per run; a bare `pytest` derives one from its pid so that
@@ -38,7 +38,7 @@ os.environ["OVSEG_CACHE"] = tempfile.mkdtemp(prefix="ovseg-test-cache-")
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "ros: needs rclpy or ROS interfaces; set automatically (test/ros_marker.py)")
+        "markers", "ros: needs rclpy or ROS interfaces; set automatically (test/helpers/ros_marker.py)")
 
 
 def pytest_collection_modifyitems(config, items):

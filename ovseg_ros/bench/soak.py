@@ -158,7 +158,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     domain = args.domain_id or int(os.environ.get("ROS_DOMAIN_ID") or 10 + os.getpid() % 90)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
-    # This module again, in --node mode (no shell; see test_reliability_security.py).
+    # This module again, in --node mode (no shell; see test_security.py).
     proc = subprocess.Popen([sys.executable, "-m", "ovseg_ros.bench.soak", "--node",
                              *node_arguments(args)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -4,7 +4,7 @@ A setting is a dataclass field made with `setting(...)`: its name is the field n
 default, doc, range or choices, extra check and whether it may change at run time sit beside
 it. The ROS parameters, the launch file's arguments, the `ovseg` CLI options, the parameter
 tables in doc/ and config/segment.yaml are all derived from these declarations (or checked
-against them by test/test_settings_schema.py), so a setting is described in exactly one place.
+against them by test/node/test_settings_schema.py), so a setting is described in exactly one place.
 
 Torch-free and rclpy-free: the launch file and the docs generator import it.
 """

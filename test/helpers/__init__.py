@@ -1,0 +1,1 @@
+"""Shared test code: fixtures, tiny models, ROS and process helpers (no tests here)."""
