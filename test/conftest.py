@@ -38,7 +38,8 @@ os.environ["OVSEG_CACHE"] = tempfile.mkdtemp(prefix="ovseg-test-cache-")
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "ros: needs rclpy or ROS interfaces; set automatically (test/helpers/ros_marker.py)")
+        "markers",
+        "ros: needs rclpy or ROS interfaces; set automatically (test/helpers/ros_marker.py)")
 
 
 def pytest_collection_modifyitems(config, items):
