@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     io.add_argument("--camera-info-topic", action="append", default=[], metavar="T")
     io.add_argument("--ns", default="/ovseg", help="output namespace (the node's name)")
     io.add_argument("--overlay", action="store_true", help="also write the colour overlay")
+    io.add_argument("--features", action="store_true",
+                    help="also write `features` (ovseg_ros/FeatureMap: the dense per-patch "
+                         "features 3D mappers fuse, as the node's ~/features); mode whole")
     io.add_argument("--no-copy", action="store_true",
                     help="write only the outputs, not the input's messages")
     io.add_argument("--distro", default=default_distro(), choices=DISTROS,
@@ -83,13 +86,17 @@ def settings_from_args(args: argparse.Namespace):
 
     if args.batch < 1:
         raise BagError("--batch must be >= 1")
+    if args.features and args.mode == "slide":
+        raise BagError("--features needs --mode whole (slide mode stitches windows and keeps "
+                       "no features)")
     node = from_values(NodeConfig, {**vars(args), "prompts": parse_prompts(args.prompts),
                                     "use_depth": bool(args.depth_topic)})
     check_config(node)
     return BagSettings(node=node, image_topics=tuple(args.image_topic),
                        depth_topics=tuple(args.depth_topic),
                        info_topics=tuple(args.camera_info_topic), ns=args.ns,
-                       copy=not args.no_copy, overlay=args.overlay, batch=args.batch,
+                       copy=not args.no_copy, overlay=args.overlay, features=args.features,
+                       batch=args.batch,
                        start=args.start, end=args.end, distro=args.distro)
 
 

@@ -32,6 +32,7 @@ from ovseg_ros.node import messages as m
 from ovseg_ros.node.camera import frame_messages
 from ovseg_ros.node.config import NodeConfig
 from ovseg_ros.node.diagnostics import Throttle
+from ovseg_ros.node.features import FeatureSpace, feature_map_msg
 from ovseg_ros.node.frames import decode_rgb
 
 log = logging.getLogger("ovseg.bag")
@@ -48,6 +49,7 @@ class BagSettings:
     ns: str = "/ovseg"
     copy: bool = True
     overlay: bool = False
+    features: bool = False  # also `features` (FeatureMap), as the node's ~/features
     batch: int = 1
     start: float | None = None  # seconds from the bag's start, or an absolute stamp (> 1e9)
     end: float | None = None
@@ -232,6 +234,10 @@ class BagJob:
             if p.pair is not None:
                 cloud, points = p.cam.depth.cloud(p.pair, result)
             header = m.copy_header(p.msg.header)
+            if self.s.features:  # before the segmentation, which marks a frame done (resume)
+                seg = self.pipeline.segmenter
+                out.write(topics[(p.cam.name, "features")], p.time_ns, feature_map_msg(
+                    result.features, header, FeatureSpace(seg.config.model, seg.weights_id)))
             for name, msg in frame_messages(result, header, rgb, self.s.node.overlay_alpha,
                                             0.0, 0.0, 0, cloud, points,
                                             confidence_mono8=mono8, overlay=self.s.overlay,

@@ -16,14 +16,14 @@ from visualization_msgs.msg import MarkerArray
 from ovseg_ros.bag import BagError
 from ovseg_ros.bag.sink import OutputBag, Topic
 from ovseg_ros.bag.source import IMAGE_TYPES, InputBag
-from ovseg_ros.msg import LabelMap, Segmentation
+from ovseg_ros.msg import FeatureMap, LabelMap, Segmentation
 from ovseg_ros.node import qos as Q
 from ovseg_ros.node.depth_input import DepthInput
 
 # The per-camera outputs (camera.OUTPUTS) and their message types.
 OUTPUT_TYPES = {"points": PointCloud2, "markers": MarkerArray, "labels": Image,
                 "confidence": Image, "confidence_mono8": Image, "overlay": Image,
-                "segmentation": Segmentation}
+                "segmentation": Segmentation, "features": FeatureMap}
 # Trailing parts of an image topic that do not name the camera.
 _IMAGE_WORDS = {"image", "image_raw", "image_rect", "image_color", "image_rect_color",
                 "compressed", "color", "rgb"}
@@ -102,6 +102,8 @@ def output_topics(out: OutputBag, cams: list[BagCamera], s: Any) -> dict[tuple[s
         outputs.append("confidence_mono8")
     if s.overlay:
         outputs.append("overlay")
+    if s.features:
+        outputs.append("features")
     for cam in cams:
         base = f"{ns}/{cam.name}" if cam.name else ns
         names = outputs + (["points", "markers"] if cam.depth is not None else [])

@@ -19,7 +19,8 @@ from ovseg_ros.bag import BagError
 DISTROS = ("humble", "iron", "jazzy", "kilted")
 # (package, message) registered from .msg files: ours, and vision_msgs (in no typestore).
 OWN_TYPES = (("ovseg_ros", "LabelEntry"), ("ovseg_ros", "ClassStat"), ("ovseg_ros", "LabelMap"),
-             ("ovseg_ros", "Segmentation"), ("vision_msgs", "VisionClass"),
+             ("ovseg_ros", "Segmentation"), ("ovseg_ros", "FeatureMap"),
+             ("vision_msgs", "VisionClass"),
              ("vision_msgs", "LabelInfo"))
 REPO_MSG = Path(__file__).resolve().parents[2] / "msg"  # a source checkout's msg/
 

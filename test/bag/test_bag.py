@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers.bag_helpers import DEPTH, model_args, read_mcap, read_rosbags, run_bag
 
@@ -222,3 +223,29 @@ def test_a_full_disk_is_one_line_and_keeps_the_partial(tmp_path, margs):
         f"ovseg: error: writing the output failed ([Errno 27] File too large); what was "
         f"written is kept in {out}.partial")
     assert (tmp_path / "out.partial").is_dir() and not out.exists()
+
+
+def test_features_for_mappers(tmp_path, sample, margs):
+    """--features: one FeatureMap per frame on `features`, with the frame's header, the grid
+    the message describes and L2-normalised float16 vectors (the node's ~/features)."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    from ovseg_ros.msg import FeatureMap
+
+    out = tmp_path / "feat"
+    assert run_bag(sample, "-o", out, *margs, "--features", "--no-copy") == 0
+    written = read_rosbags(out)
+    feats = [deserialize_message(r[3], FeatureMap) for r in written if r[0] == "/ovseg/features"]
+    labels = [deserialize_message(r[3], Image) for r in written if r[0] == "/ovseg/labels"]
+    assert len(feats) == len(labels) == 4
+    for f, lab in zip(feats, labels, strict=True):
+        assert f.header == lab.header and f.encoding == "float16" and f.dim > 0
+        assert (f.image_height, f.image_width) == (lab.height, lab.width)
+        grid = np.frombuffer(bytes(f.data), "<f2").reshape(f.height, f.width, f.dim)
+        np.testing.assert_allclose(np.linalg.norm(grid.astype(np.float32), axis=-1), 1.0,
+                                   atol=2e-3)
+    via_mcap, _ = read_mcap(out)  # FeatureMap's definition is embedded too
+    assert sum(r[0] == "/ovseg/features" for r in via_mcap) == 4
+    assert run_bag(sample, "-o", tmp_path / "slide", *margs, "--features", "--mode",
+                   "slide") == 2
