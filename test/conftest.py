@@ -40,6 +40,8 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "ros: needs rclpy or ROS interfaces; set automatically (test/helpers/ros_marker.py)")
+    config.addinivalue_line(
+        "markers", "once: independent of the ROS distro; .ci/run runs it on the first only")
 
 
 def pytest_collection_modifyitems(config, items):
