@@ -128,7 +128,11 @@ def _worker_pids() -> list[int]:
 
 def test_an_actor_killed_mid_bag_is_retried(tmp_path, cluster, margs):
     big = write_sample_bag(tmp_path / "big", frames=48, size=320, depth=False)
-    assert run_bag(big, "-o", tmp_path / "ref", *margs) == 0
+    # Frames upsampled to a short side of 1024 (tiny model: a few frames/s), so that the bag
+    # is still in the actor when the kill lands; at its own size a quiet machine finished
+    # the 48 frames in 0.6 s, before the 20% line reached the test.
+    slow = [*margs, "--input-size", "1024"]
+    assert run_bag(big, "-o", tmp_path / "ref", *slow) == 0
     killed: list[int] = []
 
     def kill_mid_bag(child):
@@ -142,7 +146,7 @@ def test_an_actor_killed_mid_bag_is_retried(tmp_path, cluster, margs):
                 killed.append(pid)
             time.sleep(0.05)
 
-    rc, out, err = fleet(cluster, margs, [big], tmp_path / "out", "--workers", "1",
+    rc, out, err = fleet(cluster, slow, [big], tmp_path / "out", "--workers", "1",
                          wait=kill_mid_bag)
     assert killed, "no BagWorker process found to kill"
     assert rc == 0, out + err[-2000:]
