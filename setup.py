@@ -29,5 +29,5 @@ setup(
     # `ovseg bag --ray`: many bags on a Ray cluster (README, Recorded data).
     extras_require={"onnxruntime": ["onnxruntime>=1.20", "onnx>=1.17", "onnxscript>=0.5"],
                     "ray": ["ray>=2.40"]},
-    entry_points={"console_scripts": ["ovseg=ovseg_ros.cli.main:main"]},
+    entry_points={"console_scripts": ["ovseg=ovseg_ros.cli.entry:main"]},
 )

@@ -142,15 +142,20 @@ def bench_batch(seg: Segmenter, rgb: np.ndarray, batches: Sequence[int], reps: i
 
 def bench_threads(seg: Segmenter, rgb: np.ndarray, bare: BareEncoder, pixels: torch.Tensor,
                   reps: int) -> dict[str, Any]:
-    """The same work on 1 thread and on all of them (on a busy machine 1 can win)."""
+    """The same work on 1 thread and on all of them (on a busy machine 1 can win). The pipeline
+    gets its count through the `threads` setting, as a user sets it (segment applies it to the
+    calling thread, onnxruntime included); the bare encoder through torch directly."""
     full = torch.get_num_threads()
+    setting = seg.config.threads
 
     def on(threads: int, fn: Any, *args: Any) -> Any:
         def call() -> None:
             torch.set_num_threads(threads)
+            seg.reconfigure(threads=threads)
             try:
                 fn(*args)
             finally:
+                seg.reconfigure(threads=setting)
                 torch.set_num_threads(full)
         return call
 

@@ -22,8 +22,7 @@ upsampling; the image encoder never runs again.
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,10 +30,9 @@ import torch
 
 from . import tiling
 from .results import SegmentationResult
-from .vocabulary import normalise_name
+from .vocabulary import check_name
 
 MAX_PHRASES = 16
-MAX_PHRASE_CHARS = 1000  # refused before tokenising (a 77-token prompt is far shorter)
 
 
 class QueryError(ValueError):
@@ -64,30 +62,22 @@ class PhraseMap:
         return self.relevance >= threshold
 
 
-def validate_phrases(phrases: Sequence[str], token_count, limit: int = MAX_PHRASES
-                     ) -> list[str]:
-    """Normalised phrases, or QueryError naming every problem (count: 1 to `limit`, empty,
-    control characters, too long for CLIP's context once in a template)."""
+def validate_phrases(phrases: Sequence[str], token_count: Callable[[str], int],
+                     limit: int = MAX_PHRASES) -> list[str]:
+    """Normalised phrases, or QueryError naming every problem: 1 to `limit` of them, each
+    passing the class names' own rules (`vocabulary.check_name`: a string, not too long,
+    no control characters, not empty, within CLIP's context once in a template)."""
     if isinstance(phrases, str):
         raise QueryError("phrases must be a list of strings, not one string")
     if not 1 <= len(phrases) <= limit:
         raise QueryError(f"{len(phrases)} phrases: send 1 to {limit} per request")
     problems, out = [], []
     for i, raw in enumerate(phrases):
-        if not isinstance(raw, str):
-            problems.append(f"phrase {i} is not a string")
-        elif len(raw) > MAX_PHRASE_CHARS:
-            problems.append(f"phrase {i} has {len(raw)} characters (at most "
-                            f"{MAX_PHRASE_CHARS}, and 77 tokens once in a template)")
-        elif any(unicodedata.category(c) == "Cc" and c not in " \t\n\r" for c in raw):
-            problems.append(f"phrase {i} {raw[:40]!r} contains control characters")
-        elif not (name := normalise_name(raw)):
-            problems.append(f"phrase {i} is empty or whitespace")
-        elif token_count(name) > 77:
-            problems.append(f"phrase {i} {name[:40]!r}... is longer than CLIP's 77-token "
-                            "context once put in a template")
-        else:
+        name, problem = check_name(raw, f"phrase {i}", token_count)
+        if problem is None:
             out.append(name)
+        else:
+            problems.append(problem)
     if problems:
         raise QueryError("; ".join(problems))
     return out

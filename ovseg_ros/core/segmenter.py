@@ -86,7 +86,7 @@ class Segmenter:
         self.heads = self.heads.to(rt.device, rt.dtype).eval()
         # The dense forward: the encoder itself, or its ONNX export (built before any frame).
         self.dense = make_dense_encoder(self.encoder, rt, config.model, cache,
-                                        config.onnx_spinning)
+                                        config.onnx_spinning, config.threads)
         self.upload = FrameUploader(rt.device)
         self.tokenizer = open_clip.get_tokenizer(config.model)
         self.text_cache = TextEmbeddingCache(self.clip, self.tokenizer, self.runtime)

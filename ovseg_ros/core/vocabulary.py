@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 BACKGROUND = "background"
 MAX_ID = 65535  # label images are at most mono16
+MAX_NAME_CHARS = 1000  # refused before tokenising (a 77-token name is far shorter)
 
 
 class VocabularyError(ValueError):
@@ -36,6 +37,32 @@ def normalise_name(name: str) -> str:
     return " ".join(text.split())
 
 
+def check_name(raw: object, label: str, token_count: Callable[[str], int] | None = None,
+               max_tokens: int = 77, max_chars: int = MAX_NAME_CHARS) -> tuple[str, str | None]:
+    """(normalised name, None), or ("", the problem) for one class name or query phrase.
+
+    label names the item in the message (e.g. "prompt 3"). Refused: not a string, more than
+    `max_chars` characters (checked before tokenising), control characters other than
+    whitespace, empty once normalised (`normalise_name`), and longer than CLIP's `max_tokens`
+    context once in a template (`token_count` tells; refused rather than silently truncated,
+    since a cut name is a different class). The one rule for prompts and phrases alike."""
+    if not isinstance(raw, str):
+        return "", f"{label} is not a string"
+    if len(raw) > max_chars:
+        return "", (f"{label} has {len(raw)} characters (at most {max_chars}, and "
+                    f"{max_tokens} tokens once in a template)")
+    if any(unicodedata.category(c) == "Cc" and c not in _WHITESPACE_CONTROLS for c in raw):
+        return "", f"{label} {raw[:40]!r} contains control characters"
+    name = normalise_name(raw)
+    if not name:
+        return "", (f"{label} {raw[:40]!r} is empty or whitespace once normalised (zero-width "
+                    "and bidi control characters are removed)")
+    if token_count is not None and token_count(name) > max_tokens:
+        return "", (f"{label} {name[:40]!r}... is longer than CLIP's {max_tokens}-token "
+                    "context once put in a template")
+    return name, None
+
+
 def validate_prompts(
     prompts: Sequence[str],
     token_count: Callable[[str], int] | None = None,
@@ -45,12 +72,11 @@ def validate_prompts(
 ) -> list[str]:
     """Return the normalised prompts, or raise VocabularyError naming every problem.
 
-    Names are normalised first (`normalise_name`). Refused: an empty list, names empty after
-    normalisation (whitespace, zero-width or bidi characters only), control characters other
-    than whitespace, duplicates after normalisation (case-insensitive), more than
-    `max_prompts`, names whose longest filled template
-    exceeds CLIP's context (`token_count` tells; rejected rather than silently truncated, since a
-    cut name is a different class), and "background" when background handling adds it already.
+    Names are normalised first (`normalise_name`). Refused: an empty list, more than
+    `max_prompts`, duplicates after normalisation (case-insensitive), "background" when
+    background handling adds it already, and whatever `check_name` refuses for one name (not a
+    string, over MAX_NAME_CHARS characters, control characters other than whitespace, empty
+    once normalised, longer than CLIP's context once in a template)
     """
     if isinstance(prompts, str):
         raise VocabularyError("prompts must be a list of names, not one string")
@@ -62,29 +88,14 @@ def validate_prompts(
     names: list[str] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(prompts):
-        if not isinstance(raw, str):
-            problems.append(f"prompt {i} is not a string")
-            continue
-        if any(unicodedata.category(c) == "Cc" and c not in _WHITESPACE_CONTROLS for c in raw):
-            problems.append(f"prompt {i} {raw!r} contains control characters")
-            continue
-        name = normalise_name(raw)
-        if not name:
-            problems.append(f"prompt {i} {raw!r} is empty or whitespace once normalised "
-                            "(zero-width and bidi control characters are removed)")
-            continue
+        name, problem = check_name(raw, f"prompt {i}", token_count, max_tokens)
         key = name.casefold()
-        if key in seen:
-            problems.append(f"prompt {i} {name!r} duplicates prompt {seen[key]}")
-            continue
-        if background and key == BACKGROUND:
-            problems.append(f"prompt {i} 'background' is implicit (id 0) while background is on")
-            continue
-        if token_count is not None and token_count(name) > max_tokens:
-            problems.append(
-                f"prompt {i} {name[:40]!r}... is longer than CLIP's {max_tokens}-token context "
-                "once put in a template"
-            )
+        if problem is None and key in seen:
+            problem = f"prompt {i} {name!r} duplicates prompt {seen[key]}"
+        if problem is None and background and key == BACKGROUND:
+            problem = f"prompt {i} 'background' is implicit (id 0) while background is on"
+        if problem is not None:
+            problems.append(problem)
             continue
         seen[key] = i
         names.append(name)

@@ -216,3 +216,31 @@ def test_frame_pipeline_end_to_end_on_onnxruntime_int8(tmp_path):
         assert res.patch_probs.shape[0] == len(PROMPTS) + 1
         assert np.allclose(res.patch_probs.sum(axis=0)[res.patch_probs[0] < 1], 1, atol=1e-4)
         assert {"preprocess", "clip_forward", "heads_pooling"} <= set(res.timings)
+
+
+def test_onnxruntime_follows_the_threads_setting(tmp_path, caplog):
+    """onnxruntime fixes its thread count when a session opens; the `threads` setting must hold
+    from the start and when it changes while running, with the same outputs."""
+    seg = tiny_segmenter(tmp_path, backend="onnxruntime", precision="fp32", threads=1)
+    seg.set_prompts(PROMPTS)
+
+    def intra_op_threads() -> int:
+        return seg.dense.session_for(seg.dense.threads).get_session_options().intra_op_num_threads
+
+    first = seg.segment(_image(0))
+    assert (seg.dense.threads, intra_op_threads()) == (1, 1)
+    seg.reconfigure(threads=2)
+    second = seg.segment(_image(0))
+    assert (seg.dense.threads, intra_op_threads()) == (2, 2)
+    np.testing.assert_allclose(second.patch_probs, first.patch_probs, atol=1e-5)
+
+    def opened_after_change(threads: int) -> bool:
+        caplog.clear()
+        seg.reconfigure(threads=threads)
+        with caplog.at_level(logging.INFO, logger="ovseg_ros.core.backends.onnx_encoder"):
+            seg.segment(_image(0))
+        return any("opened a session with" in r.getMessage() for r in caplog.records)
+
+    assert opened_after_change(3)
+    assert not opened_after_change(2)  # the two most recent counts stay open
+    assert opened_after_change(1)  # 1 was the least recent: closed when 3 opened

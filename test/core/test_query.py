@@ -11,6 +11,7 @@ from helpers.tiny_models import tiny_segmenter
 from ovseg_ros.core import FramePipeline, KeyframeConfig
 from ovseg_ros.core.features import LOGIT_SCALE, pixel_patches, segment_means
 from ovseg_ros.core.query import MAX_PHRASES, QueryError, relevance_maps
+from ovseg_ros.core.vocabulary import VocabularyError
 
 IMAGE = np.random.default_rng(3).integers(0, 256, (50, 70, 3), dtype=np.uint8)
 PROMPTS = ["chair", "person", "table"]
@@ -90,6 +91,20 @@ def test_bad_phrases_are_refused(seg, phrases, why):
     res = seg.segment(IMAGE)
     with pytest.raises(QueryError, match=why):
         relevance_maps(seg, res, phrases)
+
+
+@pytest.mark.parametrize("name", ["", "\u200b ", "a" * 10000, "word " * 80, "bad\x00name", 7])
+def test_a_phrase_and_a_prompt_are_refused_for_the_same_reason(seg, name):
+    """One rule for class names and query phrases (vocabulary.check_name): the same fault
+    gives the same refusal, whether it comes in ~/set_prompts or in ~/query."""
+    res = seg.segment(IMAGE)
+    with pytest.raises(QueryError) as phrase:
+        relevance_maps(seg, res, [name])
+    with pytest.raises(VocabularyError) as prompt:
+        seg.set_prompts([name])
+    assert str(phrase.value).removeprefix("phrase 0") == str(prompt.value).removeprefix(
+        "prompt 0")
+    assert seg.snapshot.names == tuple(PROMPTS)  # the refused change lost nothing
 
 
 def test_features_reproduce_logits_and_segment_means(seg):

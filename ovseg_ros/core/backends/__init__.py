@@ -39,17 +39,19 @@ __all__ = ["BACKENDS", "INSTALL_HINT", "INT8_NOTE", "BackendError", "DenseForwar
 
 
 def make_dense_encoder(encoder: DenseClipEncoder, runtime: Runtime, model: str,
-                       cache_dir: Path | None = None, spin: bool = False) -> DenseForward:
+                       cache_dir: Path | None = None, spin: bool = False,
+                       threads: int = 0) -> DenseForward:
     """The dense forward for `runtime.backend`: `encoder` itself for torch; for onnxruntime an
     `OnnxDenseEncoder` on the cached export (built now when missing or invalid; `encoder`
-    must then be fp32 on the CPU)."""
+    must then be fp32 on the CPU), its first session opened with `threads` (0: torch's count)."""
     if runtime.backend == "torch":
         return encoder
     from .onnx_encoder import OnnxDenseEncoder
 
     if runtime.int8:
         log.warning(INT8_NOTE)
-    dense, report = OnnxDenseEncoder.build(encoder, model, cache_dir, runtime.int8, spin)
+    dense, report = OnnxDenseEncoder.build(encoder, model, cache_dir, runtime.int8, spin,
+                                           threads or None)
     what = f"int8, {report.int8.describe()}" if report.int8 else "fp32"
     log.info("dense encoder: onnxruntime %s from %s%s", what, report.path,
              f" (built now: {', '.join(report.built)})" if report.built else "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,26 +109,56 @@ class OnnxDenseEncoder:
     """An ONNX Runtime session with the dense encoder's contract (see the module docstring).
 
     Thread-safe: ORT sessions may run concurrently; the table cache only ever gains entries.
-    Runs with `threads` intra-op threads (default: torch's thread count at construction).
+    A call runs with the calling thread's torch thread count as onnxruntime's intra-op
+    threads, so the Segmenter's `threads` setting (applied before every frame) holds for this
+    backend too. onnxruntime fixes the count when a session opens: a new count opens a session
+    once (about the time of a start's session load), and the KEPT_SESSIONS most recently used
+    stay open (each holds its own copy of the weights: 84 MB int8, 324 MB fp32 for ViT-B-16).
     """
+
+    KEPT_SESSIONS = 2  # the setting's old and new value: switching back costs nothing
 
     def __init__(self, encoder: DenseClipEncoder, path: Path, threads: int | None = None,
                  spin: bool = False):
         self.pos = encoder.pos
         self.patch = encoder.patch
         self.path = path
-        self.threads = threads or torch.get_num_threads()
-        self.session = ort_session(path, self.threads, spin)
+        self.spin = spin
+        self._sessions: dict[int, object] = {}  # threads -> session, least recently used first
+        self._lock = threading.Lock()
         self._tables: dict[tuple[int, int], np.ndarray] = {}
+        self.session_for(threads or torch.get_num_threads())
+
+    def session_for(self, threads: int):
+        """The session with `threads` intra-op threads, opened now if none is kept."""
+        with self._lock:
+            session = self._sessions.pop(threads, None)
+            if session is None:
+                t0 = time.perf_counter()
+                session = ort_session(self.path, threads, self.spin)
+                if self._sessions:
+                    log.info("onnxruntime: opened a session with %d threads for the threads "
+                             "setting in %.2f s", threads, time.perf_counter() - t0)
+            self._sessions[threads] = session
+            while len(self._sessions) > self.KEPT_SESSIONS:
+                del self._sessions[next(iter(self._sessions))]
+            return session
+
+    @property
+    def threads(self) -> int:
+        """The intra-op thread count of the most recently used session."""
+        return next(reversed(self._sessions))
 
     @classmethod
     def build(cls, encoder: DenseClipEncoder, model: str, cache_dir: Path | None = None,
-              int8: bool = False, spin: bool = False) -> tuple[OnnxDenseEncoder, BuildReport]:
-        """Export/quantise once into `<cache>/onnx`, verify, and open a session."""
+              int8: bool = False, spin: bool = False, threads: int | None = None
+              ) -> tuple[OnnxDenseEncoder, BuildReport]:
+        """Export/quantise once into `<cache>/onnx`, verify, and open a session with `threads`
+        intra-op threads (default: torch's count now)."""
         folder = Path(cache_dir or default_cache_dir()) / "onnx"
         report = build_files(encoder, model, folder, int8)
         t0 = time.perf_counter()
-        out = cls(encoder, report.path, spin=spin)
+        out = cls(encoder, report.path, threads, spin)
         report.session_s = time.perf_counter() - t0
         return out, report
 
@@ -143,5 +174,6 @@ class OnnxDenseEncoder:
     def __call__(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = np.ascontiguousarray(pixels.detach().to("cpu", torch.float32).numpy())
         table = self.table(*patch_grid(pixels, self.patch))
-        dense, g = self.session.run(list(OUTPUTS), {INPUTS[0]: x, INPUTS[1]: table})
+        session = self.session_for(torch.get_num_threads())
+        dense, g = session.run(list(OUTPUTS), {INPUTS[0]: x, INPUTS[1]: table})
         return torch.from_numpy(dense), torch.from_numpy(g)
