@@ -28,8 +28,8 @@ from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 from .tiny import register_tiny
 
-SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "node", "bag", "memory",
-            "lifecycle")
+SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "node", "bag",
+            "memory", "lifecycle")
 OPT_IN = ("compile", "attention")  # run only when named in --only
 
 
@@ -135,6 +135,16 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if "attention" in only:
         print("[attention]", flush=True)
         out["attention"] = sections.bench_attention(seg, sizes[0], reps)
+    if "cli" in only:
+        from .cli_bench import VARIANTS, bench_cli
+
+        print("[cli]", flush=True)
+        model_argv = ["--model", model, "--clip-weights", "random", "--heads", "random",
+                      "--device", args.device, "--input-size", str(cfg.input_size)]
+        out["cli"] = bench_cli(model, model_argv, plain, sizes[0],
+                               frames=5 if args.smoke else max(8, reps + 3),
+                               rounds=1 if args.smoke else 2,
+                               variants=("defaults", "int8") if args.smoke else tuple(VARIANTS))
     plain = None  # free the fp32 copy before the node runs
     if "backends" in only:
         print("[backends]", flush=True)

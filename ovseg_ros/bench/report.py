@@ -242,6 +242,19 @@ def markdown(results: dict[str, Any], command: str) -> str:
                          f"{export['quantise_s']:.1f} s, peak RSS {export['peak_rss_mb']:.0f} MB "
                          f"(fresh process), files {export['fp32_file_mb']:.0f} / "
                          f"{export['int8_file_mb']:.0f} MB.")
+    cli = sec.get("cli", {})
+    if "stages" in cli:
+        size, r = "x".join(str(v) for v in cli["size"][::-1]), cli["ratios"]
+        for name, st in cli["stages"].items():
+            than = r.get(f"authors_plain_fp32_vs_{name}")
+            row(f"{size} `ovseg segment` per frame: {name}"
+                + (f" ({cli['compute'][name]})" if name in cli["compute"] else ""),
+                st["per_frame"], f"authors' plain fp32 pipeline: {than:.2f}x this time" if than
+                else "")
+        if "defaults_vs_fastest_exact" in r:
+            notes.append(f"- cli: `ovseg segment` with the defaults took "
+                         f"{r['defaults_vs_fastest_exact']:.2f}x the per-frame time of the "
+                         "fastest exact candidate run the same way (target <= 1.1x).")
     mem = sec.get("memory", {})
     if mem:
         lines.append(f"| peak RSS (product path / whole bench) | "

@@ -81,24 +81,33 @@ def paired_ratio(num: list[float], den: list[float]) -> float:
 
 
 def cpu_model() -> str:
+    """The model name, with family, model number and stepping where /proc/cpuinfo has them
+    (virtual machines often name only the vendor line, e.g. "AMD EPYC")."""
+    name, numbers = "", {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name" and not name:
+                name = value
+            elif key in ("cpu family", "model", "stepping") and key not in numbers:
+                numbers[key] = value
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    name = name or platform.processor() or "unknown"
+    return name + (" (" + ", ".join(f"{k} {v}" for k, v in numbers.items()) + ")"
+                   if numbers else "")
 
 
 def cpu_flags() -> list[str]:
-    """The CPU features that decide bf16 speed."""
+    """The CPU features that decide bf16 and int8 speed."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return []
     flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
                   if ln.startswith("flags")), [])
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16",
+              "amx_int8", "amx_tile")
     return [f for f in wanted if f in flags]
 
 

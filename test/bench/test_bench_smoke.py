@@ -99,6 +99,19 @@ def test_backends_section_runs_every_variant_side_by_side(smoke):
     assert "backend onnxruntime_int8" in report.markdown(smoke, "x")
 
 
+def test_cli_section_times_ovseg_segment_beside_the_authors_pipeline(smoke):
+    """`ovseg segment` processes (defaults and int8 in --smoke) per frame, start-up removed,
+    and the authors' plain fp32 pipeline on the same frames in the same run."""
+    cli = smoke["sections"]["cli"]
+    assert set(cli["stages"]) == {"defaults", "int8", "authors_plain_fp32"}
+    for name, st in cli["stages"].items():
+        assert st["per_frame"]["median"] > 0 and st["per_frame"]["n"] >= 2, name
+    assert "int8 via onnxruntime" in cli["compute"]["int8"]  # what the process said it ran
+    assert "chosen by" in cli["compute"]["defaults"]
+    assert cli["ratios"]["authors_plain_fp32_vs_int8"] > 0
+    assert "`ovseg segment` per frame: int8" in report.markdown(smoke, "x")
+
+
 def test_compare_and_markdown(smoke):
     rows = report.compare(smoke, smoke)
     assert rows and all(abs(r - 1.0) < 1e-9 for *_, r in rows)

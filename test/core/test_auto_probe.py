@@ -6,6 +6,7 @@ this depends on the CPU the tests run on; one test runs the real probe on the ti
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from helpers.tiny_models import tiny_segmenter
@@ -141,6 +142,11 @@ def test_key_names_the_machine_threads_versions_and_size():
         assert field in key, field
     assert probe.probe_key("m", (224, 224), 2, [TF, OF], {}) != probe.probe_key(
         "m", (448, 448), 2, [TF, OF], {})
+    # VMs name Zen 4 and Zen 5 both "AMD EPYC": the family and model number tell them apart
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    for field in ("cpu family", "model", "stepping", "CPU part"):
+        if f"\n{field}\t" in info or info.startswith(f"{field}\t"):
+            assert f"{field} " in key["cpu_model"], (field, key["cpu_model"])
 
 
 def test_segmenter_measures_once_then_reuses_and_can_be_told_not_to(tmp_path):

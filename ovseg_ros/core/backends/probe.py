@@ -30,7 +30,7 @@ from ..config import PROBE_MODES
 log = logging.getLogger(__name__)
 
 # Bump when what a cached decision means changes (candidates' definition, the timing rule).
-FORMAT = 2
+FORMAT = 3  # 3: the CPU's family, model number and stepping in the key
 
 
 @dataclass(frozen=True)
@@ -188,16 +188,26 @@ def measure(options: Iterable[Candidate], prepare: Prepare, budget_s: float, rep
 # ---- the cache ------------------------------------------------------------------------------
 
 def _cpu_fields() -> dict[str, Any]:
+    """The CPU as the key sees it. The model name alone is not enough: virtual machines report
+    "AMD EPYC" for Zen 4 and Zen 5 alike, whose bf16 and int8 speeds differ 2x; family, model
+    number and stepping tell them apart."""
     model, flags = platform.processor() or platform.machine(), ""
+    numbers: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("", platform.machine()):
+            key = key.strip()
+            if key == "model name" and model in ("", platform.machine()):
                 model = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
+            elif key in ("cpu family", "model", "stepping", "CPU implementer", "CPU part",
+                         "CPU variant") and key not in numbers:
+                numbers[key] = value.strip()
+            elif key in ("flags", "Features") and not flags:
                 flags = " ".join(sorted(value.split()))
     except OSError:
         pass
+    if numbers:
+        model += " (" + ", ".join(f"{k} {v}" for k, v in numbers.items()) + ")"
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
