@@ -20,6 +20,9 @@ SUBPROCESS_ALLOWED = {
     # The node benchmark's camera: sys.executable -m ovseg_ros.bench.camera with a size, a
     # rate and a constant topic, all from the benchmark's own options.
     ("bench/node_bench.py", "bench_node"),
+    # The command-line benchmark: sys.executable -m ovseg_ros.bench.cli_bench with the model and
+    # `ovseg segment` options it was given, on frames and a cache folder it made itself.
+    ("bench/cli_bench.py", "_run_ovseg"),
     # The memory soak's node: sys.executable -m ovseg_ros.bench.soak --node, then ROS
     # arguments built from the soak's own options.
     ("bench/soak.py", "soak"),
