@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 from rclpy.publisher import Publisher
-from rclpy.qos import QoSProfile
-from rclpy.subscription import Subscription
 from std_msgs.msg import Header
 
 from ovseg_ros.core.results import SegmentationResult
@@ -48,9 +46,7 @@ class Camera:
     points: Publisher | None = None  # use_depth: ~/points, ~/markers
     markers: Publisher | None = None
     depth: DepthInput | None = None
-    qos: QoSProfile | None = None  # input QoS, chosen at activation
-    qos_desc: str = ""
-    subscription: Subscription | None = None  # while active
+    qos_desc: str = ""  # the input's QoS, chosen at activation (inputs.InputSubscriptions)
     extras: FeatureOutputs | None = None  # ~/features, ~/feature_image, the ~/query slot
 
     @property

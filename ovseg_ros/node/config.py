@@ -71,7 +71,9 @@ class NodeConfig:
         (sensor_msgs/CompressedImage). Remap 'image' to the camera topic.""")
     qos: str = setting("auto", group="input", choices=("sensor_data", "reliable", "auto"), doc="""
         Input QoS. sensor_data: best effort; reliable: reliable; auto: match the publishers
-        found when the node activates (sensor_data if none). Mismatches show in
+        found when the node activates; with none yet, sensor_data until the first ones
+        appear, then matched to them (a reliable camera started after the node gets a
+        reliable subscription: best effort loses most large images). Mismatches show in
         /diagnostics.""")
     qos_depth: int = setting(1, group="input", low=1, high=100, doc="""
         Input history depth (the node keeps only the newest frame anyway).""")

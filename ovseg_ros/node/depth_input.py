@@ -44,7 +44,6 @@ class DepthInput:
         self.log, self.throttle = log, throttle
         self.depth_refused = self.info_refused = 0
         self.last_problem = ""  # why the newest frame got no cloud ("" when it got one)
-        self.subscriptions: list[Any] = []
 
     # ---- executor threads ---------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 
+NO_PUBLISHER = "no publisher at start-up"  # how `matched` says it fell back
+
 
 def describe(qos: QoSProfile) -> str:
     return (f"{qos.reliability.name.lower()}/{qos.durability.name.lower()} "
@@ -43,7 +45,7 @@ def matched(node: Node, topic: str, depth: int, wait_s: float = 0.5) -> tuple[Qo
         time.sleep(0.05)
         infos = node.get_publishers_info_by_topic(topic)
     if not infos:
-        return sensor_data(depth), "no publisher at start-up: sensor data"
+        return sensor_data(depth), f"{NO_PUBLISHER}: sensor data"
     profiles = [i.qos_profile for i in infos]
     rel = (ReliabilityPolicy.RELIABLE
            if all(p.reliability == ReliabilityPolicy.RELIABLE for p in profiles)

@@ -41,12 +41,12 @@ from rclpy.qos import qos_policy_name_from_kind
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ovseg_ros.node import params as P
-from ovseg_ros.node import qos as Q
 from ovseg_ros.node.compat import InvalidTransitionGuard, move_lifecycle_queries
 from ovseg_ros.node.config import build_configs
 from ovseg_ros.node.control_services import ControlServices, get_state
 from ovseg_ros.node.diagnostics import Throttle, one_line
 from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming
+from ovseg_ros.node.inputs import InputSubscriptions
 from ovseg_ros.node.outputs import Outputs
 from ovseg_ros.node.prompt_text import PromptsBusy, TextEncodingGate, normalise_prompt_parameters
 from ovseg_ros.node.query import QueryServices
@@ -76,6 +76,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.outputs: Outputs | None = None  # model + publishers: set while configured
         self.worker: FrameWorker | None = None  # set while active
         self.processor: FrameProcessor | None = None
+        self.inputs: InputSubscriptions | None = None  # set while active
         self._ids = None  # the last configuration's Vocabulary: ids survive cleanup + configure
         # Called on the worker thread with a frames.FrameReport per published frame (stage
         # times); the benchmark reads the node's timings here.
@@ -181,6 +182,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         # One slot per camera; several full slots are segmented as one batch.
         self.worker = FrameWorker(self.processor, self.processor.on_error, batch=True)
         self.worker.start()
+        self.inputs = InputSubscriptions(self, out.node_config.qos, out.node_config.qos_depth)
         for cam in out.cameras:
             self._subscribe(cam)
         super().on_activate(state)  # enables the lifecycle publishers
@@ -221,7 +223,6 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
 
     def _subscribe(self, cam) -> None:
         nc = self.outputs.node_config
-        cam.qos, cam.qos_desc = Q.input_qos(self, nc.qos, cam.input_topic, nc.qos_depth)
         events = SubscriptionEventCallbacks(
             incompatible_qos=lambda info: self._on_incompatible_qos(info, cam))
         worker, depth = self.worker, cam.depth
@@ -231,28 +232,24 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             pair = depth.open(msg) if depth is not None else None
             worker.submit(Incoming(msg, time.monotonic(), pair), key=cam.name)
 
+        def on_change(desc: str) -> None:
+            cam.qos_desc = desc
+
         group = MutuallyExclusiveCallbackGroup()  # one camera's callbacks: one at a time
-        cam.subscription = self.create_subscription(
+        cam.qos_desc = self.inputs.add(
             CompressedImage if nc.input_transport == "compressed" else Image, cam.input_topic,
-            on_image, cam.qos, callback_group=group, event_callbacks=events)
+            on_image, group, events, on_change)
         if depth is not None:
             for topic, msg_type, callback in ((depth.depth_topic, Image, depth.on_depth),
                                               (depth.info_topic, CameraInfo, depth.on_info)):
-                qos, _ = Q.input_qos(self, nc.qos, topic, nc.qos_depth)
-                depth.subscriptions.append(self.create_subscription(
-                    msg_type, topic, callback, qos, callback_group=group))
+                self.inputs.add(msg_type, topic, callback, group)
 
     def _stop_input(self, timeout: float) -> bool:
         """Unsubscribe and stop the worker; False when a frame was still in the model after
         `timeout` (it finishes on its own; nothing it produces is published)."""
-        for cam in self.cameras:
-            subs = [cam.subscription] + (cam.depth.subscriptions if cam.depth else [])
-            for sub in subs:
-                if sub is not None:
-                    self.destroy_subscription(sub)
-            cam.subscription = None
-            if cam.depth is not None:
-                cam.depth.subscriptions = []
+        if self.inputs is not None:
+            self.inputs.close()
+            self.inputs = None
         worker, processor, self.worker = self.worker, self.processor, None
         if worker is None:
             return True

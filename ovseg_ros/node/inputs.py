@@ -1,0 +1,130 @@
+"""The active node's input subscriptions (images, depth, camera info), with a second chance
+for `qos: auto`.
+
+`qos: auto` matches the publishers that exist at activation. With none yet it subscribes best
+effort, which accepts any publisher. But a reliable publisher that appears later then feeds a
+best-effort connection, and a large image (640x480 rgb8 is 900 KB, sent in fragments) arrives
+only when every fragment does. Measured on this project's machine with Fast DDS (two
+processes, 5 frames/s, idle): 0 to 1 of 30 to 50 frames arrived best effort; all of them with
+a reliable subscription. So while an input has no publisher, a timer looks every `period_s`,
+and when publishers appear it subscribes once more with the profile matched to them.
+
+The switch loses nothing: the first subscription keeps delivering until the matched one has
+delivered a message (whose duplicate, the same header, is passed on once), and is only then
+destroyed, by the timer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from ovseg_ros.node import qos as Q
+
+
+def _identity(msg: Any) -> tuple:
+    h = msg.header
+    return h.stamp.sec, h.stamp.nanosec, h.frame_id
+
+
+@dataclass
+class _Input:
+    msg_type: Any
+    topic: str
+    callback: Callable[[Any], None]
+    group: CallbackGroup
+    events: Any
+    on_change: Callable[[str], None] | None
+    subscription: Any = None
+    waiting: bool = False  # subscribed before any publisher existed (qos: auto)
+    previous: Any = None  # the first subscription, until the matched one delivers
+    switched: bool = False  # the matched one has delivered: the first one is ignored
+    last: tuple | None = None  # the identity of the last message passed on
+
+    # Both callbacks run in the input's one mutually exclusive group: never at once.
+    def first(self, msg: Any) -> None:
+        if not self.switched:
+            self.last = _identity(msg)
+            self.callback(msg)
+
+    def matched(self, msg: Any) -> None:
+        if not self.switched:
+            self.switched = True
+            if _identity(msg) == self.last:  # the first one passed it on already
+                return
+        self.callback(msg)
+
+
+class InputSubscriptions:
+    """Subscribes with the `qos` setting's profile (`qos.input_qos`); under `auto`, inputs that
+    had no publisher at subscription are matched again once publishers appear. Lives from
+    activate to deactivate; `close` ends every subscription and the timer."""
+
+    def __init__(self, node: Node, mode: str, depth: int, period_s: float = 1.0) -> None:
+        self.node, self.mode, self.depth = node, mode, depth
+        self.inputs: list[_Input] = []
+        self._lock = threading.Lock()  # the timer's (re-)subscriptions against close()
+        self.timer = (node.create_timer(period_s, self._tick,
+                                        callback_group=MutuallyExclusiveCallbackGroup())
+                      if mode == "auto" else None)
+
+    def add(self, msg_type: Any, topic: str, callback: Callable[[Any], None],
+            group: CallbackGroup, events: Any = None,
+            on_change: Callable[[str], None] | None = None) -> str:
+        """Subscribe `callback` to `topic`; returns the QoS description. `on_change(desc)` is
+        called if a matched subscription is added later."""
+        qos, desc = Q.input_qos(self.node, self.mode, topic, self.depth)
+        entry = _Input(msg_type, topic, callback, group, events, on_change,
+                       waiting=self.mode == "auto" and Q.NO_PUBLISHER in desc)
+        entry.subscription = self._subscribe(entry, qos, entry.first)
+        self.inputs.append(entry)
+        return desc
+
+    def _subscribe(self, entry: _Input, qos: QoSProfile, callback: Callable[[Any], None]
+                   ) -> Any:
+        return self.node.create_subscription(entry.msg_type, entry.topic, callback, qos,
+                                             callback_group=entry.group,
+                                             event_callbacks=entry.events)
+
+    def _tick(self) -> None:
+        with self._lock:
+            for entry in self.inputs:
+                if entry.previous is not None and entry.switched:
+                    self.node.destroy_subscription(entry.previous)
+                    entry.previous = None
+                elif entry.waiting and self.node.get_publishers_info_by_topic(entry.topic):
+                    self._rematch(entry)
+            if self.timer is not None and not any(e.waiting or e.previous is not None
+                                                  for e in self.inputs):
+                self.timer.cancel()  # nothing left to match or to end
+
+    def _rematch(self, entry: _Input) -> None:
+        entry.waiting = False
+        qos, how = Q.matched(self.node, entry.topic, self.depth, wait_s=0.0)
+        if (qos.reliability == ReliabilityPolicy.BEST_EFFORT
+                and qos.durability == DurabilityPolicy.VOLATILE):
+            return  # what it has already
+        entry.previous = entry.subscription
+        entry.subscription = self._subscribe(entry, qos, entry.matched)
+        desc = f"{Q.describe(qos)} ({how}, after activation)"
+        self.node.get_logger().info(f"input {entry.topic}: publishers appeared; subscribed "
+                                    f"{desc}")
+        if entry.on_change is not None:
+            entry.on_change(desc)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.timer is not None:
+                self.node.destroy_timer(self.timer)
+                self.timer = None
+            for entry in self.inputs:
+                for sub in (entry.subscription, entry.previous):
+                    if sub is not None:
+                        self.node.destroy_subscription(sub)
+            self.inputs = []
