@@ -13,6 +13,7 @@ them errors (never skips) when rclpy is missing.
 """
 
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,11 @@ if not os.environ.get("ROS_DOMAIN_ID"):
 # Downloads and ONNX exports of the test models go to a folder of this run, never into the
 # user's ~/.cache/ovseg_ros (inherited by the node processes the tests start).
 os.environ["OVSEG_CACHE"] = tempfile.mkdtemp(prefix="ovseg-test-cache-")
+# Tests press Ctrl-C on their child processes as a terminal would. A suite started as a
+# background job of a script (`bash .ci/run &`) starts with SIGINT ignored, every child would
+# inherit that, and the product rightly keeps a SIGINT it was started ignoring.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_configure(config):
