@@ -155,6 +155,9 @@ def _variants(model: str, device: str, input_size: int, cache: Path
                                       str(other.reduce_range).lower(), True, other)):
             report = build_files(fp32.encoder, model, folder, int8, settings)
             out[name] = (fp32, OnnxDenseEncoder(fp32.encoder, report.path))
+            if name == "onnxruntime_int8":  # what `onnx_spinning: true` would give
+                out[name + "_spinning"] = (fp32, OnnxDenseEncoder(fp32.encoder, report.path,
+                                                                   spin=True))
     elif on_cpu:
         info["onnxruntime"] = f"not installed ({', '.join(missing_onnx_modules())})"
     return out, info

@@ -94,8 +94,9 @@ class SegmenterConfig:
     onnx_spinning: bool = setting(False, group="compute", doc="""
         Let onnxruntime's idle worker threads busy-wait for the next op. Off: on a shared CPU
         (camera drivers, other nodes) spinning threads take the cores others need; under
-        load it measured as fast or faster off (doc/performance.md, choosing
-        by measurement). OMP_WAIT_POLICY=PASSIVE in the environment also turns it off.""")
+        load it measured as fast or faster off, and on an idle machine too, since the torch
+        heads that follow the encoder compete with the spinning threads (doc/performance.md).
+        OMP_WAIT_POLICY=PASSIVE in the environment also turns it off.""")
     auto_int8: bool = setting(False, group="compute", doc="""
         Let backend/precision auto consider onnxruntime int8 too (an approximation, see
         precision).""")

@@ -80,7 +80,7 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
 def test_backends_section_runs_every_variant_side_by_side(smoke):
     """onnxruntime is installed in CI: its variants must be there, never skipped."""
     sec = smoke["sections"]["backends"]
-    want = {"torch_fp32", "onnxruntime_fp32", "onnxruntime_int8"}
+    want = {"torch_fp32", "onnxruntime_fp32", "onnxruntime_int8", "onnxruntime_int8_spinning"}
     if sec["cpu_native_bf16"]:
         want.add("torch_bf16")
     assert want <= set(sec["stages"]), sec.get("onnxruntime")
