@@ -6,8 +6,8 @@
 # Kilted (default): .venv, build/, install/, log/; Jazzy: .venv-jazzy, build-jazzy/, ... (see
 # scripts/distro.sh). Idempotent: the pip steps are skipped while the requirement lists are
 # unchanged (stamp file), so a re-run only re-checks the CMake patch and runs colcon.
-#   --with-test-interfaces  also build test/interfaces/vision_msgs (test-only LabelInfo copy)
-#                           and semantic_inference_msgs (test-only FeatureImage copy)
+#   --with-test-interfaces  also build semantic_inference_msgs (ovseg_ros/frame/definitions:
+#                           the FeatureImage interface, for tests; users install MIT-SPARK's)
 #   --force                 re-run the pip steps even if the stamp matches
 # Then: `[OVSEG_DISTRO=...] source scripts/env.sh`.
 set -euo pipefail
@@ -147,9 +147,10 @@ mkdir -p "$VENV/ovseg_src"
 ln -sfn ../../ovseg_ros "$VENV/ovseg_src/ovseg_ros"
 
 # --- colcon -----------------------------------------------------------------------------------
-PATHS=(.)
-[[ $WITH_TEST_INTERFACES == 1 ]] && PATHS+=(test/interfaces/vision_msgs \
-  test/interfaces/semantic_inference_msgs)
+# vision_msgs (LabelInfo) from its definition in the package, so the node publishes
+# ~/label_info in this install too; a machine with ROS 2 from apt has the real one (rosdep).
+PATHS=(. ovseg_ros/frame/definitions/vision_msgs)
+[[ $WITH_TEST_INTERFACES == 1 ]] && PATHS+=(ovseg_ros/frame/definitions/semantic_inference_msgs)
 log "colcon build: ${PATHS[*]}"
 # env.sh gives colcon/CMake the venv as an ament/CMake prefix and sets the library path.
 set +u
@@ -158,9 +159,13 @@ source "$ROOT/scripts/env.sh"
 set -u
 # Ninja (from the venv) builds the generated typesupport code ~25% faster than make here. CMake
 # cannot switch generators in an existing build dir, so drop dirs configured with another one.
+# A build dir configured from another source dir (a package that moved) is dropped too.
 for cache in "$OVSEG_BUILD_BASE"/*/CMakeCache.txt; do
   [[ -f "$cache" ]] || continue
-  grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$cache" || rm -rf "$(dirname "$cache")"
+  src="$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$cache")"
+  if ! grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$cache" || [[ ! -d "$src" ]]; then
+    rm -rf "$(dirname "$cache")"
+  fi
 done
 # colcon's ament prefix-path extension only chains underlay workspaces into install/setup.*; the
 # venv is not a workspace (no local_setup.*), so it would just warn about it on every build.

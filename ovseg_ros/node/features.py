@@ -26,7 +26,7 @@ from ovseg_ros.io import encode_labels
 from ovseg_ros.msg import FeatureMap
 from ovseg_ros.node import messages as m
 
-try:  # optional: MIT-SPARK's interfaces (Khronos, Clio); test/interfaces has a test-only copy
+try:  # optional: MIT-SPARK's interfaces (Khronos, Clio); the tests build a copy
     from semantic_inference_msgs.msg import FeatureImage, FeatureVector
 except ImportError:
     FeatureImage = FeatureVector = None
