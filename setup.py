@@ -1,15 +1,19 @@
 """pip metadata for the ROS-free Python package (the ROS build is CMakeLists.txt)."""
 
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
 
 
 def requirements(name: str = "requirements.txt") -> list[str]:
     """The requirement lines of a requirements file, following `-r other.txt`: the one list
     of run-time dependencies (requirements.txt)."""
     out = []
-    for line in (Path(__file__).resolve().parent / name).read_text().splitlines():
+    for line in (HERE / name).read_text().splitlines():
         line = line.split("#")[0].strip()
         if line.startswith("-r"):
             out += requirements(line[2:].strip())
@@ -18,10 +22,29 @@ def requirements(name: str = "requirements.txt") -> list[str]:
     return out
 
 
+class BuildPy(build_py):
+    """Also ship the repository's msg/*.msg and samples/ inside the package: `ovseg bag`
+    registers the message definitions with rosbags (no ROS install needed) and `ovseg demo`
+    reads the samples. A source checkout reads both from the repository instead."""
+
+    def run(self) -> None:
+        super().run()
+        pkg = Path(self.build_lib, "ovseg_ros")
+        for pattern, target in (("msg/*.msg", pkg / "frame/definitions/ovseg_ros/msg"),
+                                ("samples/*", pkg / "io/samples")):
+            target.mkdir(parents=True, exist_ok=True)
+            for src in sorted(HERE.glob(pattern)):
+                shutil.copy2(src, target / src.name)
+
+
 setup(
     name="ovseg_ros",
     version="0.1.0",
     packages=find_packages(include=["ovseg_ros", "ovseg_ros.*"]),
+    # vision_msgs' and semantic_inference_msgs' definitions (also buildable ROS packages)
+    package_data={"ovseg_ros.frame": ["definitions/*/msg/*.msg", "definitions/*/package.xml",
+                                      "definitions/*/CMakeLists.txt"]},
+    cmdclass={"build_py": BuildPy},
     python_requires=">=3.10",
     install_requires=requirements(),
     # The onnxruntime backend of the dense encoder (CPU fp32 and int8; README, Backends):

@@ -12,9 +12,8 @@ from ovseg_ros.bag import BagError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ovseg_ros.cli.options import add_keyframe_options, add_model_options, add_setting_options
+    from ovseg_ros.frame.types import DISTROS, default_distro
     from ovseg_ros.node.config import BY_NAME, DEFAULT_PROMPTS
-
-    from .types import DISTROS, default_distro
 
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="rosbag2 folder (MCAP or sqlite3), .mcap file, ROS 1 .bag, or a folder "

@@ -1,12 +1,13 @@
-"""One bag through the node's frame path: every image frame decoded (`frames.decode_rgb`),
-segmented (`FramePipeline.process_batch`), paired with depth (`DepthInput`, the node's
-pairing) and turned into the node's messages (`camera.frame_messages`), serialized by rclpy.
-The only difference from the live node is where the messages go: into a bag, at the input
-message's bag time, in order, every frame (no latest-frame-wins).
+"""One bag through the frame step the node runs (frame/step.py): every image frame decoded,
+segmented (`FramePipeline.process_batch`), paired with depth (the node's pairing) and turned
+into the node's messages, serialized to the same CDR bytes. The only differences from the live
+node are where the outputs go (into a bag, at the input message's bag time, in order) and the
+frame policy (every frame; no latest-frame-wins).
 
 Deterministic: the same input and settings give the same bytes. The Segmentation fields that
 measure wall-clock time on the live node (inference_ms, latency_ms, frames_dropped) are 0
-here; the run's timing is in the summary (`BagReport`).
+here; the run's timing is in the summary (`BagReport`). ROS-free: rosbags reads and writes,
+the frame step builds the messages.
 """
 
 from __future__ import annotations
@@ -17,23 +18,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CameraInfo, Image
+from typing import TYPE_CHECKING, Any
 
 from ovseg_ros.bag import BagError
 from ovseg_ros.bag.sink import OutputBag, Topic, prepare_output, read_partial
 from ovseg_ros.bag.source import IMAGE_TYPES, InputBag
 from ovseg_ros.bag.topics import BagCamera, cameras_for, output_topics
-from ovseg_ros.bag.types import default_distro
-from ovseg_ros.io import ImageDecodeError
-from ovseg_ros.node import messages as m
-from ovseg_ros.node.camera import frame_messages
-from ovseg_ros.node.config import NodeConfig
-from ovseg_ros.node.diagnostics import Throttle
-from ovseg_ros.node.features import FeatureSpace, feature_map_msg
-from ovseg_ros.node.frames import decode_rgb
+from ovseg_ros.frame.builder import MessageBuilder, builder_for
+from ovseg_ros.frame.log import FrameLog
+from ovseg_ros.frame.messages import FeatureSpace
+from ovseg_ros.frame.step import FrameResult, FrameStep, Incoming, StepCamera, StepSettings
+from ovseg_ros.frame.types import default_distro
+
+if TYPE_CHECKING:
+    from ovseg_ros.node.config import NodeConfig
 
 log = logging.getLogger("ovseg.bag")
 
@@ -93,9 +91,36 @@ class BagReport:
 @dataclass
 class _Pending:
     cam: BagCamera
-    time_ns: int
-    msg: Any
-    pair: Any
+    incoming: Incoming
+
+
+class BagSink:
+    """Writes the frame step's outputs into the output bag, at each input frame's bag time."""
+
+    def __init__(self, out: OutputBag, topics: dict[tuple[str, str], Topic],
+                 builder: MessageBuilder, report: BagReport, cams: list[BagCamera]) -> None:
+        self.out, self.topics, self.builder, self.report = out, topics, builder, report
+        self.image_topic = {c.name: c.image_topic for c in cams}
+
+    def wants(self, camera: str, output: str) -> bool:
+        return (camera, output) in self.topics
+
+    def timing(self, frame: FrameResult) -> tuple[float, float, int]:
+        return 0.0, 0.0, 0  # wall-clock fields of the live node; the report has the run's
+
+    def accepting(self) -> bool:
+        return True
+
+    def emit(self, camera: str, output: str, msg: Any, frame: FrameResult | None) -> None:
+        time_ns = frame.incoming.bag_time_ns if frame is not None else 0
+        self.out.write_raw(self.topics[(camera, output)], time_ns, self.builder.serialize(msg))
+
+    def frame_done(self, frame: FrameResult) -> None:
+        self.report.frames[self.image_topic[frame.camera]] += 1
+        self.report.last_time_ns = frame.incoming.bag_time_ns
+
+    def frame_refused(self, camera: str, reason: str, text: str) -> None:
+        pass  # counted and logged by the step's FrameLog (the report's `skipped`)
 
 
 class BagJob:
@@ -104,6 +129,7 @@ class BagJob:
     def __init__(self, pipeline: Any, settings: BagSettings) -> None:
         self.pipeline, self.s = pipeline, settings
         self.keyframes = pipeline.config.enabled
+        self.builder = builder_for(settings.distro)
 
     def run(self, input_path: Path, output: Path, *, overwrite: bool = False,
             resume: bool = False, fresh_partial: bool = False,
@@ -115,23 +141,27 @@ class BagJob:
         report = BagReport(str(input_path), str(output))
         t0 = time.perf_counter()
         bag = InputBag(input_path, self.s.distro)
+        frame_log = FrameLog(log)
         try:
-            cams = cameras_for(bag, self.s, log, Throttle(5.0))
+            cams = cameras_for(bag, self.s, log, frame_log.throttle)
             old = prepare_output(output, overwrite, resume, fresh_partial)
             start_ns, stop_ns = self._slice(bag)
             image_topics = {c.image_topic for c in cams}
             if total is not None:
                 total(bag.count(image_topics))
+            step = self._step(cams, frame_log)
             with OutputBag(output, self.s.distro) as out:
                 try:
                     topics = output_topics(out, cams, self.s)
-                    self._labels_written = False
-                    done = self._carry_over(old, out, cams, topics, report) if old else set()
-                    self._loop(bag, out, cams, topics, done, start_ns, stop_ns, report,
+                    sink = BagSink(out, topics, self.builder, report, cams)
+                    done = self._carry_over(old, out, cams, topics, report, step) if old \
+                        else set()
+                    self._loop(bag, step, sink, cams, done, start_ns, stop_ns, report,
                                progress)
                 except KeyboardInterrupt as exc:
                     report.status = "interrupted"
                     report.seconds = time.perf_counter() - t0
+                    report.skipped = dict(frame_log.counts)
                     out.close()
                     exc.report = report  # type: ignore[attr-defined]
                     raise
@@ -143,13 +173,24 @@ class BagJob:
                 shutil.rmtree(old, ignore_errors=True)
         finally:
             bag.close()
+        report.skipped = dict(frame_log.counts)
         report.status = "done"
         report.seconds = time.perf_counter() - t0
         return report
 
+    def _step(self, cams: list[BagCamera], frame_log: FrameLog) -> FrameStep:
+        from ovseg_ros.core.features import FEATURE_VERSION, LOGIT_SCALE
+
+        seg, node = self.pipeline.segmenter, self.s.node
+        settings = StepSettings(node.max_image_pixels, node.overlay_alpha)
+        return FrameStep(self.pipeline, [StepCamera(c.name, c.image_topic, c.depth)
+                                         for c in cams], lambda: settings, self.builder,
+                         frame_log, FeatureSpace(seg.config.model, seg.weights_id,
+                                                 FEATURE_VERSION), LOGIT_SCALE)
+
     # ---- the frame loop ---------------------------------------------------------------------
 
-    def _loop(self, bag: InputBag, out: OutputBag, cams: list[BagCamera], topics: dict,
+    def _loop(self, bag: InputBag, step: FrameStep, sink: BagSink, cams: list[BagCamera],
               done: set[tuple[str, int]], start_ns: int | None, stop_ns: int | None,
               report: BagReport, progress: Callable[[int], None] | None) -> None:
         by_image = {c.image_topic: c for c in cams}
@@ -159,10 +200,11 @@ class BagJob:
         slop_ns = int(self.s.node.depth_slop_s * 1e9)
         pending: collections.deque[_Pending] = collections.deque()
         report.frames = {c.image_topic: 0 for c in cams}
+        read = self.builder.deserialize
         for conn, t, raw in bag.messages():
             if self.s.copy:
                 topic = copies.get(conn.id) or copies.setdefault(conn.id, bag.copy_topic(conn))
-                out.write_raw(topic, t, raw)
+                sink.out.write_raw(topic, t, raw)
             cam = by_image.get(conn.topic)
             try:
                 if cam is not None:
@@ -171,24 +213,25 @@ class BagJob:
                         continue
                     if (cam.image_topic, t) in done:
                         continue
-                    msg = deserialize_message(raw, cam.msg_class)
+                    msg = read(raw, cam.msgtype)
                     pair = cam.depth.open(msg) if cam.depth is not None else None
-                    pending.append(_Pending(cam, t, msg, pair))
+                    pending.append(_Pending(cam, Incoming(msg, 0.0, pair, t)))
                 elif conn.topic in by_depth:
-                    by_depth[conn.topic].depth.on_depth(deserialize_message(raw, Image))
+                    by_depth[conn.topic].depth.on_depth(read(raw, "sensor_msgs/msg/Image"))
                 elif conn.topic in by_info:
-                    by_info[conn.topic].depth.on_info(deserialize_message(raw, CameraInfo))
+                    by_info[conn.topic].depth.on_info(read(raw, "sensor_msgs/msg/CameraInfo"))
             except Exception as exc:  # corrupt CDR: that message is skipped, the rest goes on
                 if cam is not None:
-                    self._skip(report, f"undeserializable {conn.msgtype}: {type(exc).__name__}")
+                    reason = f"undeserializable {conn.msgtype}: {type(exc).__name__}"
+                    step.log.refused(reason, f"skipped: {reason}")
                 continue
             # Frames whose depth window has passed (bag order) are ready; process full batches.
-            ready = sum(1 for p in pending if p.time_ns + slop_ns < t)
+            ready = sum(1 for p in pending if p.incoming.bag_time_ns + slop_ns < t)
             while take := self._take(pending, ready, final=False):
                 ready -= len(take)
-                self._process(take, out, cams, topics, report, progress)
+                self._process(step, sink, take, progress)
         while take := self._take(pending, len(pending), final=True):
-            self._process(take, out, cams, topics, report, progress)
+            self._process(step, sink, take, progress)
 
     def _take(self, pending: collections.deque, ready: int, final: bool) -> list[_Pending]:
         """The next batch among the first `ready` pending frames: with keyframes one take as
@@ -207,70 +250,13 @@ class BagJob:
                 return []
         return [pending.popleft() for _ in range(n)]
 
-    def _process(self, take: list[_Pending], out: OutputBag, cams: list[BagCamera],
-                 topics: dict, report: BagReport,
+    def _process(self, step: FrameStep, sink: BagSink, take: list[_Pending],
                  progress: Callable[[int], None] | None) -> None:
-        frames = []
-        for p in take:
-            try:
-                frames.append((p, decode_rgb(p.msg, self.s.node.max_image_pixels)))
-            except ImageDecodeError as exc:
-                if p.pair is not None:
-                    p.cam.depth.pairing.close(p.pair)
-                self._skip(report, f"undecodable frame on {p.cam.image_topic}", str(exc))
-        if not frames:
-            if progress:
-                progress(len(take))
-            return
-        primary = next((i for i, (p, _) in enumerate(frames) if p.cam is cams[0]), None)
-        results = self.pipeline.process_batch(
-            [(rgb, m.stamp_seconds(p.msg.header.stamp)) for p, rgb in frames], primary)
-        if not self._labels_written:
-            self._write_label_map(out, topics, frames[0][0].time_ns,
-                                  frames[0][0].msg.header.stamp)
-        mono8 = self.s.node.publish_confidence_mono8 or self.s.node.use_depth
-        for (p, rgb), result in zip(frames, results, strict=True):
-            cloud = points = None
-            if p.pair is not None:
-                cloud, points = p.cam.depth.cloud(p.pair, result)
-            header = m.copy_header(p.msg.header)
-            if self.s.features:  # before the segmentation, which marks a frame done (resume)
-                seg = self.pipeline.segmenter
-                out.write(topics[(p.cam.name, "features")], p.time_ns, feature_map_msg(
-                    result.features, header, FeatureSpace(seg.config.model, seg.weights_id)))
-            for name, msg in frame_messages(result, header, rgb, self.s.node.overlay_alpha,
-                                            0.0, 0.0, 0, cloud, points,
-                                            confidence_mono8=mono8, overlay=self.s.overlay,
-                                            markers=True):
-                out.write(topics[(p.cam.name, name)], p.time_ns, msg)
-            report.frames[p.cam.image_topic] += 1
-            report.last_time_ns = p.time_ns
+        step.run([(p.cam.name, p.incoming) for p in take], sink)
         if progress:
             progress(len(take))
 
-    def _write_label_map(self, out: OutputBag, topics: dict, time_ns: int, stamp: Any) -> None:
-        """label_map and label_info once, before the first frame's outputs, stamped with the
-        first frame's stamp (the node stamps them with its clock at configure)."""
-        from ovseg_ros.node.outputs import LabelInfo, VisionClass
-
-        snap = self.pipeline.segmenter.snapshot
-        stamp = type(stamp)(sec=stamp.sec, nanosec=stamp.nanosec)
-        out.write(topics[("", "label_map")], time_ns,
-                  m.label_map_msg(snap.names, snap.ids, snap.background, snap.version, stamp))
-        if LabelInfo is not None:
-            threshold = self.pipeline.segmenter.config.threshold
-            out.write(topics[("", "label_info")], time_ns, m.label_info_msg(
-                LabelInfo, VisionClass, snap.names, snap.ids, snap.background, threshold, stamp))
-        self._labels_written = True
-
     # ---- helpers ------------------------------------------------------------------------------
-
-    def _skip(self, report: BagReport, reason: str, detail: str = "") -> None:
-        """Count a skipped frame under `reason`; the first of each reason is logged."""
-        first = reason not in report.skipped
-        report.skipped[reason] = report.skipped.get(reason, 0) + 1
-        if first:
-            log.warning("skipped: %s%s", reason, f" ({detail})" if detail else "")
 
     def _slice(self, bag: InputBag) -> tuple[int | None, int | None]:
         def at(value: float | None) -> int | None:
@@ -281,11 +267,11 @@ class BagJob:
         return at(self.s.start), at(self.s.end)
 
     def _carry_over(self, old: Path, out: OutputBag, cams: list[BagCamera], topics: dict,
-                    report: BagReport) -> set[tuple[str, int]]:
+                    report: BagReport, step: FrameStep) -> set[tuple[str, int]]:
         """--resume: the outputs of every frame the interrupted run completed (its segmentation
         message is written last) go into the new partial; those frames are not processed again.
         Copied input messages are copied again from the input (all of them); the label map
-        is kept."""
+        is kept, and counts as announced."""
         by_topic = {t.topic: key for key, t in topics.items()}
         records = [r for r in read_partial(old) if r[0] in by_topic]
         done = {(by_topic[topic][0], t) for topic, t, _ in records
@@ -294,7 +280,9 @@ class BagJob:
             key = by_topic[topic]
             if key[1] in ("label_map", "label_info") or (key[0], t) in done:
                 out.write_raw(topics[key], t, raw)
-                self._labels_written |= key[1] == "label_map"
+            if key[1] == "label_map":
+                kept = self.builder.deserialize(raw, topics[key].msgtype)
+                step.mark_announced(kept.version, kept.header.frame_id)
         report.resumed_frames = len(done)
         image_of = {c.name: c.image_topic for c in cams}
         return {(image_of[cam], t) for cam, t in done}

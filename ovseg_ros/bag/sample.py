@@ -18,20 +18,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from builtin_interfaces.msg import Time
-from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Header, String
 
 from ovseg_ros.bag.sink import qos_of
-from ovseg_ros.bag.types import default_distro, definition, typename
+from ovseg_ros.frame.builder import builder_for
+from ovseg_ros.frame.cloud_messages import camera_info_msg
+from ovseg_ros.frame.messages import image_msg
+from ovseg_ros.frame.outputs import SENSOR_QOS
+from ovseg_ros.frame.types import default_distro, definition
 from ovseg_ros.geometry import SYNTHETIC_NOTE, synthetic_depth
 from ovseg_ros.io import encode_16uc1, encode_rgb
 from ovseg_ros.io.media import list_images, read_image, samples_dir
-from ovseg_ros.node import messages as m
-from ovseg_ros.node import qos as Q
-from ovseg_ros.node.cloud_messages import camera_info_msg
 
 START_S = 1_700_000_000  # bag time and stamps of the first frame
 PERIOD_NS = 100_000_000  # 10 Hz
@@ -54,35 +51,37 @@ def write_sample_bag(path: Path, *, frames: int = 12, size: int = 320, depth: bo
                      compressed: bool = False, storage: str = "mcap", half_depth: bool = False,
                      unknown: bool = False, distro: str | None = None) -> Path:
     distro = distro or default_distro()
+    b = builder_for(distro)
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     writer = Writer(path, version=9 if storage == "mcap" else 8, storage_plugin=plugin)
     writer.open()
-    sensor = (qos_of(Q.sensor_data(5)),)
+    sensor = (qos_of(SENSOR_QOS),)
 
-    def conn(topic: str, cls: type):
-        found = definition(distro, typename(cls))
-        return writer.add_connection(topic, typename(cls), msgdef=found[0], rihs01=found[1],
+    def conn(topic: str, msgtype: str):
+        found = definition(distro, msgtype)
+        return writer.add_connection(topic, msgtype, msgdef=found[0], rihs01=found[1],
                                      offered_qos_profiles=sensor)
 
     image_topic = "/camera/image_raw/compressed" if compressed else "/camera/image_raw"
-    c_img = conn(image_topic, CompressedImage if compressed else Image)
-    c_depth = conn("/camera/depth/image_raw", Image) if depth else None
-    c_info = conn("/camera/camera_info", CameraInfo) if depth else None
-    c_chat = conn("/chatter", String)
+    c_img = conn(image_topic, "sensor_msgs/msg/" + ("CompressedImage" if compressed
+                                                    else "Image"))
+    c_depth = conn("/camera/depth/image_raw", "sensor_msgs/msg/Image") if depth else None
+    c_info = conn("/camera/camera_info", "sensor_msgs/msg/CameraInfo") if depth else None
+    c_chat = conn("/chatter", "std_msgs/msg/String")
     c_odo = writer.add_connection("/odometer", UNKNOWN_TYPE, msgdef=UNKNOWN_DEF,
                                   rihs01=_unknown_hash()) if unknown else None
-    writer.write(c_chat, START_S * 10**9 - 1, serialize_message(String(data=SYNTHETIC_NOTE)))
+    writer.write(c_chat, START_S * 10**9 - 1,
+                 b.serialize(b.make("std_msgs/msg/String", data=SYNTHETIC_NOTE)))
     for i, rgb in enumerate(sample_frames(frames, size)):
         t = START_S * 10**9 + i * PERIOD_NS
-        sec, nanosec = divmod(t, 10**9)
-        header = Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id="camera")
+        header = b.header(*divmod(t, 10**9), "camera")
         if compressed:
             ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            msg = CompressedImage(header=header, format="rgb8; jpeg compressed bgr8",
-                                  data=jpg.tobytes())
+            msg = b.make("sensor_msgs/msg/CompressedImage", header=header,
+                         format="rgb8; jpeg compressed bgr8", data=jpg.reshape(-1))
         else:
-            msg = m.image_msg(encode_rgb(rgb), header)
-        writer.write(c_img, t, serialize_message(msg))
+            msg = image_msg(b, encode_rgb(rgb), header)
+        writer.write(c_img, t, b.serialize(msg))
         if c_depth is not None:
             src = rgb
             if half_depth and i % 2:
@@ -90,9 +89,9 @@ def write_sample_bag(path: Path, *, frames: int = 12, size: int = 320, depth: bo
                                  interpolation=cv2.INTER_AREA)
             d = synthetic_depth(src)
             writer.write(c_depth, t + 5_000_000,
-                         serialize_message(m.image_msg(encode_16uc1(d.depth_mm), header)))
+                         b.serialize(image_msg(b, encode_16uc1(d.depth_mm), header)))
             writer.write(c_info, t + 5_000_000,
-                         serialize_message(camera_info_msg(d.intrinsics, header)))
+                         b.serialize(camera_info_msg(b, d.intrinsics, header)))
         if c_odo is not None:  # CDR: 4-byte encapsulation header, uint32, string
             note = b"wheel\x00"
             raw = (b"\x00\x01\x00\x00" + int(i).to_bytes(4, "little")

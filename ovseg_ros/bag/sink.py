@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import serialize_message
 from rosbags.interfaces import (
     Qos,
     QosDurability,
@@ -29,22 +27,20 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 
 from ovseg_ros.bag import BagError
-from ovseg_ros.bag.types import definition, typename, typestore
+from ovseg_ros.frame.outputs import QosSpec
+from ovseg_ros.frame.types import definition
 
 
 def partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def qos_of(profile: QoSProfile) -> Qos:
-    """rosbags' QoS record of an rclpy profile (what the node's publishers offer)."""
+def qos_of(spec: QosSpec) -> Qos:
+    """rosbags' QoS record of what a publisher offers (frame.outputs)."""
     zero = QosTime(0, 0)
-    return Qos(QosHistory.KEEP_LAST if profile.history == HistoryPolicy.KEEP_LAST
-               else QosHistory.KEEP_ALL, int(profile.depth),
-               QosReliability.RELIABLE if profile.reliability == ReliabilityPolicy.RELIABLE
-               else QosReliability.BEST_EFFORT,
-               QosDurability.TRANSIENT_LOCAL
-               if profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    return Qos(QosHistory.KEEP_LAST, spec.depth,
+               QosReliability.RELIABLE if spec.reliable else QosReliability.BEST_EFFORT,
+               QosDurability.TRANSIENT_LOCAL if spec.transient_local
                else QosDurability.VOLATILE,
                zero, zero, QosLiveliness.AUTOMATIC, zero, False)
 
@@ -86,9 +82,8 @@ class OutputBag:
             self.connections[key] = conn
         return conn
 
-    def output_topic(self, name: str, msg_cls: type, qos: QoSProfile) -> Topic:
+    def output_topic(self, name: str, msgtype: str, qos: QosSpec) -> Topic:
         """A Topic for one of the node's outputs (its definition from the typestore)."""
-        msgtype = typename(msg_cls)
         found = definition(self.distro, msgtype)
         if found is None:  # only if a type is missing from the typestore: a bug, say so
             raise BagError(f"no message definition for {msgtype}")
@@ -100,11 +95,6 @@ class OutputBag:
         except OSError as exc:
             raise _disk_error(exc, self.partial) from None
         self.written += 1
-
-    def write(self, topic: Topic, time_ns: int, msg: object) -> None:
-        """An rclpy message, serialized by rclpy (the node's bytes), padding zeroed."""
-        self.write_raw(topic, time_ns, canonical_cdr(self.distro, topic.msgtype,
-                                                     serialize_message(msg)))
 
     def close(self) -> None:
         """Close the partial bag (readable, with its metadata.yaml)."""
@@ -140,14 +130,6 @@ class OutputBag:
         except BagError:
             if exc[0] is None:
                 raise
-
-
-def canonical_cdr(distro: str, msgtype: str, raw: bytes) -> bytes:
-    """The same CDR with its alignment padding zeroed. rclpy's serializer leaves padding bytes
-    uninitialised (they change from run to run), so identical messages would not give
-    identical bytes; rosbags' serializer writes zeros. Values are unchanged: a round trip."""
-    store = typestore(distro)
-    return bytes(store.serialize_cdr(store.deserialize_cdr(raw, msgtype), msgtype))
 
 
 def _disk_error(exc: OSError, partial: Path) -> BagError:

@@ -14,7 +14,7 @@ from rosbags.interfaces import Connection
 
 from ovseg_ros.bag import BagError
 from ovseg_ros.bag.sink import Topic
-from ovseg_ros.bag.types import definition
+from ovseg_ros.frame.types import definition
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
@@ -39,7 +39,7 @@ class InputBag:
                            "file or a ROS 1 .bag)")
         self.path, self.distro = path, distro
         self.broken = ""  # where reading stopped early, and why
-        from ovseg_ros.bag.types import typestore
+        from ovseg_ros.frame.types import typestore
 
         try:
             self.reader = AnyReader([path], default_typestore=typestore(distro))

@@ -10,20 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sensor_msgs.msg import CompressedImage, Image, PointCloud2
-from visualization_msgs.msg import MarkerArray
-
 from ovseg_ros.bag import BagError
 from ovseg_ros.bag.sink import OutputBag, Topic
 from ovseg_ros.bag.source import IMAGE_TYPES, InputBag
-from ovseg_ros.msg import FeatureMap, LabelMap, Segmentation
-from ovseg_ros.node import qos as Q
-from ovseg_ros.node.depth_input import DepthInput
+from ovseg_ros.frame.depth import DepthInput
+from ovseg_ros.frame.outputs import OUTPUT_TYPES, VOCABULARY_OUTPUTS, qos_for
 
-# The per-camera outputs (camera.OUTPUTS) and their message types.
-OUTPUT_TYPES = {"points": PointCloud2, "markers": MarkerArray, "labels": Image,
-                "confidence": Image, "confidence_mono8": Image, "overlay": Image,
-                "segmentation": Segmentation, "features": FeatureMap}
 # Trailing parts of an image topic that do not name the camera.
 _IMAGE_WORDS = {"image", "image_raw", "image_rect", "image_color", "image_rect_color",
                 "compressed", "color", "rgb"}
@@ -33,7 +25,7 @@ _IMAGE_WORDS = {"image", "image_raw", "image_rect", "image_color", "image_rect_c
 class BagCamera:
     name: str  # "" for the single-camera case (outputs directly under --ns)
     image_topic: str
-    msg_class: type  # Image or CompressedImage
+    msgtype: str  # sensor_msgs/msg/Image or .../CompressedImage
     depth_topic: str = ""
     info_topic: str = ""
     depth: DepthInput | None = None
@@ -82,8 +74,7 @@ def cameras_for(bag: InputBag, s: Any, log: Any, throttle: Any) -> list[BagCamer
         names = [t.strip("/") for t in wanted]
     cams = []
     for i, (name, topic) in enumerate(zip(names, wanted, strict=True)):
-        cls = CompressedImage if images[topic].endswith("CompressedImage") else Image
-        cam = BagCamera(name, topic, cls)
+        cam = BagCamera(name, topic, images[topic])
         if depth:
             cam.depth_topic, cam.info_topic = depth[i], info[i]
             cam.depth = DepthInput(depth[i], info[i], s.node.depth_slop_s, s.node.points_stride,
@@ -109,11 +100,7 @@ def output_topics(out: OutputBag, cams: list[BagCamera], s: Any) -> dict[tuple[s
         names = outputs + (["points", "markers"] if cam.depth is not None else [])
         for name in names:
             topics[(cam.name, name)] = out.output_topic(f"{base}/{name}", OUTPUT_TYPES[name],
-                                                        Q.outputs())
-    topics[("", "label_map")] = out.output_topic(f"{ns}/label_map", LabelMap, Q.latched())
-    from ovseg_ros.node.outputs import LabelInfo
-
-    if LabelInfo is not None:
-        topics[("", "label_info")] = out.output_topic(f"{ns}/label_info", LabelInfo,
-                                                      Q.latched())
+                                                        qos_for(name))
+    for name in VOCABULARY_OUTPUTS:
+        topics[("", name)] = out.output_topic(f"{ns}/{name}", OUTPUT_TYPES[name], qos_for(name))
     return topics

@@ -22,20 +22,16 @@ from .timing import interleave, paired_ratio, summarise
 
 
 def _features_message(res) -> tuple[Any, str]:
-    try:
-        from rclpy.serialization import serialize_message
-        from std_msgs.msg import Header
+    from ovseg_ros.core.features import LOGIT_SCALE
+    from ovseg_ros.frame.builder import builder_for
+    from ovseg_ros.frame.messages import FeatureSpace, feature_map_msg
 
-        from ovseg_ros.node.features import FeatureSpace, feature_map_msg
-    except ImportError as exc:  # no ROS here: the fp16 grid and its bytes only
-        def grid_only() -> None:
-            res.features.grid_hwd().numpy().tobytes()
-        return grid_only, f"numpy only ({exc})"
-    space = FeatureSpace("bench", "bench")
+    b = builder_for("kilted")
+    space, header = FeatureSpace("bench", "bench", "bench"), b.header(0, 0, "")
 
     def full() -> None:
-        serialize_message(feature_map_msg(res.features, Header(), space))
-    return full, "FeatureMap built and serialised (rclpy)"
+        b.serialize(feature_map_msg(b, res.features, header, space, LOGIT_SCALE))
+    return full, "FeatureMap built and serialised (the frame step's builder, CDR)"
 
 
 def bench_query(seg: Segmenter, size: tuple[int, int], reps: int) -> dict[str, Any]:

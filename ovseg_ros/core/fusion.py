@@ -175,7 +175,7 @@ def fuse_keyframe(segmenter, result: SegmentationResult, keyframe: KeyframeScore
                    keyframe_fusion=time.perf_counter() - start)
     feats = None if result.features is None else replace(result.features, fused=True)
     return replace(out, keyframe=True, keyframe_stamp=keyframe.stamp, timings=timings,
-                   features=feats)
+                   features=feats, vocabulary=result.vocabulary)
 
 
 # ---- the default keyframe stage ----------------------------------------------------------------

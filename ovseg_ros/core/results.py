@@ -9,6 +9,7 @@ import torch
 
 from .features import FrameFeatures
 from .transfer import download, label_dtype
+from .vocabulary import VocabularySnapshot
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class SegmentationResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     # The refined dense features (whole mode; None in slide mode): phrase queries, mappers.
     features: FrameFeatures | None = None
+    # The vocabulary the frame was labelled with (its label map), when the producer knows it.
+    vocabulary: VocabularySnapshot | None = None
 
 
 def label_and_confidence(

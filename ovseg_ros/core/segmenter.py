@@ -304,6 +304,7 @@ class Segmenter:
         timings = timer.result()
         for b, res in enumerate(results):
             res.timings = dict(timings)
+            res.vocabulary = active.snapshot
             if cfg.mode == "whole" and kept:  # views of the batch's F': no copy
                 res.features = FrameFeatures(kept[0][b], active.text, prior, self.encoder.patch,
                                              tuple(batch.shape[-2:]), (h0, w0))

@@ -30,8 +30,11 @@ VIDEO_EXTENSIONS: tuple[str, ...] = tuple(
 
 
 def samples_dir() -> Path:
-    """The sample images: share/ovseg_ros/samples of a colcon install, else the source tree's
-    samples/ (an editable install or a checkout)."""
+    """The sample images: inside the package (a wheel from `pip install .`), share/ovseg_ros/
+    samples of a colcon install, else the source tree's samples/ (a checkout)."""
+    packaged = Path(__file__).resolve().parent / "samples"
+    if packaged.is_dir():
+        return packaged
     try:
         from ament_index_python.packages import get_package_share_directory
 

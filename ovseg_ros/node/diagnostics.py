@@ -19,12 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ovseg_ros.frame.log import Throttle, one_line
+
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
-
-
-def one_line(exc: BaseException) -> str:
-    """`Type: message` on one line, for logs that a robot operator reads."""
-    return f"{type(exc).__name__}: " + " ".join(str(exc).split())
+__all__ = ["ERROR", "OK", "STALE", "WARN", "HealthMonitor", "Report", "Throttle",
+           "diagnostic_array", "lifecycle_report", "node_status", "one_line", "window_rate"]
 
 
 @dataclass
@@ -32,27 +31,6 @@ class Report:
     level: int
     message: str
     values: list[tuple[str, str]] = field(default_factory=list)
-
-
-class Throttle:
-    """Per-key rate limit for log lines: `ready(key)` is True at most once per period."""
-
-    def __init__(self, period_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.period_s = period_s
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def ready(self, key: str) -> bool:
-        now = self._clock()
-        with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self.period_s:
-                return False
-            if len(self._last) > 1000:  # keys come from messages; never grow without bound
-                self._last.clear()
-            self._last[key] = now
-            return True
 
 
 # Rates and latency are computed over the last RATE_FRAMES frames, whatever the period of the

@@ -1,62 +1,27 @@
-"""The node's one frame path: what the worker does with the messages it takes at once.
+"""The node's side of the one frame step (frame/step.py): the sink that publishes a frame's
+outputs on the node's topics, and the worker's handler.
 
-Each message is decoded once, into a `Frame` (camera, message, arrival time, stamp, RGB); all
-frames of a take (at most one per camera) are segmented by one `FramePipeline.process_batch`
-call, whether there is one camera or several; each result is published on its camera's topics.
-Listeners (`SegmentNode.frame_listeners`) get a `FrameReport` per published frame with the time of
-each stage: the benchmark reads the node's timings there.
-
-Runs on the worker thread only; rclpy message types, no node.
+Everything a frame produces comes from `FrameStep`, the same step `ovseg bag` and `ovseg
+segment` run; here only where it goes: CDR bytes on lifecycle publishers (rclpy publishes
+bytes as they are), each camera's health counters, the latest-frame slot ~/query answers from,
+and a `FrameReport` per published frame for listeners (the benchmark reads the node's stage
+times there). Runs on the worker thread only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
+from ovseg_ros.frame.builder import MessageBuilder
+from ovseg_ros.frame.log import FrameLog, kind_of, one_line
+from ovseg_ros.frame.messages import stamp_seconds
+from ovseg_ros.frame.step import FrameResult, FrameStep, Incoming
+from ovseg_ros.node.camera import Camera, latency_s
 
-from ovseg_ros.core import device as D
-from ovseg_ros.core.pipeline import FramePipeline
-from ovseg_ros.geometry import PairRequest
-from ovseg_ros.io import ImageDecodeError, decode_compressed, decode_image
-from ovseg_ros.node import camera as C
-from ovseg_ros.node import messages as m
-from ovseg_ros.node.config import NodeConfig
-from ovseg_ros.node.diagnostics import Throttle, one_line
-
-
-def decode_rgb(msg: Image | CompressedImage, max_pixels: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an Image or CompressedImage message (ImageDecodeError when it
-    cannot be decoded or exceeds max_pixels): the node's and `ovseg bag`'s one decode."""
-    if isinstance(msg, CompressedImage):
-        return decode_compressed(msg.format, msg.data, max_pixels)
-    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
-                        msg.data, max_pixels)
-
-
-class Incoming(NamedTuple):
-    """What a subscription callback hands to the worker: no decoding on executor threads."""
-
-    msg: Image | CompressedImage
-    received: float  # time.monotonic() at arrival
-    pair: PairRequest | None = None  # use_depth: the search for this frame's depth
-
-
-@dataclass
-class Frame:
-    """One decoded input frame, built once at decode."""
-
-    camera: C.Camera
-    msg: Image | CompressedImage
-    received: float  # monotonic arrival time
-    stamp: float  # header stamp in seconds
-    rgb: np.ndarray  # (H, W, 3) uint8
-    decode_s: float
-    pair: PairRequest | None = None
+__all__ = ["FrameProcessor", "FrameReport", "Incoming", "LabelSink", "NodeSink"]
 
 
 @dataclass(frozen=True)
@@ -74,104 +39,108 @@ class FrameReport:
     batch_size: int
 
 
-class FrameProcessor:
-    """The worker's handler for one activation of the node."""
+class NodeSink:
+    """Publishes a step's outputs on the node's publishers (one activation of the node)."""
 
-    def __init__(self, pipeline: FramePipeline, cameras: list[C.Camera],
-                 settings: Callable[[], NodeConfig], now: Callable[[], float],
-                 dropped: Callable[[str], int], logger: Any, throttle: Throttle,
+    def __init__(self, cameras: Sequence[Camera], vocabulary_publishers: dict[str, Any],
+                 builder: MessageBuilder, now: Callable[[], float],
+                 dropped: Callable[[str], int],
                  listeners: list[Callable[[FrameReport], None]],
                  alive: Callable[[], bool] = lambda: True) -> None:
-        self.pipeline = pipeline
         self.cameras = {c.name: c for c in cameras}
-        self.primary = cameras[0].name  # keyframes follow the first camera
-        self.settings = settings  # the node's current NodeConfig (dynamic values)
+        self.vocabulary_publishers = vocabulary_publishers  # label_map, label_info (latched)
+        self.builder = builder
         self.now = now  # node clock, seconds
         self.dropped = dropped
-        self.log = logger
-        self.throttle = throttle
         self.listeners = listeners  # the node's list: shared by every activation
-        self.frames_out_of_memory = 0
+        self.alive = alive  # False once the ROS context is shut down (a signal)
         self.retired = False  # set once its publishers may be gone: publish nothing more
-        self.alive = alive  # False once the ROS context is shut down (a signal): publish nothing
+
+    def _publisher(self, camera: str, output: str) -> Any | None:
+        if not camera and output in self.vocabulary_publishers:
+            return self.vocabulary_publishers[output]
+        return self.cameras[camera].publisher(output)
+
+    def wants(self, camera: str, output: str) -> bool:
+        pub = self._publisher(camera, output)
+        if pub is None:
+            return False
+        # The costly or rarely read outputs are built only while someone listens.
+        if output in ("overlay", "markers", "features", "feature_image"):
+            return pub.get_subscription_count() > 0
+        return True
+
+    def timing(self, frame: FrameResult) -> tuple[float, float, int]:
+        latency = latency_s(self.now(), frame.stamp, time.monotonic() - frame.incoming.received)
+        return frame.inference_s * 1e3, latency * 1e3, self.dropped(frame.camera)
+
+    def accepting(self) -> bool:
+        return not self.retired and self.alive()
+
+    def emit(self, camera: str, output: str, msg: Any, frame: FrameResult | None) -> None:
+        pub = self._publisher(camera, output)
+        if pub is not None:
+            pub.publish(self.builder.serialize(msg))
+
+    def frame_done(self, frame: FrameResult) -> None:
+        cam = self.cameras[frame.camera]
+        inference_ms, latency_ms, _ = frame.timing
+        if frame.overlay_made:
+            cam.health.overlay_computed()
+        cam.health.frame_done(latency_ms, inference_ms)
+        cam.keep_latest(frame)
+        report = FrameReport(frame.camera, frame.stamp, frame.decode_s, frame.inference_s,
+                             frame.cloud_s, frame.emit_s, frame.batch_size)
+        for listener in self.listeners:
+            listener(report)
+
+    def frame_refused(self, camera: str, reason: str, text: str) -> None:
+        health = self.cameras[camera].health
+        if reason == "undecodable":
+            health.frame_rejected(text)
+        else:
+            health.frame_failed(text)
+
+
+class LabelSink:
+    """The vocabulary's outputs alone (label map, LabelInfo), for announcements made outside
+    a frame: at activation and when the vocabulary or the threshold changes."""
+
+    def __init__(self, publishers: dict[str, Any], builder: MessageBuilder) -> None:
+        self.publishers, self.builder = publishers, builder
+
+    def wants(self, camera: str, output: str) -> bool:
+        return output in self.publishers
+
+    def emit(self, camera: str, output: str, msg: Any, frame: FrameResult | None) -> None:
+        self.publishers[output].publish(self.builder.serialize(msg))
+
+
+class FrameProcessor:
+    """The worker's handler for one activation of the node: runs each take through the step."""
+
+    def __init__(self, step: FrameStep, sink: NodeSink, log: FrameLog) -> None:
+        self.step, self.sink, self.log = step, sink, log
+
+    @property
+    def frames_out_of_memory(self) -> int:
+        return self.step.frames_out_of_memory
+
+    def retire(self) -> None:
+        """Publish nothing more (the publishers may be going)."""
+        self.sink.retired = True
 
     def __call__(self, batch: list[tuple[str, Incoming]]) -> None:
-        frames = [f for name, item in batch if (f := self.decode(self.cameras[name], item))]
-        if not frames:
-            return
-        primary = next((i for i, f in enumerate(frames) if f.camera.name == self.primary), None)
-        t0 = time.perf_counter()
-        results = self.infer(frames, primary)
-        inference_s = time.perf_counter() - t0
-        if results is None or self.retired or not self.alive():
-            return
-        alpha = self.settings().overlay_alpha
-        for frame, result in zip(frames, results, strict=True):
-            cam, t1 = frame.camera, time.perf_counter()
-            cloud = points = None
-            if cam.depth is not None and frame.pair is not None:
-                cloud, points = cam.depth.cloud(frame.pair, result)
-            t2 = time.perf_counter()
-            cam.publish(result, m.copy_header(frame.msg.header), frame.rgb, alpha,
-                        inference_s * 1e3, self.latency_ms(frame.stamp, frame.received),
-                        self.dropped(cam.name), cloud, points)
-            report = FrameReport(cam.name, frame.stamp, frame.decode_s, inference_s, t2 - t1,
-                                 time.perf_counter() - t2, len(frames))
-            for listener in self.listeners:
-                listener(report)
-
-    def latency_ms(self, stamp: float, received: float) -> float:
-        """Stamp to now on the node's clock, or arrival to now (see camera.latency_s)."""
-        return C.latency_s(self.now(), stamp, time.monotonic() - received) * 1e3
-
-    def decode(self, cam: C.Camera, item: Incoming) -> Frame | None:
-        """The frame, or None after counting and (throttled) logging why it was refused."""
-        msg, limit = item.msg, self.settings().max_image_pixels
-        t0 = time.perf_counter()
-        try:
-            rgb = decode_rgb(msg, limit)
-        except ImageDecodeError as exc:
-            cam.health.frame_rejected(str(exc))
-            # One line per kind of problem per 5 s (digits stripped: sizes vary frame to frame).
-            key = "".join(c for c in str(exc) if not c.isdigit())[:80]
-            if self.throttle.ready(f"decode:{key}"):
-                self.log.warning(f"dropping frame from {cam.input_topic}: {exc}")
-            return None
-        return Frame(cam, msg, item.received, m.stamp_seconds(msg.header.stamp), rgb,
-                     time.perf_counter() - t0, item.pair)
-
-    def infer(self, frames: list[Frame], primary: int | None) -> list[Any] | None:
-        """Segment every frame in one call; None after an out-of-memory error, which drops the
-        frames and is reported (any other exception goes to `on_error` via the worker)."""
-        try:
-            return self.pipeline.process_batch([(f.rgb, f.stamp) for f in frames], primary)
-        except Exception as exc:
-            if not D.is_out_of_memory(exc):
-                raise
-            text = one_line(exc)
-        # Here the exception and its traceback (holding the frames' tensors) are gone, so the
-        # freed blocks can actually go back to the device.
-        D.free_device_memory(self.pipeline.segmenter.runtime.device)
-        self.frames_out_of_memory += len(frames)
-        for f in frames:
-            h, w = f.rgb.shape[:2]
-            f.camera.health.frame_failed(
-                f"frame stamped {f.stamp:.3f} ({w}x{h}) dropped: out of memory")
-        if self.throttle.ready("oom"):
-            sizes = ", ".join(f"{f.rgb.shape[1]}x{f.rgb.shape[0]}" for f in frames)
-            self.log.error(f"out of memory on {sizes}: frame dropped, device cache freed; lower "
-                           f"input_size or max_image_pixels if this repeats ({text[:200]})")
-        return None
+        self.step.run(batch, self.sink)
 
     def on_error(self, batch: list[tuple[str, Incoming]], exc: BaseException) -> None:
         """The worker's error callback: the frames' cameras report it; one log line per kind
         of error per 5 s. Errors after the context went down (a frame that finished during
         shutdown) are not errors of the frame."""
-        if self.retired or not self.alive():
+        if not self.sink.accepting():
             return
         for name, item in batch:
-            stamp = m.stamp_seconds(item.msg.header.stamp)
-            text = f"frame stamped {stamp:.3f}: {one_line(exc)}"
-            self.cameras[name].health.frame_failed(text)
-            if self.throttle.ready(f"error:{type(exc).__name__}"):
-                self.log.error(f"processing failed on {text}")
+            text = f"frame stamped {stamp_seconds(item.msg.header.stamp):.3f}: {one_line(exc)}"
+            self.sink.cameras[name].health.frame_failed(text)
+            self.log.error(f"error:{kind_of(type(exc).__name__)}",
+                           f"processing failed on {text}")

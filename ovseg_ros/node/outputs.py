@@ -19,13 +19,16 @@ from ovseg_ros.core.device import release_memory
 from ovseg_ros.core.pipeline import FramePipeline
 from ovseg_ros.core.segmenter import Segmenter
 from ovseg_ros.core.vocabulary import Vocabulary
+from ovseg_ros.frame.builder import builder_for
+from ovseg_ros.frame.depth import DepthInput
+from ovseg_ros.frame.log import FrameLog
+from ovseg_ros.frame.step import FrameStep, StepCamera, StepSettings
+from ovseg_ros.frame.types import default_distro
 from ovseg_ros.io.labelspace import write_label_space
 from ovseg_ros.msg import FeatureMap, LabelMap, Segmentation
 from ovseg_ros.node import camera as C
-from ovseg_ros.node import messages as m
 from ovseg_ros.node import qos as Q
 from ovseg_ros.node.config import DYNAMIC, NodeConfig
-from ovseg_ros.node.depth_input import DepthInput
 from ovseg_ros.node.diagnostics import (
     OK,
     WARN,
@@ -36,11 +39,13 @@ from ovseg_ros.node.diagnostics import (
     node_status,
 )
 from ovseg_ros.node.features import FeatureImage, FeatureOutputs, FeatureSpace
+from ovseg_ros.node.frames import LabelSink
+from ovseg_ros.node.wire import check_wire
 
 try:  # optional: not every ROS install has vision_msgs
-    from vision_msgs.msg import LabelInfo, VisionClass
+    from vision_msgs.msg import LabelInfo
 except ImportError:
-    LabelInfo = VisionClass = None
+    LabelInfo = None
 
 
 class Outputs:
@@ -56,6 +61,8 @@ class Outputs:
         self.log = node.get_logger()
         self.throttle = Throttle(5.0)  # depth warnings, one per kind per 5 s
         self.stamp = lambda: node.get_clock().now().to_msg()
+        self.frame_log = FrameLog(self.log)  # refused frames: one line per kind per 5 s
+        self.step: FrameStep | None = None  # set by create()
 
     @classmethod
     def create(cls, node: Any, seg: SegmenterConfig, keyframes: KeyframeConfig,
@@ -74,14 +81,37 @@ class Outputs:
             if LabelInfo is not None:
                 out.label_info = _pub(node, made, LabelInfo, "~/label_info", Q.latched())
             else:
-                node.get_logger().info("vision_msgs not importable: ~/label_info is not "
-                                       "published")
+                node.get_logger().warning(
+                    "vision_msgs is not installed: ~/label_info (Nav2's class map) is not "
+                    "published; install ros-$ROS_DISTRO-vision-msgs (scripts/setup.sh builds "
+                    "it)")
+            out.step = out._frame_step()
+            check_wire(out.step.builder, [p.msg_type for p in made])
         except Exception:
             for pub in made:
                 node.destroy_lifecycle_publisher(pub)
             pipeline.close(timeout=0.3)
             raise
         return out
+
+    def _frame_step(self) -> FrameStep:
+        seg = self.pipeline.segmenter
+        from ovseg_ros.core.features import FEATURE_VERSION, LOGIT_SCALE
+
+        cams = [StepCamera(c.name, c.input_topic, c.depth) for c in self.cameras]
+        return FrameStep(self.pipeline, cams, self.step_settings, builder_for(default_distro()),
+                         self.frame_log, FeatureSpace(seg.config.model, seg.weights_id,
+                                                      FEATURE_VERSION), LOGIT_SCALE)
+
+    def step_settings(self) -> StepSettings:
+        """The frame step's settings from the node's current (dynamic) values."""
+        cfg = self.node_config
+        return StepSettings(cfg.max_image_pixels, cfg.overlay_alpha)
+
+    @property
+    def vocabulary_publishers(self) -> dict[str, Any]:
+        return {k: v for k, v in (("label_map", self.label_map),
+                                  ("label_info", self.label_info)) if v is not None}
 
     def _camera(self, node: Any, name: str, made: list[Any]) -> C.Camera:
         cfg = self.node_config
@@ -100,11 +130,13 @@ class Outputs:
                        _pub(node, made, Image, prefix + "overlay", out),
                        _pub(node, made, Segmentation, prefix + "segmentation", out))
         seg = self.pipeline.segmenter
+        from ovseg_ros.core.features import FEATURE_VERSION
+
         cam.extras = FeatureOutputs(
             name, _pub(node, made, FeatureMap, prefix + "features", out),
             _pub(node, made, FeatureImage, prefix + "feature_image", out)
             if FeatureImage is not None else None,
-            FeatureSpace(seg.config.model, seg.weights_id))
+            FeatureSpace(seg.config.model, seg.weights_id, FEATURE_VERSION))
         if cfg.use_depth:
             cam.points = _pub(node, made, PointCloud2, prefix + "points", out)
             cam.markers = _pub(node, made, MarkerArray, prefix + "markers", out)
@@ -127,14 +159,11 @@ class Outputs:
         return f"vocabulary v{version}: {pairs}"
 
     def publish_label_map(self) -> None:
-        names, ids, background, version = self.vocabulary()
+        """The label map and LabelInfo of the current vocabulary, now (latched), through the
+        frame step, which also announces a new vocabulary before the first frame using it."""
         self.write_label_space()
-        stamp = self.stamp()
-        self.label_map.publish(m.label_map_msg(names, ids, background, version, stamp))
-        if self.label_info is not None:
-            threshold = self.pipeline.segmenter.config.threshold
-            self.label_info.publish(m.label_info_msg(
-                LabelInfo, VisionClass, names, ids, background, threshold, stamp))
+        self.step.announce(self.pipeline.segmenter.snapshot, self.stamp(),
+                           LabelSink(self.vocabulary_publishers, self.step.builder), force=True)
 
     def write_label_space(self) -> None:
         """Hydra's label-space files for the current vocabulary (label_space_dir); a failure
@@ -190,8 +219,7 @@ class Outputs:
                     stamp: Any) -> DiagnosticArray:
         """One status per camera; WARNs are logged (once per kind per 5 s)."""
         names, _, _, version = self.vocabulary()
-        processor = node.processor
-        oom = processor.frames_out_of_memory if processor is not None else 0
+        oom = self.step.frames_out_of_memory if self.step is not None else 0
         extra = node_status(self.pipeline, state, len(names), version, oom)
         describe = self.pipeline.segmenter.runtime.describe()
         statuses = []
@@ -236,7 +264,7 @@ class Outputs:
                 node.destroy_lifecycle_publisher(pub)
         device = self.pipeline.segmenter.runtime.device
         self.pipeline.close(timeout=0.3)
-        self.pipeline = None  # the last reference: the model's memory can go
+        self.pipeline = self.step = None  # the last references: the model's memory can go
         self.cameras = []
         release_memory(device)
 
@@ -245,3 +273,4 @@ def _pub(node: Any, made: list[Any], msg_type: Any, topic: str, qos: Any) -> Any
     pub = node.create_lifecycle_publisher(msg_type, topic, qos)
     made.append(pub)
     return pub
+

@@ -12,6 +12,8 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 
+from ovseg_ros.frame.outputs import LATCHED_QOS, OUTPUT_QOS, QosSpec
+
 NO_PUBLISHER = "no publisher at start-up"  # how `matched` says it fell back
 
 
@@ -69,13 +71,20 @@ def input_qos(node: Node, mode: str, topic: str, depth: int) -> tuple[QoSProfile
     return qos, f"{describe(qos)} ({how})"
 
 
+def profile(spec: QosSpec) -> QoSProfile:
+    """The rclpy profile of an output's QoS (frame.outputs)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=spec.depth,
+                      reliability=ReliabilityPolicy.RELIABLE if spec.reliable
+                      else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if spec.transient_local
+                      else DurabilityPolicy.VOLATILE)
+
+
 def latched() -> QoSProfile:
     """For ~/label_map and ~/label_info: late subscribers get the current vocabulary."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                      reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    return profile(LATCHED_QOS)
 
 
 def outputs() -> QoSProfile:
     """Output images: reliable publishers match both reliable and best-effort subscribers."""
-    return reliable(5)
+    return profile(OUTPUT_QOS)

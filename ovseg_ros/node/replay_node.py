@@ -21,13 +21,15 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from ovseg_ros.core.settings import from_values, settings_of
+from ovseg_ros.frame.builder import builder_for
+from ovseg_ros.frame.cloud_messages import camera_info_msg
+from ovseg_ros.frame.types import default_distro
 from ovseg_ros.geometry import SYNTHETIC_NOTE, synthetic_depth
 from ovseg_ros.io import encode_rgb, iter_frames, samples_dir
 from ovseg_ros.io.image_codec import encode_16uc1
 from ovseg_ros.node import messages as m
 from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
-from ovseg_ros.node.cloud_messages import camera_info_msg
 from ovseg_ros.node.config import ReplayConfig
 from ovseg_ros.node.runner import run_main
 
@@ -103,7 +105,9 @@ class ReplayNode(Node):
         if self.pub_depth is not None:  # same header: exactly paired with the colour frame
             depth = synthetic_depth(rgb)
             self.pub_depth.publish(m.image_msg(encode_16uc1(depth.depth_mm), header))
-            self.pub_info.publish(camera_info_msg(depth.intrinsics, header))
+            b = builder_for(default_distro())  # CDR bytes: the frame step's builder
+            self.pub_info.publish(b.serialize(camera_info_msg(b, depth.intrinsics,
+                                                              b.header_of(header))))
         self.published += 1
 
 

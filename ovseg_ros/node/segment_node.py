@@ -45,7 +45,7 @@ from ovseg_ros.node.compat import InvalidTransitionGuard, move_lifecycle_queries
 from ovseg_ros.node.config import build_configs
 from ovseg_ros.node.control_services import ControlServices, get_state
 from ovseg_ros.node.diagnostics import Throttle, one_line
-from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming
+from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming, NodeSink
 from ovseg_ros.node.inputs import InputSubscriptions
 from ovseg_ros.node.outputs import Outputs
 from ovseg_ros.node.prompt_text import PromptsBusy, TextEncodingGate, normalise_prompt_parameters
@@ -174,11 +174,11 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.state = "activating"
         out = self.outputs
-        self.processor = FrameProcessor(
-            out.pipeline, out.cameras, lambda: self.outputs.node_config,
-            lambda: self.get_clock().now().nanoseconds * 1e-9,
-            lambda name: self.worker.dropped(name) if self.worker else 0,
-            self.get_logger(), self._throttle, self.frame_listeners, self.context.ok)
+        sink = NodeSink(out.cameras, out.vocabulary_publishers, out.step.builder,
+                        lambda: self.get_clock().now().nanoseconds * 1e-9,
+                        lambda name: self.worker.dropped(name) if self.worker else 0,
+                        self.frame_listeners, self.context.ok)
+        self.processor = FrameProcessor(out.step, sink, out.frame_log)
         # One slot per camera; several full slots are segmented as one batch.
         self.worker = FrameWorker(self.processor, self.processor.on_error, batch=True)
         self.worker.start()
@@ -255,7 +255,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             return True
         joined = worker.stop(timeout)
         if not joined:
-            processor.retired = True
+            processor.retire()
             self.get_logger().warning(f"a frame was still in inference after {timeout:.1f} s; "
                                       "its result is not published")
         return joined
@@ -271,7 +271,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         finally:
             self._vocab_lock.release()
         if self.processor is not None:
-            self.processor.retired = True
+            self.processor.retire()
             self.processor = None  # it holds the pipeline
         if outputs is not None:
             self._ids = outputs.pipeline.segmenter.vocabulary

@@ -25,12 +25,13 @@ OUTPUTS = {"labels": Image, "confidence": Image, "confidence_mono8": Image, "ove
 
 def canonical(msg, what: str) -> bytes:
     """rclpy's serialization with the alignment padding zeroed (rclpy leaves it uninitialised:
-    two serializations of one message can differ there; see bag/sink.canonical_cdr)."""
-    from ovseg_ros.bag.sink import canonical_cdr
-    from ovseg_ros.bag.types import default_distro, typename
+    two serializations of one message can differ there), by a round trip through rosbags."""
+    from ovseg_ros.frame.types import default_distro, typestore
+    from ovseg_ros.node.wire import type_name
 
     raw = serialize_message(msg)
-    fixed = canonical_cdr(default_distro(), typename(type(msg)), raw)
+    store, msgtype = typestore(default_distro()), type_name(type(msg))
+    fixed = bytes(store.serialize_cdr(store.deserialize_cdr(raw, msgtype), msgtype))
     assert len(fixed) == len(raw), what
     return fixed
 

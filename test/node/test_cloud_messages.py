@@ -1,6 +1,6 @@
 """3D messages (PointCloud2, MarkerArray, CameraInfo, Segmentation's 3D fields) built from
-geometry results, read back with numpy through their own field descriptions, and sent over
-real rclpy + DDS."""
+geometry results by the frame step's builders, read by rclpy from the bytes the node publishes,
+read back with numpy through their own field descriptions, and sent over real rclpy + DDS."""
 
 from __future__ import annotations
 
@@ -9,25 +9,52 @@ import math
 import numpy as np
 import pytest
 import rclpy  # noqa: F401  (a missing rclpy is a collection error, not a skip)
-from builtin_interfaces.msg import Time
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import PointCloud2, PointField
-from std_msgs.msg import Header
-from visualization_msgs.msg import Marker
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import CameraInfo, PointCloud2, PointField
+from visualization_msgs.msg import Marker, MarkerArray
 
 from ovseg_ros.core.results import ClassStat as CoreStat
 from ovseg_ros.core.results import SegmentationResult
+from ovseg_ros.frame import cloud_messages, messages
+from ovseg_ros.frame.builder import builder_for
+from ovseg_ros.frame.types import default_distro
 from ovseg_ros.geometry import PinholeIntrinsics, build_cloud, class_points
 from ovseg_ros.msg import Segmentation
-from ovseg_ros.node.cloud_messages import camera_info_msg, markers_msg, pointcloud2_msg
-from ovseg_ros.node.messages import segmentation_msg
 from ovseg_ros.viz import colour_for_id
 
 H, W = 60, 80
 INTR = PinholeIntrinsics(70.0, 72.0, 39.5, 29.5, W, H)
-HEADER = Header(stamp=Time(sec=1712, nanosec=345_000_123), frame_id="cam_optical")
+B = builder_for(default_distro())
+HEADER = B.header(1712, 345_000_123, "cam_optical")
+STAMP = (1712, 345_000_123)
 RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 NUMPY = {PointField.FLOAT32: "<f4", PointField.UINT32: "<u4"}
+
+
+def received(msg, cls):
+    """What an rclpy subscriber reads from the bytes the node publishes."""
+    return deserialize_message(B.serialize(msg), cls)
+
+
+def pointcloud2_msg(cloud, header) -> PointCloud2:
+    return received(cloud_messages.pointcloud2_msg(B, cloud, header), PointCloud2)
+
+
+def markers_msg(points, names, header, **kw) -> MarkerArray:
+    return received(cloud_messages.markers_msg(B, points, names, header, **kw), MarkerArray)
+
+
+def segmentation_msg(result, header, *args, **kw) -> Segmentation:
+    return received(messages.segmentation_msg(B, result, header, *args, **kw), Segmentation)
+
+
+def camera_info_msg(intr, header) -> CameraInfo:
+    return received(cloud_messages.camera_info_msg(B, intr, header), CameraInfo)
+
+
+def stamp(header) -> tuple[int, int]:
+    return header.stamp.sec, header.stamp.nanosec
 
 
 def scene():
@@ -60,7 +87,7 @@ def test_pointcloud2_reads_back_to_the_cloud():
     assert [f.name for f in msg.fields] == ["x", "y", "z", "rgb", "label", "confidence"]
     assert all(f.count == 1 for f in msg.fields)
     assert msg.is_dense is False
-    assert msg.header.stamp == HEADER.stamp and msg.header.frame_id == "cam_optical"
+    assert stamp(msg.header) == STAMP and msg.header.frame_id == "cam_optical"
     pts = read_cloud(msg)
     np.testing.assert_array_equal(pts["label"], lab)
     np.testing.assert_array_equal(pts["confidence"], conf)
@@ -85,7 +112,7 @@ def test_pointcloud2_over_dds(make_node, spin_until):
     pts = read_cloud(got[0])
     np.testing.assert_array_equal(pts["label"], lab)
     np.testing.assert_array_equal(np.isnan(pts["z"]), np.isnan(cloud.points["z"]))
-    assert got[0].header.stamp == HEADER.stamp
+    assert stamp(got[0].header) == STAMP
 
 
 def test_markers_delete_all_then_one_text_per_class_at_its_median():
@@ -98,7 +125,7 @@ def test_markers_delete_all_then_one_text_per_class_at_its_median():
     for m in texts:
         cp = pts[m.id]
         assert m.type == Marker.TEXT_VIEW_FACING and m.action == Marker.ADD
-        assert m.header.stamp == HEADER.stamp and m.header.frame_id == "cam_optical"
+        assert stamp(m.header) == STAMP and m.header.frame_id == "cam_optical"
         assert (m.pose.position.x, m.pose.position.y, m.pose.position.z) == pytest.approx(
             cp.median)
         r, g, b = colour_for_id(m.id)
@@ -159,4 +186,4 @@ def test_camera_info_round_trips_through_from_camera_info():
     assert back == intr
     assert msg.p[0] == 612.5 and msg.p[6] == 238.5
     with pytest.raises(ValueError, match="focal"):
-        camera_info_msg(PinholeIntrinsics(0.0, 1.0, 0.0, 0.0, 4, 4), HEADER)
+        cloud_messages.camera_info_msg(B, PinholeIntrinsics(0.0, 1.0, 0.0, 0.0, 4, 4), HEADER)

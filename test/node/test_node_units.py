@@ -197,18 +197,21 @@ def test_throttle_is_per_key():
 
 
 def test_message_helpers():
-    pytest.importorskip("rclpy")
-    from ovseg_ros.node import messages as m
+    from ovseg_ros.core.vocabulary import VocabularySnapshot
+    from ovseg_ros.frame import messages as m
+    from ovseg_ros.frame.builder import builder_for
     from ovseg_ros.viz import colour_for_id
 
-    t = m.seconds_to_time(12.25)
-    assert (t.sec, t.nanosec) == (12, 250_000_000)
-    assert m.seconds_to_time(None).sec == 0 and m.seconds_to_time(math.nan).sec == 0
-    assert m.stamp_seconds(t) == 12.25
+    assert m.time_of(12.25) == (12, 250_000_000)
+    assert m.time_of(None) == (0, 0) and m.time_of(math.nan) == (0, 0)
+    b = builder_for("kilted")
+    header = b.header(*m.time_of(12.25), "cam")
+    assert m.stamp_seconds(header.stamp) == 12.25
     conf = np.array([[0.0, 0.5, 1.0, 1.2]], np.float32)
     assert m.confidence_mono8(conf).tolist() == [[0, 128, 255, 255]]
-    lm = m.label_map_msg(["cup", "table"], [3, 7], background=False, version=4, stamp=t)
+    vocab = VocabularySnapshot(("cup", "table"), (3, 7), background=False, version=4)
+    lm = b.deserialize(b.serialize(m.label_map_msg(b, vocab, header)), "ovseg_ros/msg/LabelMap")
     assert [(e.class_id, e.class_name) for e in lm.labels] == [(0, "unlabelled"), (3, "cup"),
                                                                (7, "table")]
     assert (lm.labels[2].r, lm.labels[2].g, lm.labels[2].b) == colour_for_id(7)
-    assert lm.version == 4 and lm.background is False
+    assert lm.version == 4 and lm.background is False and lm.header.frame_id == "cam"

@@ -4,7 +4,8 @@ colour frames, and the semantic cloud of a segmented frame (use_depth).
 Subscription callbacks only store messages (`on_depth`, `on_info`) and open a pairing request
 when a colour frame arrives (`open`); the worker closes it after inference (`cloud`), decodes
 the paired depth there and builds the cloud. Nothing queues: the pairing keeps the last 4
-depth images and camera_infos. rclpy message types in, ROS-free geometry inside.
+depth images and camera_infos. Messages of any implementation in (rclpy's live, rosbags'
+offline), ROS-free geometry inside.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sensor_msgs.msg import CameraInfo, Image
-
 from ovseg_ros.core.results import SegmentationResult
+from ovseg_ros.frame.log import Throttle
+from ovseg_ros.frame.messages import stamp_seconds
 from ovseg_ros.geometry import (
     CameraInfoError,
     ClassPoint,
@@ -28,8 +29,6 @@ from ovseg_ros.geometry import (
     class_points,
     decode_depth,
 )
-from ovseg_ros.node import messages as m
-from ovseg_ros.node.diagnostics import Throttle
 
 
 class DepthInput:
@@ -45,12 +44,12 @@ class DepthInput:
         self.depth_refused = self.info_refused = 0
         self.last_problem = ""  # why the newest frame got no cloud ("" when it got one)
 
-    # ---- executor threads ---------------------------------------------------------------------
+    # ---- input (executor threads live, the bag reader offline) ------------------------------
 
-    def on_depth(self, msg: Image) -> None:
-        self.pairing.add_depth(m.stamp_seconds(msg.header.stamp), msg.header.frame_id, msg)
+    def on_depth(self, msg: Any) -> None:
+        self.pairing.add_depth(stamp_seconds(msg.header.stamp), msg.header.frame_id, msg)
 
-    def on_info(self, msg: CameraInfo) -> None:
+    def on_info(self, msg: Any) -> None:
         roi = msg.roi
         try:
             intr = PinholeIntrinsics.from_camera_info(
@@ -61,13 +60,13 @@ class DepthInput:
             self.pairing.refuse_info(str(exc))
             self._warn("info", f"camera_info on {self.info_topic} refused: {exc}")
             return
-        self.pairing.add_info(m.stamp_seconds(msg.header.stamp), msg.header.frame_id, intr)
+        self.pairing.add_info(stamp_seconds(msg.header.stamp), msg.header.frame_id, intr)
 
-    def open(self, colour: Image | Any) -> PairRequest:
+    def open(self, colour: Any) -> PairRequest:
         """A colour frame arrived: start looking for its depth (stamp and frame_id)."""
-        return self.pairing.open(m.stamp_seconds(colour.header.stamp), colour.header.frame_id)
+        return self.pairing.open(stamp_seconds(colour.header.stamp), colour.header.frame_id)
 
-    # ---- worker thread ------------------------------------------------------------------------
+    # ---- the frame step -----------------------------------------------------------------------
 
     def cloud(self, request: PairRequest, result: SegmentationResult
               ) -> tuple[SemanticCloud | None, dict[int, ClassPoint] | None]:
