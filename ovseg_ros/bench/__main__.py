@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
         print("[attention]", flush=True)
         out["attention"] = sections.bench_attention(seg, sizes[0], reps)
     if "cli" in only:
-        from .cli_bench import VARIANTS, bench_cli
+        from .cli_bench import VARIANTS, bench_cli, bench_cli_vocabulary
 
         print("[cli]", flush=True)
         model_argv = ["--model", model, "--clip-weights", "random", "--heads", "random",
@@ -145,6 +145,10 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
                                frames=5 if args.smoke else max(8, reps + 3),
                                rounds=1 if args.smoke else 2,
                                variants=("defaults", "int8") if args.smoke else tuple(VARIANTS))
+        print("[cli vocabulary]", flush=True)
+        out["cli"]["vocabulary"] = bench_cli_vocabulary(
+            model, model_argv, sizes[0], frames=5 if args.smoke else max(8, reps + 3),
+            rounds=1 if args.smoke else 2, counts=(5, 20) if args.smoke else (5, 250))
     plain = None  # free the fp32 copy before the node runs
     if "backends" in only:
         print("[backends]", flush=True)

@@ -112,6 +112,38 @@ def bench_cli(model: str, model_argv: list[str], plain: PlainPipeline | None,
             "stages": stages, "ratios": ratios}
 
 
+def vocabulary_prompts(count: int) -> str:
+    """`count` distinct class names, comma-separated."""
+    return ", ".join(f"object {i}" for i in range(count))
+
+
+def bench_cli_vocabulary(model: str, model_argv: list[str], size: tuple[int, int],
+                         frames: int, rounds: int, counts: tuple[int, int] = (5, 250),
+                         timeout: float = 3600.0) -> dict[str, Any]:
+    """`ovseg segment` per frame (torch fp32, start-up and text encoding removed) with a
+    small and a large vocabulary, alternating, in fresh processes sharing one cache: what the
+    per-frame outputs cost as the class count grows (the model's own share is nearly flat)."""
+    images = sample_images(size)
+    gaps: dict[int, list[float]] = {n: [] for n in counts}
+    with tempfile.TemporaryDirectory(prefix="ovseg-cli-vocab-") as tmp:
+        folder = Path(tmp) / "frames"
+        folder.mkdir()
+        for i in range(frames):
+            cv2.imwrite(str(folder / f"f{i:03d}.png"), images[i % len(images)][..., ::-1])
+        for r in range(rounds):
+            for n in (counts if r % 2 == 0 else counts[::-1]):
+                out = Path(tmp) / f"p{n}-{r}"
+                _run_ovseg(model, ["segment", str(folder), "--prompts", vocabulary_prompts(n),
+                                   "--cache-dir", str(Path(tmp) / "cache"), *model_argv,
+                                   *VARIANTS["torch_fp32"], "-o", str(out)], timeout)
+                gaps[n] += per_frame_gaps(out)
+    small, large = counts
+    frame = {n: float(np.median(g)) for n, g in gaps.items()}
+    return {"size": list(size), "frames": frames, "rounds": rounds, "counts": list(counts),
+            "stages": {f"prompts_{n}": {"per_frame": _stat(g)} for n, g in gaps.items()},
+            "ratio_large_vs_small": frame[large] / frame[small]}
+
+
 def _stat(samples: list[float]) -> dict[str, float]:
     return {"median": float(np.median(samples)), "p90": float(np.percentile(samples, 90)),
             "min": float(min(samples)), "n": len(samples)}

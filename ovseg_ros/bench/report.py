@@ -255,6 +255,16 @@ def markdown(results: dict[str, Any], command: str) -> str:
             notes.append(f"- cli: `ovseg segment` with the defaults took "
                          f"{r['defaults_vs_fastest_exact']:.2f}x the per-frame time of the "
                          "fastest exact candidate run the same way (target <= 1.1x).")
+    vocab = cli.get("vocabulary", {})
+    if "ratio_large_vs_small" in vocab:
+        size = "x".join(str(v) for v in vocab["size"][::-1])
+        for name, st in vocab["stages"].items():
+            row(f"{size} `ovseg segment` per frame, torch fp32, {name.replace('_', ' ')}",
+                st["per_frame"], "")
+        small, large = vocab["counts"]
+        notes.append(f"- cli: `ovseg segment` per frame with {large} prompts took "
+                     f"{vocab['ratio_large_vs_small']:.2f}x its time with {small} (target <= "
+                     "1.3x).")
     mem = sec.get("memory", {})
     if mem:
         lines.append(f"| peak RSS (product path / whole bench) | "

@@ -70,9 +70,13 @@ class NodeSink:
             return pub.get_subscription_count() > 0
         return True
 
+    def latency_ms(self, stamp: float, received: float) -> float:
+        """Stamp to now on the node's clock, or arrival to now (see camera.latency_s)."""
+        return latency_s(self.now(), stamp, time.monotonic() - received) * 1e3
+
     def timing(self, frame: FrameResult) -> tuple[float, float, int]:
-        latency = latency_s(self.now(), frame.stamp, time.monotonic() - frame.incoming.received)
-        return frame.inference_s * 1e3, latency * 1e3, self.dropped(frame.camera)
+        return (frame.inference_s * 1e3, self.latency_ms(frame.stamp, frame.incoming.received),
+                self.dropped(frame.camera))
 
     def accepting(self) -> bool:
         return not self.retired and self.alive()
@@ -125,6 +129,9 @@ class FrameProcessor:
     @property
     def frames_out_of_memory(self) -> int:
         return self.step.frames_out_of_memory
+
+    def latency_ms(self, stamp: float, received: float) -> float:
+        return self.sink.latency_ms(stamp, received)
 
     def retire(self) -> None:
         """Publish nothing more (the publishers may be going)."""

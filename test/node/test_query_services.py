@@ -23,7 +23,7 @@ H, W = 48, 80
 
 
 def image(msg: Image) -> np.ndarray:
-    dtype = {"mono8": np.uint8, "mono16": "<u2", "32FC1": "<f4"}[msg.encoding]
+    dtype = {"mono8": np.uint8, "mono16": "<u2", "16UC1": "<u2", "32FC1": "<f4"}[msg.encoding]
     return np.frombuffer(bytes(msg.data), dtype).reshape(msg.height, msg.width)
 
 
@@ -56,6 +56,7 @@ def test_vocabulary_name_equals_confidence_and_new_phrase_changes_nothing(ros, s
     label_map = ros.collect(LabelMap, f"{ns}/ovseg/label_map", Q.latched())
     label_info = ros.collect(vision.LabelInfo, f"{ns}/ovseg/label_info", Q.latched())
     out = one_frame(ros, ns)
+    maps = (label_map.count, label_info.count)  # at activation, then with the camera's frame
     labels, conf = image(out["labels"]), image(out["confidence"])
     shown = [int(c) for c in np.unique(labels) if c != 0]
     assert shown, "no class in the label image: the equality below would prove nothing"
@@ -81,7 +82,8 @@ def test_vocabulary_name_equals_confidence_and_new_phrase_changes_nothing(ros, s
     assert list(got.class_names) == ["cat", "dog", "car"] and list(got.class_ids) == [1, 2, 3]
     assert node.vocabulary()[3] == 1
     time.sleep(0.3)
-    assert label_map.count == 1 and label_info.count == 1
+    assert (label_map.count, label_info.count) == maps
+    assert label_info.last().header.frame_id == "cam"  # the camera's frame
 
 
 def test_bad_requests_answer_false_with_a_reason(ros, autostart_node):
@@ -257,7 +259,7 @@ def test_feature_image_segments_are_label_regions(ros, autostart_node):
     msg = [m for m in col.snapshot() if m.header.stamp == out["labels"].header.stamp][-1]
     labels = image(out["labels"])
     seg_ids = image(msg.image)
-    assert msg.image.encoding == "mono16" and seg_ids.shape == labels.shape
+    assert msg.image.encoding == "16UC1" and seg_ids.shape == labels.shape  # as semantic_inference
     n = len(msg.features)
     assert list(msg.mask_ids) == list(range(1, n + 1)) and n >= 1
     expected = sum(cv2.connectedComponents((labels == c).astype(np.uint8), connectivity=4)[0] - 1
