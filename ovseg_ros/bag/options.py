@@ -39,8 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     io.add_argument("--no-copy", action="store_true",
                     help="write only the outputs, not the input's messages")
     io.add_argument("--distro", default=default_distro(), choices=DISTROS,
-                    help="typestore for bags without message definitions (default: this "
-                         "environment's)")
+                    help="the ROS 2 release that reads the output: its rosbag2 metadata "
+                         "(humble 5, iron 7, jazzy/kilted 9) and typestore, also for input "
+                         "bags without message definitions (default: this environment's)")
     add_setting_options(io, [BY_NAME[n] for n in ("overlay_alpha", "publish_confidence_mono8",
                                                   "depth_slop_s", "points_stride",
                                                   "max_image_pixels")])

@@ -23,10 +23,11 @@ from rosbags.interfaces import (
     QosReliability,
     QosTime,
 )
-from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+from rosbags.rosbag2 import WriterError
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 
 from ovseg_ros.bag import BagError
+from ovseg_ros.bag.metadata import DistroWriter
 from ovseg_ros.frame.outputs import QosSpec
 from ovseg_ros.frame.types import definition
 
@@ -62,7 +63,7 @@ class OutputBag:
 
     def __init__(self, output: Path, distro: str) -> None:
         self.output, self.partial, self.distro = output, partial_path(output), distro
-        self.writer = Writer(self.partial, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.writer = DistroWriter(self.partial, output.name, distro)  # metadata.py
         self.writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         try:
             self.writer.open()
@@ -113,12 +114,6 @@ class OutputBag:
                 raise BagError(f"{self.output} appeared while writing; result kept in "
                                f"{self.partial}")
             shutil.rmtree(self.output)
-        # rosbags names the file after the folder: OUTPUT.partial.mcap -> OUTPUT.mcap
-        old, new = f"{self.partial.name}.mcap", f"{self.output.name}.mcap"
-        if (self.partial / old).is_file():
-            (self.partial / old).rename(self.partial / new)
-            meta = self.partial / "metadata.yaml"
-            meta.write_text(meta.read_text().replace(old, new))
         self.partial.rename(self.output)
 
     def __enter__(self) -> OutputBag:

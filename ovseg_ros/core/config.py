@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from .settings import check_config, setting
+from .vocabulary import LABEL_IDS
 
 DEFAULT_MODEL = "ViT-B-16"
 DEFAULT_CLIP_WEIGHTS = "laion2b_s34b_b88k"
@@ -117,6 +118,14 @@ class SegmenterConfig:
     max_prompts: int = setting(256, group="inference", low=1, high=4096, dynamic=True, doc="""
         Most class names one vocabulary may hold; a longer list is refused and the previous
         vocabulary kept. Cannot be set below the number of prompts in use.""")
+    label_ids: str = setting("stable", group="vocabulary", choices=LABEL_IDS, doc="""
+        Ids for new class names. stable: an id is never reused for another name while the
+        node runs, for mappers that accumulate labels over time (Hydra, Kimera); past 255
+        names ever used the label image becomes mono16. reuse: a new name takes the lowest id
+        that no name of the new vocabulary holds, so ids stay within the vocabulary's size
+        and the label image mono8 up to 255 classes: for Nav2's semantic segmentation layer,
+        which reads one byte per pixel. Names kept across a change keep their ids either way;
+        read ids with the label map of the frame's vocabulary_version.""")
     # Internal constants of the method (not user settings).
     window: int = 448  # slide mode: window side and stride
     stride: int = 224

@@ -90,8 +90,9 @@ class Segmenter:
         self.upload = FrameUploader(rt.device)
         self.tokenizer = open_clip.get_tokenizer(config.model)
         self.text_cache = TextEmbeddingCache(self.clip, self.tokenizer, self.runtime)
-        self.vocabulary = (ids_from.carry_over(config.background) if ids_from is not None
-                           else Vocabulary(background=config.background))
+        self.vocabulary = (ids_from.carry_over(config.background, config.label_ids)
+                           if ids_from is not None
+                           else Vocabulary(config.background, config.label_ids))
         self._update_lock = threading.Lock()
         self._active: _Active | None = None
         longest = max(IMAGENET_TEMPLATES, key=lambda t: len(self._tokens(t.format(""))))

@@ -1,8 +1,14 @@
-"""Prompt validation and stable label ids.
+"""Prompt validation and label ids.
 
-Label id 0 means "background or unlabelled". Each class name gets an id >= 1 that never changes
-for the life of the Vocabulary: removed names keep theirs reserved, so a consumer never sees
-"chair" silently become the id of another class.
+Label id 0 means "background or unlabelled". Each class name gets an id >= 1 that stays the same
+while the name is in the vocabulary. What a new name gets depends on `label_ids`:
+
+- "stable": the next id never handed out (removed names keep theirs reserved), so an id means
+  one name for the life of the Vocabulary: for mappers that accumulate labels over time.
+- "reuse": the lowest id no name of the new vocabulary holds, so ids stay within the largest
+  vocabulary's size (mono8 label images up to 255 classes, as Nav2 needs). An id may then name
+  another class after a change: every change gets a new version, and consumers map ids with
+  the label map of the frame's version.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from dataclasses import dataclass
 BACKGROUND = "background"
 MAX_ID = 65535  # label images are at most mono16
 MAX_NAME_CHARS = 1000  # refused before tokenising (a 77-token name is far shorter)
+LABEL_IDS = ("stable", "reuse")
+MAX_MONO8_ID = 255  # above it the label image is mono16, which Nav2's layer cannot read
 
 
 class VocabularyError(ValueError):
@@ -118,35 +126,68 @@ class VocabularySnapshot:
 
 
 class Vocabulary:
-    """Class names with stable ids. Not thread-safe by itself: the owner serialises updates."""
+    """Class names with their ids (see the module doc for `label_ids`). Not thread-safe by
+    itself: the owner serialises updates."""
 
-    def __init__(self, background: bool = True):
+    def __init__(self, background: bool = True, label_ids: str = "stable"):
+        if label_ids not in LABEL_IDS:
+            raise VocabularyError(f"label_ids={label_ids!r} is not one of: "
+                                  f"{', '.join(LABEL_IDS)}")
         self.background = background
-        self._ids: dict[str, int] = {}  # every name ever seen (casefolded) -> id
-        self._next_id = 1
+        self.label_ids = label_ids
+        # stable: every name ever seen (casefolded) -> id; reuse: the current names only.
+        self._ids: dict[str, int] = {}
+        self._next_id = 1  # above every id handed out so far
         self.snapshot = VocabularySnapshot((), (), background, 0)
 
     def assign(self, names: Sequence[str]) -> VocabularySnapshot:
-        """Make `names` (already validated) the active vocabulary; returns the new snapshot."""
-        ids: list[int] = []
-        for name in names:
-            key = name.casefold()
-            if key not in self._ids:
-                self._ids[key] = self._allocate(taken=set(ids) | set(self.snapshot.ids))
-            ids.append(self._ids[key])
+        """Make `names` (already validated) the active vocabulary; returns the new snapshot,
+        whose version is one more than the last one's (every change is a new version)."""
+        keys = [name.casefold() for name in names]
+        ids = self._reused(keys) if self.label_ids == "reuse" else self._stable(keys)
+        self._next_id = max([self._next_id, *(i + 1 for i in ids)])
         self.snapshot = VocabularySnapshot(
             tuple(names), tuple(ids), self.background, self.snapshot.version + 1
         )
         return self.snapshot
 
-    def carry_over(self, background: bool) -> Vocabulary:
+    def carry_over(self, background: bool, label_ids: str | None = None) -> Vocabulary:
         """A new, empty vocabulary that keeps this one's ids and version: after a reconfigure,
-        names seen before get their ids back and the version keeps counting, so a consumer
-        never sees an id reused for another name."""
-        new = Vocabulary(background)
-        new._ids, new._next_id = dict(self._ids), self._next_id
+        the names of the last vocabulary get their ids back (stable: every name seen before)
+        and the version keeps counting, so a version never names two different mappings."""
+        new = Vocabulary(background, label_ids or self.label_ids)
+        current = dict(zip((n.casefold() for n in self.snapshot.names), self.snapshot.ids,
+                           strict=True))
+        # Switching from reuse, only the current names' ids are known to mean them.
+        new._ids = dict(self._ids) if self.label_ids == new.label_ids else current
+        new._next_id = self._next_id
         new.snapshot = VocabularySnapshot((), (), background, self.snapshot.version)
         return new
+
+    def _stable(self, keys: Sequence[str]) -> list[int]:
+        ids: list[int] = []
+        for key in keys:
+            if key not in self._ids:
+                self._ids[key] = self._allocate(taken=set(ids) | set(self.snapshot.ids))
+            ids.append(self._ids[key])
+        return ids
+
+    def _reused(self, keys: Sequence[str]) -> list[int]:
+        """Names of the current vocabulary keep their ids; each new one takes the lowest id
+        that no name of the new vocabulary holds, in list order."""
+        kept = {key: self._ids[key] for key in keys if key in self._ids}
+        taken = set(kept.values())
+        ids: list[int] = []
+        candidate = 1
+        for key in keys:
+            if key not in kept:
+                while candidate in taken:
+                    candidate += 1
+                kept[key] = candidate
+                taken.add(candidate)
+            ids.append(kept[key])
+        self._ids = kept
+        return ids
 
     def _allocate(self, taken: set[int]) -> int:
         if self._next_id <= MAX_ID:

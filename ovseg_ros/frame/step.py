@@ -151,6 +151,7 @@ class FrameStep:
         self.frames_out_of_memory = 0
         self._announce_lock = threading.Lock()
         self._announced = (-1, None)  # (vocabulary version, frame_id) last announced
+        self._announced_vocab: VocabularySnapshot | None = None
         self._frame_id = ""  # the first camera's frame, once a frame showed it
 
     # ---- the batch ---------------------------------------------------------------------------
@@ -171,6 +172,13 @@ class FrameStep:
             return []
         done = []
         for (name, item, header, rgb, decode_s), result in zip(decoded, results, strict=True):
+            if self._stale(result.vocabulary):
+                text = (f"frame on {self.cameras[name].topic} dropped: labelled with vocabulary "
+                        f"v{result.vocabulary.version}, whose ids mean other names in the "
+                        f"v{self._announced_vocab.version} already announced (label_ids reuse)")
+                self.log.refused("labelled with a replaced vocabulary", text)
+                sink.frame_refused(name, "stale vocabulary", text)
+                continue
             frame = FrameResult(name, item, header, messages.stamp_seconds(header.stamp), rgb,
                                 result, decode_s, inference_s, len(decoded),
                                 overlay_alpha=cfg.overlay_alpha)
@@ -292,6 +300,7 @@ class FrameStep:
                               (vocab.version == version and frame_id == self._frame_id)):
                 return False
             self._announced = (vocab.version, self._frame_id)
+            self._announced_vocab = vocab
             b = self.builder
             header = b.header(stamp.sec, stamp.nanosec, self._frame_id)
             threshold = self.pipeline.segmenter.config.threshold
@@ -301,6 +310,17 @@ class FrameStep:
                 if sink.wants("", output):
                     sink.emit("", output, built[output](), frame)
             return True
+
+    def _stale(self, vocab: VocabularySnapshot | None) -> bool:
+        """A frame labelled with an older vocabulary than the one announced, in which one of
+        its ids names another class (only with label_ids reuse): publishing it would make a
+        consumer read its ids with the newer map."""
+        with self._announce_lock:
+            now = self._announced_vocab
+        if vocab is None or now is None or vocab.version >= now.version:
+            return False
+        meaning = dict(zip(now.ids, now.names, strict=True))
+        return any(meaning.get(i, n) != n for i, n in zip(vocab.ids, vocab.names, strict=True))
 
     def mark_announced(self, version: int, frame_id: str) -> None:
         """A vocabulary announced elsewhere (a resumed bag's earlier run)."""

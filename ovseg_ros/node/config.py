@@ -51,8 +51,8 @@ class NodeConfig:
     prompts: list[str] = setting(DEFAULT_PROMPTS, group="vocabulary", dynamic=True,
                             check=_prompts_problem, doc="""
         Class names to segment. Setting it is the same as calling ~/set_prompts: known names
-        keep their label ids, new names get new ids; an invalid list is refused and the
-        previous vocabulary kept.""")
+        keep their label ids, new names get ids as label_ids says; an invalid list is refused
+        and the previous vocabulary kept.""")
     autostart: bool = setting(True, group="lifecycle", doc="""
         Configure and activate at start, so the node runs without a lifecycle manager; false:
         wait in 'unconfigured' for ~/change_state (Nav2's lifecycle_manager, ros2 lifecycle).""")

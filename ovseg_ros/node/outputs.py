@@ -18,7 +18,7 @@ from ovseg_ros.core.config import KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.device import release_memory
 from ovseg_ros.core.pipeline import FramePipeline
 from ovseg_ros.core.segmenter import Segmenter
-from ovseg_ros.core.vocabulary import Vocabulary
+from ovseg_ros.core.vocabulary import MAX_MONO8_ID, Vocabulary
 from ovseg_ros.frame.builder import builder_for
 from ovseg_ros.frame.depth import DepthInput
 from ovseg_ros.frame.log import FrameLog
@@ -60,6 +60,7 @@ class Outputs:
         self.node_config = node_config
         self.log = node.get_logger()
         self.throttle = Throttle(5.0)  # depth warnings, one per kind per 5 s
+        self.warned_mono16 = False
         self.stamp = lambda: node.get_clock().now().to_msg()
         self.frame_log = FrameLog(self.log)  # refused frames: one line per kind per 5 s
         self.step: FrameStep | None = None  # set by create()
@@ -76,6 +77,7 @@ class Outputs:
         try:
             pipeline.set_prompts(cfg.prompts)
             out.write_label_space()  # at configure; then with every label map
+            out.warn_mono16()
             out.cameras = [out._camera(node, name, made) for name in cfg.cameras or [""]]
             out.label_map = _pub(node, made, LabelMap, "~/label_map", Q.latched())
             if LabelInfo is not None:
@@ -162,6 +164,7 @@ class Outputs:
         """The label map and LabelInfo of the current vocabulary, now (latched), through the
         frame step, which also announces a new vocabulary before the first frame using it."""
         self.write_label_space()
+        self.warn_mono16()
         self.step.announce(self.pipeline.segmenter.snapshot, self.stamp(),
                            LabelSink(self.vocabulary_publishers, self.step.builder), force=True)
 
@@ -176,6 +179,24 @@ class Outputs:
             write_label_space(Path(folder), names, ids, background)
         except OSError as exc:
             self.log.warning(f"label_space_dir: could not write Hydra's files: {exc}")
+
+    def warn_mono16(self) -> None:
+        """Warn once when the vocabulary's ids pass 255: the label image is then mono16, which
+        Nav2's semantic segmentation layer misreads (one byte per pixel, uint8 class ids)."""
+        names, ids, _, _ = self.vocabulary()
+        top = max(ids, default=0)
+        if top <= MAX_MONO8_ID or self.warned_mono16:
+            return
+        self.warned_mono16 = True
+        if self.pipeline.segmenter.config.label_ids == "reuse":
+            why, fix = f"{len(names)} classes at once", "use at most 255 classes"
+        else:
+            why = "label_ids:=stable: every name used so far keeps an id of its own"
+            fix = "label_ids:=reuse keeps ids within the vocabulary's size"
+        self.log.warning(
+            f"label id {top} > {MAX_MONO8_ID}: ~/labels is mono16 now ({why}). Nav2's semantic "
+            "segmentation layer reads one byte per pixel and keeps class ids as uint8, so it "
+            f"misreads a mono16 label image: for Nav2, {fix}.")
 
     def set_prompts(self, prompts: Sequence[str]) -> None:
         """Swap the vocabulary (raises VocabularyError), log old -> new, republish the map."""

@@ -1,27 +1,27 @@
 """Label palette, colourised labels and an alpha overlay with a legend (numpy + OpenCV only).
 
 Colours are a function of the label id alone, so a class keeps its colour when the
-vocabulary changes (ids are stable, see doc/architecture.md). Id 0 (background /
-unlabelled) is black and is never painted by ``overlay``.
+vocabulary changes. Id 0 (background / unlabelled) is black and is never painted by
+``overlay``. Every id a label image can hold (0..65535) has its own colour, different from
+every other id's: Hydra keys its colour map by colour, so two ids sharing one would lose a class.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 # Ids 1.._N_GREEDY get colours picked greedily for maximum CIELAB distance from each other
-# (and from black); later ids fall back to golden-ratio hues, which stay distinct enough.
+# (and from black); later ids a golden-ratio hue walk, except where an id's hue colour is
+# already taken by a lower id (8-bit RGB has room for only ~10,000 of the walk's colours):
+# those ids take the next colour of a fixed spread-out sequence (_spare_colours).
 _N_GREEDY = 64
+_N_IDS = 65536  # label images are at most mono16
 _GOLDEN = 0.6180339887498949
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-_lock = threading.Lock()
-_cache = np.zeros((1, 3), np.uint8)  # palette for ids 0..len-1, grown on demand
 
 
 def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -78,22 +78,56 @@ def _golden_colours(ids: np.ndarray) -> np.ndarray:
     return np.round(rgb * 255.0).astype(np.uint8)
 
 
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 -> (N,) int64 0xRRGGBB."""
+    c = rgb.astype(np.int64)
+    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+
+
+def _spare_colours(exclude: np.ndarray) -> np.ndarray:
+    """Chromatic colours of a 64-level RGB grid, none in `exclude` (packed), ordered so that
+    consecutive ones lie far apart: the grid coordinates' bits reversed and interleaved, so
+    the coarse 2x2x2 grid comes first, then the 4x4x4 one, and so on. (M, 3) uint8."""
+    levels = np.round(np.arange(64) * 255 / 63).astype(np.uint8)
+    reverse = np.array([int(f"{i:06b}"[::-1], 2) for i in range(64)])
+    order = np.arange(64 ** 3)
+    axes = []
+    for channel in range(3):
+        coord = np.zeros_like(order)
+        for bit in range(6):
+            coord |= ((order >> (3 * bit + channel)) & 1) << bit
+        axes.append(levels[reverse[coord]])
+    grid = np.stack(axes, 1)
+    high, low = grid.max(axis=1).astype(int), grid.min(axis=1).astype(int)
+    keep = (high - low >= 64) & (high >= 96) & ~np.isin(_pack(grid), exclude)
+    return grid[keep]
+
+
+@functools.cache
+def _table() -> np.ndarray:
+    """(65536, 3) uint8: the colour of every label id, all different (built once)."""
+    table = np.zeros((_N_IDS, 3), np.uint8)
+    table[1:_N_GREEDY + 1] = _greedy_colours(_N_GREEDY)
+    walk = _golden_colours(np.arange(_N_GREEDY + 1, _N_IDS))
+    packed = _pack(walk)
+    first = np.zeros(len(walk), bool)
+    first[np.unique(packed, return_index=True)[1]] = True  # lowest id of each walk colour
+    reserved = _pack(table[:_N_GREEDY + 1])  # black and the greedy colours
+    own = first & ~np.isin(packed, reserved)
+    spare = _spare_colours(np.concatenate([reserved, packed]))
+    lost = int((~own).sum())
+    if len(spare) < lost:  # fixed numbers: cannot happen unless the rules above change
+        raise RuntimeError(f"palette: {lost} ids need a spare colour, {len(spare)} exist")
+    walk[~own] = spare[:lost]
+    table[_N_GREEDY + 1:] = walk
+    return table
+
+
 def _palette_view(n: int) -> np.ndarray:
-    """Cached (>= n, 3) palette; callers must not modify it."""
-    global _cache
-    pal = _cache
-    if len(pal) >= n:
-        return pal
-    with _lock:
-        if len(_cache) < n:
-            size = max(n, 256, 2 * len(_cache))
-            new = np.zeros((size, 3), np.uint8)
-            k = min(size - 1, _N_GREEDY)
-            new[1 : k + 1] = _greedy_colours(k)
-            if size > _N_GREEDY + 1:
-                new[_N_GREEDY + 1 :] = _golden_colours(np.arange(_N_GREEDY + 1, size))
-            _cache = new
-        return _cache
+    """The (65536, 3) palette, for ids 0..n-1; callers must not modify it."""
+    if n > _N_IDS:
+        raise ValueError(f"label ids go up to {_N_IDS - 1} (mono16); got {n - 1}")
+    return _table()
 
 
 def palette(n: int) -> np.ndarray:
