@@ -19,7 +19,7 @@ from helpers.rosbag2_rules import (
 pytest.importorskip("rclpy")
 from ovseg_ros.bag.metadata import METADATA_VERSION  # noqa: E402
 from ovseg_ros.bag.sample import write_sample_bag  # noqa: E402
-from ovseg_ros.bag.types import DISTROS  # noqa: E402
+from ovseg_ros.frame.types import DISTROS  # noqa: E402
 
 EXPECTED_VERSION = {"humble": 5, "iron": 7, "jazzy": 9, "kilted": 9}
 
@@ -89,7 +89,7 @@ def test_the_rules_refuse_what_humble_cannot_read(tmp_path):
     from rosbags.interfaces import QosTime as T
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from ovseg_ros.bag.types import typestore
+    from ovseg_ros.frame.types import typestore
 
     qos = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.VOLATILE,
               T(0, 0), T(0, 0), QosLiveliness.AUTOMATIC, T(0, 0), False)
@@ -115,7 +115,7 @@ def test_a_closed_partial_bag_names_its_file(tmp_path, distro):
     from rosbags.interfaces import QosTime as T
 
     from ovseg_ros.bag.sink import OutputBag, Topic
-    from ovseg_ros.bag.types import definition, typestore
+    from ovseg_ros.frame.types import definition, typestore
 
     store, msgtype = typestore(distro), "std_msgs/msg/String"
     latched = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
