@@ -102,8 +102,8 @@ def settings_from_args(args: argparse.Namespace):
 
 def job_from_args(args: argparse.Namespace):
     """The BagJob of these options: the model loaded, the prompts set."""
-    from ovseg_ros.bench.tiny import TINY, register_tiny
     from ovseg_ros.cli.options import config_from_args, keyframes_from_args, load_pipeline
+    from ovseg_ros.core.tiny import TINY, register_tiny
 
     from .process import BagJob
 

@@ -19,6 +19,7 @@ import torch
 from ovseg_ros.cli.options import add_setting_options
 from ovseg_ros.core import Segmenter, SegmenterConfig
 from ovseg_ros.core.settings import settings_of
+from ovseg_ros.core.tiny import register_tiny
 
 from . import report, sections
 from .backends import bench_backends
@@ -26,7 +27,6 @@ from .lifecycle import bench_lifecycle_memory
 from .memory import bench_load_memory, bench_memory
 from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
-from .tiny import register_tiny
 
 SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "node", "bag",
             "memory", "lifecycle")

@@ -27,13 +27,13 @@ from ovseg_ros.core import Segmenter, SegmenterConfig, tiling
 from ovseg_ros.core.backends import Int8Settings, int8_settings, missing_onnx_modules, probe
 from ovseg_ros.core.backends.auto import EncoderForwards
 from ovseg_ros.core.device import cpu_has_native_bf16, cpu_has_native_fp16, cpu_has_vnni
+from ovseg_ros.core.tiny import TINY, register_tiny
 
 from .baselines import vit_gflops
 from .images import sample_images
 from .memory import high_water_mb
 from .shared_cpu import cpu_hog
 from .timing import current_rss_mb, interleave, matmul_gflops, paired_ratio, summarise
-from .tiny import TINY, register_tiny
 
 NOTE = ("weights are seeded random: agreement is a numerical proxy for how far a variant moves "
         "the outputs, not an accuracy figure")

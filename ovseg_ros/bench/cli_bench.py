@@ -25,9 +25,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ovseg_ros.core.tiny import TINY, register_tiny
+
 from .baselines import PlainPipeline
 from .images import sample_images
-from .tiny import TINY, register_tiny
 
 # name -> the options beyond the model's; "defaults" adds none (backend and precision auto).
 VARIANTS = {"defaults": [], "int8": ["--precision", "int8"],

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from ovseg_ros.core import NumericalError, Segmenter, SegmenterConfig
+from ovseg_ros.core.tiny import register_tiny
 
 from .images import sample_images
-from .tiny import register_tiny
 
 PROMPTS = ["person", "chair", "table", "door", "window", "floor", "wall", "lamp", "car", "tree"]
 

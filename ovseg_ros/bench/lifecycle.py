@@ -17,8 +17,9 @@ import threading
 import time
 from typing import Any
 
+from ovseg_ros.core.tiny import TINY, register_tiny
+
 from .timing import current_rss_mb
-from .tiny import TINY, register_tiny
 
 TOPIC = "/ovseg_lifecycle_bench/image"
 TARGET_MB = 150.0

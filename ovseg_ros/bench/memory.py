@@ -19,9 +19,9 @@ import open_clip
 import torch
 
 from ovseg_ros.core import Segmenter, SegmenterConfig
+from ovseg_ros.core.tiny import TINY, register_tiny
 
 from .timing import current_rss_mb, peak_rss_mb
-from .tiny import TINY, register_tiny
 
 
 def bench_memory(seg: Segmenter) -> dict[str, Any]:

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from ovseg_ros.bench.tiny import TINY
 from ovseg_ros.cli.options import add_setting_options
+from ovseg_ros.core.tiny import TINY
 from ovseg_ros.node.config import BY_NAME
 
 BASE = ["person", "chair", "table", "door", "floor", "wall", "window", "lamp", "sofa", "plant",
@@ -82,7 +82,7 @@ def node_arguments(args: argparse.Namespace) -> list[str]:
 
 def run_node() -> None:
     """--node: the node's own entry point, with the tiny benchmark model registered."""
-    from ovseg_ros.bench.tiny import register_tiny
+    from ovseg_ros.core.tiny import register_tiny
     from ovseg_ros.node.segment_node import main
 
     register_tiny()

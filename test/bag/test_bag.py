@@ -170,7 +170,9 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, margs):
 
 
 def test_ctrl_c_closes_a_readable_partial(tmp_path, margs):
-    src = write_sample_bag(tmp_path / "in", frames=40, size=320, depth=False)
+    # Interrupted at the first progress line, 10%: the 90% left outlast a parent descheduled
+    # by a busy machine (interrupted at 30% of 40 frames, the child once finished first).
+    src = write_sample_bag(tmp_path / "in", frames=60, size=96, depth=False)
     out = tmp_path / "out"
     child = subprocess.Popen([sys.executable, "-m", "ovseg_ros.cli.main", "bag", str(src),
                               "-o", str(out), *margs], stderr=subprocess.PIPE,
@@ -178,7 +180,7 @@ def test_ctrl_c_closes_a_readable_partial(tmp_path, margs):
                              env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
         for line in child.stderr:
-            if "30%" in line:
+            if "10%" in line:
                 break
         child.send_signal(signal.SIGINT)
         rest = child.stderr.read()
@@ -187,7 +189,7 @@ def test_ctrl_c_closes_a_readable_partial(tmp_path, margs):
         child.kill()
     assert "interrupted after" in rest and "--resume" in rest
     partial = read_rosbags(tmp_path / "out.partial")  # closed cleanly: metadata, summary
-    assert 0 < sum(r[0] == "/ovseg/labels" for r in partial) < 40
+    assert 0 < sum(r[0] == "/ovseg/labels" for r in partial) < 60
 
 
 def test_many_bags_shard_and_folder(tmp_path, margs, capsys):

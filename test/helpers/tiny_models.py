@@ -1,4 +1,4 @@
-"""Seeded random models for tests: the tiny open_clip ViT (ovseg_ros.bench.tiny), its weights
+"""Seeded random models for tests: the tiny open_clip ViT (ovseg_ros.core.tiny), its weights
 file and a head checkpoint.
 
 Nothing here downloads anything: weights are made from a seed and written to files, then loaded
@@ -12,9 +12,9 @@ from pathlib import Path
 import open_clip
 import torch
 
-from ovseg_ros.bench.tiny import TINY, WIDTH, register_tiny
 from ovseg_ros.core import Segmenter, SegmenterConfig
 from ovseg_ros.core.dinoiser import DinoiserHeads
+from ovseg_ros.core.tiny import TINY, WIDTH, register_tiny
 
 TINY_WIDTH = WIDTH
 

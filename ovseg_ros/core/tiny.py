@@ -1,5 +1,6 @@
-"""The tiny open_clip ViT shared by `--smoke` benchmarks and the test suite: the real code
-paths in seconds, numbers meaningless. Its config is registered with open_clip at run time."""
+"""The tiny open_clip ViT for smoke runs (`--smoke` benchmarks, `--model ovseg-tiny`) and the
+test suite: the real code paths in seconds, numbers meaningless. Its config is registered with
+open_clip at run time."""
 
 from __future__ import annotations
 
