@@ -21,7 +21,7 @@ where launch is not installed.
 from __future__ import annotations
 
 from ovseg_ros.core.settings import ConfigError, settings_of
-from ovseg_ros.node.config import BY_NAME, SETTINGS, ReplayConfig
+from ovseg_ros.settings.parameters import BY_NAME, SETTINGS, ReplayConfig
 
 # Arguments that are not node parameters: name -> (default, description).
 LAUNCH_ARGUMENTS = {

@@ -11,9 +11,13 @@ from ovseg_ros.bag import BagError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ovseg_ros.cli.options import add_keyframe_options, add_model_options, add_setting_options
     from ovseg_ros.frame.types import DISTROS, default_distro
-    from ovseg_ros.node.config import BY_NAME, DEFAULT_PROMPTS
+    from ovseg_ros.settings.options import (
+        add_keyframe_options,
+        add_model_options,
+        add_setting_options,
+    )
+    from ovseg_ros.settings.parameters import BY_NAME, DEFAULT_PROMPTS
 
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="rosbag2 folder (MCAP or sqlite3), .mcap file, ROS 1 .bag, or a folder "
@@ -78,9 +82,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from ovseg_ros.cli.options import parse_prompts
     from ovseg_ros.core.settings import check_config, from_values
-    from ovseg_ros.node.config import NodeConfig
+    from ovseg_ros.settings.options import parse_prompts
+    from ovseg_ros.settings.parameters import NodeConfig
 
     from .process import BagSettings
 
@@ -102,8 +106,8 @@ def settings_from_args(args: argparse.Namespace):
 
 def job_from_args(args: argparse.Namespace):
     """The BagJob of these options: the model loaded, the prompts set."""
-    from ovseg_ros.cli.options import config_from_args, keyframes_from_args, load_pipeline
     from ovseg_ros.core.tiny import TINY, register_tiny
+    from ovseg_ros.settings.options import config_from_args, keyframes_from_args, load_pipeline
 
     from .process import BagJob
 

@@ -31,7 +31,7 @@ from ovseg_ros.frame.step import FrameResult, FrameStep, Incoming, StepCamera, S
 from ovseg_ros.frame.types import default_distro
 
 if TYPE_CHECKING:
-    from ovseg_ros.node.config import NodeConfig
+    from ovseg_ros.settings.parameters import NodeConfig
 
 log = logging.getLogger("ovseg.bag")
 

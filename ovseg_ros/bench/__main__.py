@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from ovseg_ros.cli.options import add_setting_options
 from ovseg_ros.core import Segmenter, SegmenterConfig
 from ovseg_ros.core.settings import settings_of
 from ovseg_ros.core.tiny import register_tiny
+from ovseg_ros.settings.options import add_setting_options
 
 from . import report, sections
 from .backends import bench_backends

@@ -33,7 +33,7 @@ def bench_bag(seg: Segmenter, size: tuple[int, int], frames: int, model_argv: li
               ray_workers: tuple[int, ...] = ()) -> dict[str, Any]:
     from ovseg_ros.bag.process import BagJob, BagSettings
     from ovseg_ros.bag.sample import write_sample_bag
-    from ovseg_ros.node.config import NodeConfig
+    from ovseg_ros.settings.parameters import NodeConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="ovseg-bagbench-"))
     try:

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from ovseg_ros.cli.options import add_setting_options
 from ovseg_ros.core.tiny import TINY
-from ovseg_ros.node.config import BY_NAME
+from ovseg_ros.settings.options import add_setting_options
+from ovseg_ros.settings.parameters import BY_NAME
 
 BASE = ["person", "chair", "table", "door", "floor", "wall", "window", "lamp", "sofa", "plant",
         "cup", "bottle", "bag", "screen", "bed", "shelf"]

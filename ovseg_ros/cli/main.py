@@ -9,16 +9,16 @@ import logging
 import sys
 
 from ovseg_ros.bag import BagError
-from ovseg_ros.cli.options import (
+from ovseg_ros.core import ConfigError, DeviceError, VocabularyError, WeightsError
+from ovseg_ros.io.media import samples_dir
+from ovseg_ros.settings.options import (
     add_keyframe_options,
     add_model_options,
     add_setting_options,
     config_from_args,
     parse_prompts,
 )
-from ovseg_ros.core import ConfigError, DeviceError, VocabularyError, WeightsError
-from ovseg_ros.io.media import samples_dir
-from ovseg_ros.node.config import BY_NAME
+from ovseg_ros.settings.parameters import BY_NAME
 
 log = logging.getLogger("ovseg")
 # Re-exported for sub-commands that add the same options (ovseg_ros.eval).

@@ -17,12 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from ovseg_ros.cli.options import (
-    config_from_args,
-    keyframes_from_args,
-    load_pipeline,
-    parse_prompts,
-)
 from ovseg_ros.core.query import relevance_maps, validate_phrases
 from ovseg_ros.frame.builder import MessageBuilder, builder_for
 from ovseg_ros.frame.log import FrameLog
@@ -30,6 +24,12 @@ from ovseg_ros.frame.messages import image_msg
 from ovseg_ros.frame.step import FrameResult, FrameStep, Incoming, StepCamera, StepSettings
 from ovseg_ros.frame.types import default_distro
 from ovseg_ros.io import encode_rgb
+from ovseg_ros.settings.options import (
+    config_from_args,
+    keyframes_from_args,
+    load_pipeline,
+    parse_prompts,
+)
 
 log = logging.getLogger("ovseg")
 

@@ -19,7 +19,7 @@ DESCRIPTION = (
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the `eval` sub-command on the `ovseg` sub-parsers `sub`."""
-    from ovseg_ros.cli.options import add_model_options
+    from ovseg_ros.settings.options import add_model_options
 
     p = sub.add_parser("eval", help="mIoU on a benchmark with the paper's protocol",
                        description=DESCRIPTION)
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the `eval` sub-command; errors propagate to the `ovseg` error handler."""
-    from ovseg_ros.cli.options import config_from_args
+    from ovseg_ros.settings.options import config_from_args
 
     from .runner import EvalOptions, run_evaluation
 

@@ -22,7 +22,6 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, PointCloud2
 
-from ovseg_ros.cli.options import add_setting_options
 from ovseg_ros.core.config import RANDOM
 from ovseg_ros.core.weights import probe_weights
 from ovseg_ros.geometry import SYNTHETIC_NOTE, write_ply
@@ -30,10 +29,11 @@ from ovseg_ros.io import decode_image
 from ovseg_ros.io.media import write_png
 from ovseg_ros.msg import Segmentation
 from ovseg_ros.node.cloud_messages import points_from_msg
-from ovseg_ros.node.config import BY_NAME
 from ovseg_ros.node.replay_node import ReplayNode
 from ovseg_ros.node.runner import spin_executor
 from ovseg_ros.node.segment_node import SegmentNode
+from ovseg_ros.settings.options import add_setting_options
+from ovseg_ros.settings.parameters import BY_NAME
 
 PROMPTS = ["person", "cat", "cup", "rocket", "grass", "sky", "building", "table"]
 

@@ -28,7 +28,6 @@ from ovseg_ros.io.labelspace import write_label_space
 from ovseg_ros.msg import FeatureMap, LabelMap, Segmentation
 from ovseg_ros.node import camera as C
 from ovseg_ros.node import qos as Q
-from ovseg_ros.node.config import DYNAMIC, NodeConfig
 from ovseg_ros.node.diagnostics import (
     OK,
     WARN,
@@ -41,6 +40,7 @@ from ovseg_ros.node.diagnostics import (
 from ovseg_ros.node.features import FeatureImage, FeatureOutputs, FeatureSpace
 from ovseg_ros.node.frames import LabelSink
 from ovseg_ros.node.wire import check_wire
+from ovseg_ros.settings.parameters import DYNAMIC, NodeConfig
 
 try:  # optional: not every ROS install has vision_msgs
     from vision_msgs.msg import LabelInfo

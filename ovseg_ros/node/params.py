@@ -1,7 +1,7 @@
 """The segment node's settings as ROS parameters: descriptors, declaration, change rules.
 
 The settings themselves (names, defaults, ranges, docs) are declared once, in
-ovseg_ros.core.config and ovseg_ros.node.config; this module only maps them onto rclpy.
+ovseg_ros.core.config and ovseg_ros.settings.parameters; this module only maps them onto rclpy.
 Start-up settings are taken at configure: they may change while the node is unconfigured
 (before configure, or after cleanup) and are refused in the other states with the reason.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ovseg_ros.core.settings import Setting
-from ovseg_ros.node.config import BY_NAME, SETTINGS
+from ovseg_ros.settings.parameters import BY_NAME, SETTINGS
 
 START_UP = ("Start-up setting: read at configure; change it while the node is unconfigured "
             "(autostart false, or after deactivate + cleanup).")

@@ -30,8 +30,8 @@ from ovseg_ros.io.image_codec import encode_16uc1
 from ovseg_ros.node import messages as m
 from ovseg_ros.node import params as P
 from ovseg_ros.node import qos as Q
-from ovseg_ros.node.config import ReplayConfig
 from ovseg_ros.node.runner import run_main
+from ovseg_ros.settings.parameters import ReplayConfig
 
 
 def frames(source: str, loop: bool, max_size: int) -> Iterator[np.ndarray]:

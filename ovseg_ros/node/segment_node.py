@@ -42,7 +42,6 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ovseg_ros.node import params as P
 from ovseg_ros.node.compat import InvalidTransitionGuard, move_lifecycle_queries
-from ovseg_ros.node.config import build_configs
 from ovseg_ros.node.control_services import ControlServices, get_state
 from ovseg_ros.node.diagnostics import Throttle, one_line
 from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming, NodeSink
@@ -52,6 +51,7 @@ from ovseg_ros.node.prompt_text import PromptsBusy, TextEncodingGate, normalise_
 from ovseg_ros.node.query import QueryServices
 from ovseg_ros.node.runner import run_main
 from ovseg_ros.node.worker import FrameWorker
+from ovseg_ros.settings.parameters import build_configs
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 DEACTIVATE_WAIT_S = 10.0  # how long deactivate waits for the frame in flight

@@ -17,7 +17,7 @@ import yaml
 
 from ovseg_ros.core.settings import ConfigError, settings_of
 from ovseg_ros.node import params as P
-from ovseg_ros.node.config import BY_NAME, SETTINGS, ReplayConfig
+from ovseg_ros.settings.parameters import BY_NAME, SETTINGS, ReplayConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch" / "segment.launch.py"

@@ -22,7 +22,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from ovseg_ros.bench.timing import current_rss_mb  # noqa: E402
 from ovseg_ros.msg import LabelMap  # noqa: E402
 from ovseg_ros.node import qos as Q  # noqa: E402
-from ovseg_ros.node.config import SETTINGS  # noqa: E402
+from ovseg_ros.settings.parameters import SETTINGS  # noqa: E402
 from ovseg_ros.srv import GetPrompts, SetPrompts  # noqa: E402
 
 

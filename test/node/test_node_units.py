@@ -10,8 +10,8 @@ import pytest
 from ovseg_ros.core.config import SegmenterConfig
 from ovseg_ros.core.settings import ConfigError
 from ovseg_ros.node import params as P
-from ovseg_ros.node.config import DYNAMIC, SETTINGS, build_configs
 from ovseg_ros.node.diagnostics import ERROR, OK, WARN, HealthMonitor, Throttle
+from ovseg_ros.settings.parameters import DYNAMIC, SETTINGS, build_configs
 
 
 class FakeClock:

@@ -1,5 +1,5 @@
 """One schema: every front end agrees with the settings declared in ovseg_ros.core.config and
-ovseg_ros.node.config. Fails on any disagreement of a name, default, range, choices or doc
+ovseg_ros.settings.parameters. Fails on any disagreement of a name, default, range, choices or doc
 between the schema, the ROS parameters, config/segment.yaml, the launch file, the CLI and the
 parameter reference (doc/parameters.md, doc/node.md)."""
 
@@ -17,7 +17,7 @@ from ovseg_ros.cli.main import build_parser
 from ovseg_ros.core.config import ClipDiyConfig, KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.settings import ConfigError, settings_of
 from ovseg_ros.node import paramdocs
-from ovseg_ros.node.config import SETTINGS, NodeConfig
+from ovseg_ros.settings.parameters import SETTINGS, NodeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = settings_of(SegmenterConfig) + settings_of(KeyframeConfig)
@@ -75,7 +75,7 @@ def test_cli_refuses_what_the_schema_refuses(argv, fragment, capsys):
 
 
 def test_cli_builds_the_core_configs_from_its_options():
-    from ovseg_ros.cli.options import config_from_args, keyframes_from_args
+    from ovseg_ros.settings.options import config_from_args, keyframes_from_args
 
     args = build_parser().parse_args(["segment", "x.png", "--prompts", "a", "--no-background",
                                       "--keyframe-every-n", "5", "--threads", "1"])

@@ -1,6 +1,7 @@
-"""The package's import graph has no cycles: every module of ovseg_ros, with the imports made
-inside functions counted too (a lazy import only hides a cycle until the call). Read from the
-sources (AST), so nothing is imported and the check is independent of what is installed."""
+"""The package's import graph has no cycles, and its folders form layers: every module of
+ovseg_ros, with the imports made inside functions counted too (a lazy import only hides a cycle
+until the call). Read from the sources (AST), so nothing is imported and the check is
+independent of what is installed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ovseg_ros"
+# The folders of ovseg_ros, bottom first: a module imports its own folder's modules and those
+# of folders in lower layers, never higher or beside it (node and bag are independent). The
+# package's own __init__ is below everything.
+LAYERS = (("core",), ("viz",), ("io",), ("geometry",), ("settings",), ("frame",),
+          ("node", "bag"), ("eval",), ("cli",), ("bench",))
 
 
 def module_name(path: Path) -> str:
@@ -66,6 +72,51 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def folder(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) \
+        else ""
+
+
+def layer_of(name: str) -> int:
+    """The layer index of a folder ("" = the package itself, below all)."""
+    if not name:
+        return -1
+    for i, names in enumerate(LAYERS):
+        if name in names:
+            return i
+    raise AssertionError(f"folder ovseg_ros/{name}/ is in no layer: add it to LAYERS")
+
+
+def layer_violations(edges: dict[str, set[str]]) -> list[str]:
+    out = []
+    for a, targets in sorted(edges.items()):
+        for b in sorted(targets):
+            fa, fb = folder(a), folder(b)
+            if fa != fb and layer_of(fb) >= layer_of(fa):
+                out.append(f"{a} -> {b}")
+    return out
+
+
+def test_every_folder_has_a_layer():
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert folders == {n for names in LAYERS for n in names}
+
+
+def test_the_layer_check_finds_an_upward_import():
+    assert layer_violations({"ovseg_ros.core.x": {"ovseg_ros.node.y"}}) == [
+        "ovseg_ros.core.x -> ovseg_ros.node.y"]
+    assert layer_violations({"ovseg_ros.node.a": {"ovseg_ros.bag.b"}}) != []  # beside
+    assert layer_violations({"ovseg_ros.node.a": {"ovseg_ros.frame.b", "ovseg_ros.node.c"}}) \
+        == []
+
+
+def test_folders_form_layers():
+    """Folder by folder, no import goes up or sideways (lazy imports included)."""
+    bad = layer_violations(graph())
+    assert not bad, "imports against the layers (LAYERS):\n" + "\n".join(bad)
+
+
 def test_the_checker_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
@@ -74,7 +125,7 @@ def test_the_checker_finds_a_cycle():
 def test_the_graph_sees_lazy_and_relative_imports():
     edges = graph()
     # eval/cli.py imports the option helpers inside a function, and its runner relatively
-    assert "ovseg_ros.cli.options" in edges["ovseg_ros.eval.cli"]
+    assert "ovseg_ros.settings.options" in edges["ovseg_ros.eval.cli"]
     assert "ovseg_ros.eval.protocol" in edges["ovseg_ros.eval.cli"]
 
 
