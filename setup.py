@@ -47,9 +47,9 @@ setup(
     cmdclass={"build_py": BuildPy},
     python_requires=">=3.10",
     install_requires=requirements(),
-    # The onnxruntime backend of the dense encoder (CPU fp32 and int8; README, Backends):
+    # The onnxruntime backend of the dense encoder (CPU fp32 and int8; doc/performance.md):
     # pip install 'ovseg_ros[onnxruntime]'. The core runs without it.
-    # `ovseg bag --ray`: many bags on a Ray cluster (README, Recorded data).
+    # `ovseg bag --ray`: many bags on a Ray cluster (doc/bags.md).
     extras_require={"onnxruntime": ["onnxruntime>=1.20", "onnx>=1.17", "onnxscript>=0.5"],
                     "ray": ["ray>=2.40"]},
     entry_points={"console_scripts": ["ovseg=ovseg_ros.cli.entry:main"]},

@@ -1,4 +1,4 @@
-"""A small rosbag2 made from the shipped sample images, for the README example and the tests:
+"""A small rosbag2 made from the shipped sample images, for the docs' example and the tests:
 
     python -m ovseg_ros.bag.sample sample_bag [--frames 12] [--size 320]
 

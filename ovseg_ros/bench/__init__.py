@@ -1,1 +1,2 @@
-"""Benchmarks: `python -m ovseg_ros.bench --help`. See README.md (Benchmarks)."""
+"""Benchmarks: `python -m ovseg_ros.bench --help`. Results and how to read them:
+doc/performance.md."""

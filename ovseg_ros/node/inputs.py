@@ -4,10 +4,10 @@ for `qos: auto`.
 `qos: auto` matches the publishers that exist at activation. With none yet it subscribes best
 effort, which accepts any publisher. But a reliable publisher that appears later then feeds a
 best-effort connection, and a large image (640x480 rgb8 is 900 KB, sent in fragments) arrives
-only when every fragment does. Measured on this project's machine with Fast DDS (two
-processes, 5 frames/s, idle): 0 to 1 of 30 to 50 frames arrived best effort; all of them with
-a reliable subscription. So while an input has no publisher, a timer looks every `period_s`,
-and when publishers appear it subscribes once more with the profile matched to them.
+only when every fragment does: with Fast DDS between two processes nearly all such frames
+were lost best effort and none reliably (doc/node.md). So while an input has no publisher, a
+timer looks every `period_s`, and when publishers appear it subscribes once more with the
+profile matched to them.
 
 The switch loses nothing: the first subscription keeps delivering until the matched one has
 delivered a message (whose duplicate, the same header, is passed on once), and is only then

@@ -43,8 +43,7 @@ def choose_backend(backend: str, device: torch.device, precision: str) -> tuple[
     - int8: CPU only, backend onnxruntime (auto picks it); the torch parts run fp32.
     - onnxruntime: CPU, fp32 or int8; precision auto means fp32 there.
     - auto: torch on CUDA and for bf16/fp16; onnxruntime for fp32 on the CPU when installed
-      (measured 1.97x torch fp32 on a 2-core AVX512-BF16 EPYC, 1.22-1.25x on a 2-core AVX2
-      one; doc/performance.md), else torch.
+      (faster than torch fp32 on every CPU measured: doc/performance.md), else torch.
     Raises BackendError (what to do) when the combination cannot run.
     """
     name = (backend or "auto").strip().lower()
@@ -89,18 +88,14 @@ class Int8Settings:
     uint8 quantised per call).
 
     reduce_range: 7-bit weights, so AVX2's 16-bit intermediate sums (vpmaddubsw) cannot
-    saturate. Needed without VNNI: there, full range gave cosine 0.9915 of F to fp32 against
-    0.99953 with it (ViT-B-16, random weights; issue 11). With VNNI it only costs accuracy:
-    per-patch cosine of F 0.99983 (full) vs 0.99960 (reduced), speed equal within noise
-    (2-core AVX512-VNNI EPYC, 448x448; doc/performance.md).
-    per_channel: one scale per output channel; cosine 0.99986 vs 0.99983 per tensor, speed
-    within noise on the same machine, and it is the safer choice for trained weights, whose
-    channels differ more in range than random ones.
+    saturate. Needed without VNNI, where full range loses noticeably more accuracy; with VNNI
+    it costs a little accuracy and no speed (doc/performance.md has the measurements).
+    per_channel: one scale per output channel: as fast as per tensor, slightly closer to fp32,
+    and the safer choice for trained weights, whose channels differ more in range than random
+    ones.
     attention: also the attention's activation x activation MatMuls (Q K^T and A V, both
-    inputs quantised per call). Without it they ran fp32 and took 29% of the int8 frame
-    (onnxruntime profile, 2-core AVX512-VNNI EPYC, 448x448); with it the frame was 1.30x faster
-    and labels agreed with torch fp32 on 99.09% of the benchmark images' pixels against 99.19%
-    (seeded random weights, load average 5.5; doc/performance.md).
+    inputs quantised per call). Left in fp32 they were a large share of the int8 frame; the
+    label agreement with torch fp32 barely changes (doc/performance.md).
     """
 
     reduce_range: bool

@@ -1,7 +1,7 @@
 """`backend: auto` / `precision: auto` on the CPU decided by measurement, not by CPU flags.
 
-The same flags meant opposite things on the machines of this project: torch bf16 was 3.45x
-torch fp32 on one AVX512-BF16 EPYC and 0.63x on an AVX512-BF16 Xeon (issue 17). So `auto` times
+The same CPU flags meant opposite things on different machines (torch bf16 several times faster
+than fp32 on one AVX512-BF16 CPU, slower on another: doc/performance.md). So `auto` times
 each allowed candidate (backend, precision) on the actual dense encoder at the configured input
 size and threads, picks the fastest, and caches the decision keyed by everything that decides
 it (`probe_key`): the next start reuses it without probing; a changed key probes again.
