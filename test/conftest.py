@@ -22,7 +22,8 @@ import pytest
 from helpers.ros_marker import reaches_ros
 
 # The in-process segmentation node fixtures (ros, tiny, seg_node, ...): see node_fixtures.py.
-pytest_plugins = ["helpers.node_fixtures", "helpers.processes", "helpers.cli_inputs"]
+pytest_plugins = ["helpers.node_fixtures", "helpers.processes", "helpers.cli_inputs",
+                  "helpers.https_server"]
 
 # Read by the rmw when a context starts, and inherited by any node a test runs as a subprocess.
 # scripts/test.sh picks a ROS_DOMAIN_ID per run; a bare `pytest` derives one from its pid so that
