@@ -96,6 +96,7 @@ def check(item: WeightFile, model: str, sha256: str = "") -> str:
     """The file's size and sha256, after loading it as the node does; sets item.problem when
     it cannot be read or loaded."""
     from ovseg_ros.core import weights as W
+    from ovseg_ros.core.dinoiser import check_heads_file
 
     path = item.found
     try:
@@ -109,7 +110,7 @@ def check(item: WeightFile, model: str, sha256: str = "") -> str:
         if item.what.startswith("heads"):
             if sha256 and digest != sha256.lower():
                 raise W.WeightsError(f"{path} does not match heads_sha256 {sha256}")
-            W.check_heads_file(path, model)
+            check_heads_file(path, model)
         else:
             W.load_clip(model, str(path))
     except W.WeightsError as exc:

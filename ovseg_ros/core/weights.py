@@ -263,18 +263,6 @@ def _load_reason(exc: Exception) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
-def check_heads_file(path: Path, model_name: str) -> None:
-    """Load a head checkpoint and check it fits `model_name`'s width, as the Segmenter does
-    (WeightsError naming the file and the problem)."""
-    from .dinoiser import DinoiserHeads
-
-    cfg = open_clip.get_model_config(model_name)
-    if not cfg:
-        raise WeightsError(f"unknown open_clip model {model_name!r}")
-    expected = DinoiserHeads(cfg["vision_cfg"]["width"]).expected_shapes()
-    check_state_dict(load_state_dict(path), expected, str(path))
-
-
 def check_state_dict(
     state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], source: str
 ) -> None:
