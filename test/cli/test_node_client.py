@@ -96,6 +96,12 @@ def test_param_set_and_get(node):
     assert seg.get_parameter("threshold").value == 0.0
     out = ovseg("param", "get", "no_such_parameter", "--node", name)
     assert out.returncode == 2 and "no parameter 'no_such_parameter'" in out.stderr
+    # A list parameter from comma-separated text, as doc/node.md shows it.
+    assert one_line(ovseg("param", "set", "prompts", "cat, dog", "--node", name)) == \
+        f"{name}: prompts = ['cat', 'dog']"
+    assert list(seg.get_parameter("prompts").value) == ["cat", "dog"]
+    assert one_line(ovseg("param", "get", "prompts", "--node", name)) == \
+        f"{name}: prompts = ['cat', 'dog']"
 
 
 def test_query_answers_one_line_per_phrase(node):
