@@ -130,9 +130,10 @@ def test_watch_prints_the_latest_summary(node):
         assert "inference " in line and " dropped" in line
 
 
+# One of each way a client looks for the node: a service of its own, a parameter service, a
+# topic (every command goes through one of these three paths in cli/node_session.py).
 @pytest.mark.parametrize("argv", [
-    ["prompts", "set", "person, chair"], ["prompts", "get"], ["query", "red mug"],
-    ["param", "set", "threshold", "0.3"], ["param", "get", "threshold"], ["watch"],
+    ["prompts", "set", "person, chair"], ["param", "get", "threshold"], ["watch"],
 ])
 def test_no_node_is_one_line_and_exit_1(argv):
     start = time.monotonic()
@@ -156,8 +157,9 @@ def test_default_node_and_timeout_in_the_message():
 
 
 def test_the_client_commands_import_no_model_and_need_rclpy_only_when_run():
-    """`ovseg` without rclpy: the other commands' parser loads (help lists the clients), and a
-    client command says what it needs in one line."""
+    """`ovseg` without rclpy: a client command says what it needs in one line, and loads no
+    model module (torch) on the way. (`ovseg --help` lists the clients:
+    test/system/test_workspace_build.py.)"""
     code = ("import sys\n"
             "sys.modules['rclpy'] = None  # as in a venv without ROS: import rclpy fails\n"
             "from ovseg_ros.cli.entry import main\n"
@@ -169,10 +171,3 @@ def test_the_client_commands_import_no_model_and_need_rclpy_only_when_run():
     assert out.returncode == 1, out.stderr
     assert out.stderr.startswith("ovseg: this command talks to a running node over ROS 2 and "
                                  "needs rclpy") and len(out.stderr.splitlines()) == 1
-    help_code = code.replace("rc = main(sys.argv[1:])\n", "rc = main(['--help'])\n").replace(
-        "assert 'torch' not in sys.modules, 'a client command imported torch'\n", "")
-    out = subprocess.run([sys.executable, "-c", help_code], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    for command in ("prompts", "query", "param", "watch", "weights", "bag", "segment"):
-        assert command in out.stdout

@@ -1,11 +1,14 @@
-"""`ovseg weights` run as a user runs it (the installed console script, a child process): where
-each file is looked for and found, its size and sha256, the exact URL and target path of what
-is missing, `--download` over a real HTTPS server on 127.0.0.1, and broken files named with
-what to do. The CLIP weights and heads are the tests' seeded tiny model written to files."""
+"""`ovseg weights`: where each file is looked for and found, its size and sha256, the exact URL
+and target path of what is missing, `--download` over a real HTTPS server on 127.0.0.1 (run as
+a user runs it: the installed console script, a child process), and broken files named with
+what to do (the same command in this process: each child would spend seconds importing torch).
+The CLIP weights and heads are the tests' seeded tiny model written to files."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -24,11 +27,19 @@ TAG_URL = ("https://huggingface.co/laion/CLIP-ViT-B-16-laion2B-s34B-b88K/resolve
            "open_clip_pytorch_model.bin")
 
 
-def ovseg_weights(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    assert OVSEG.is_file(), f"{OVSEG} is missing: run scripts/setup.sh (pip installs it)"
-    return subprocess.run([str(OVSEG), "weights", "--cache-dir", str(cache), *map(str, args)],
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+def ovseg_weights(*args: str, cache: Path, child: bool = False) -> subprocess.CompletedProcess:
+    """`ovseg weights --cache-dir CACHE ARGS` as (returncode, stdout, stderr)."""
+    argv = ["weights", "--cache-dir", str(cache), *map(str, args)]
+    if child:
+        assert OVSEG.is_file(), f"{OVSEG} is missing: run scripts/setup.sh (pip installs it)"
+        return subprocess.run([str(OVSEG), *argv], capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    from ovseg_ros.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return subprocess.CompletedProcess(argv, rc, out.getvalue(), err.getvalue())
 
 
 def sha256(path: Path) -> str:
@@ -79,7 +90,7 @@ def test_download_fetches_what_is_missing_over_https(tmp_path, https_folder):
     assert before.returncode == 1 and f"MISSING: download {url}" in before.stdout
     assert https_folder.requests == []  # reporting downloads nothing
     out = ovseg_weights("--model", name, "--clip-weights", clip, "--heads", url, "--download",
-                        cache=cache)
+                        cache=cache, child=True)
     assert out.returncode == 0, out.stdout + out.stderr
     target = W.cached_path_for_url(url, cache)
     assert target.read_bytes() == served.read_bytes()
