@@ -1,12 +1,18 @@
 """Launch the ovseg segmentation node, optionally with the sample replay and RViz.
 
-    ros2 launch ovseg_ros segment.launch.py image:=/camera/color/image_raw
+    ros2 launch ovseg_ros segment.launch.py camera:=realsense use_depth:=true
+    ros2 launch ovseg_ros segment.launch.py image:=/my_camera/image_raw
     ros2 launch ovseg_ros segment.launch.py replay:=true rviz:=true
     ros2 launch ovseg_ros segment.launch.py namespace:=robot1 device:=cuda \
         prompts:="['person', 'chair', 'door']" params_file:=/path/to/my.yaml
     ros2 launch ovseg_ros segment.launch.py cameras:="['front', 'rear']"
         (reads <namespace>/front/image and .../rear/image; publishes ~/front/labels, ...)
     ros2 launch ovseg_ros segment.launch.py --show-args     (every argument, with its doc)
+
+`camera` picks a driver preset (node/camera_presets.py, doc/cameras.md: realsense, zed, oak,
+usb_cam, v4l2_camera, bag, default): the image, depth and camera_info topics, the transport and
+RViz's fixed frame as that driver publishes them; image:=, depth:=, camera_info:= and
+rviz_frame:= override it.
 
 Every node parameter is also a launch argument of the same name (clip_weights:=/path/x.bin,
 keyframes:=true, autostart:=false, ...); empty (the default) keeps the value of the parameter
@@ -21,14 +27,27 @@ where launch is not installed.
 from __future__ import annotations
 
 from ovseg_ros.core.settings import ConfigError, settings_of
+from ovseg_ros.node.camera_presets import (
+    camera_setup,
+    node_topic_prefix,
+    preset_names,
+    rviz_config,
+)
 from ovseg_ros.settings.parameters import BY_NAME, SETTINGS, ReplayConfig
 
 # Arguments that are not node parameters: name -> (default, description).
 LAUNCH_ARGUMENTS = {
-    "image": ("/camera/image_raw", "Input image topic (raw); compressed input subscribes "
-              "<image>/compressed. Unused with cameras (they read <cam>/image)."),
-    "depth": ("depth", "Registered depth topic, with use_depth (relative: in the namespace)."),
-    "camera_info": ("camera_info", "The colour camera's CameraInfo topic, with use_depth."),
+    "camera": ("default", f"Camera driver preset ({preset_names()}; doc/cameras.md): sets "
+               "image, depth, camera_info, the transport and rviz_frame as that driver "
+               "publishes them."),
+    "image": ("", "Input image topic (raw); compressed input subscribes <image>/compressed. "
+              "Empty: the camera preset's. Unused with cameras (they read <cam>/image)."),
+    "depth": ("", "Registered depth topic, with use_depth (relative: in the namespace). "
+              "Empty: the camera preset's."),
+    "camera_info": ("", "The colour camera's CameraInfo topic, with use_depth. Empty: the "
+                    "camera preset's."),
+    "rviz_frame": ("", "RViz's fixed frame, with rviz:=true. Empty: the camera preset's "
+                   "optical frame."),
     "namespace": ("", "Namespace for the node(s)."),
     "node_name": ("ovseg", "Name of the segmentation node."),
     "params_file": ("", "Parameter YAML applied on top of the package's config/segment.yaml "
@@ -110,6 +129,7 @@ def file_parameter(files: list[str], node_name: str, namespace: str, name: str,
 def generate_launch_description():
     import os
     import sys
+    import tempfile
 
     from ament_index_python.packages import (
         PackageNotFoundError,
@@ -135,41 +155,54 @@ def generate_launch_description():
         def arg(name: str) -> str:
             return LaunchConfiguration(name).perform(context)
 
-        if arg("rviz").lower() == "true":  # before anything starts: no orphans on failure
+        overrides = parameter_overrides({s.name: arg(s.name) for s in SETTINGS})
+        params = [os.path.join(share, "config", "segment.yaml")]
+        params += [arg("params_file")] if arg("params_file") else []
+
+        def use_depth() -> bool:  # the launch argument, else the parameter files
+            return bool(overrides.get("use_depth", file_parameter(
+                params, arg("node_name"), arg("namespace"), "use_depth",
+                BY_NAME["use_depth"].default)))
+
+        # Before anything starts: an unknown preset fails the launch at once, no orphans.
+        cam = camera_setup(arg("camera"), arg("image"), arg("depth"), arg("camera_info"),
+                           arg("rviz_frame"), use_depth)
+        if cam.transport != "raw" and "input_transport" not in overrides:
+            overrides["input_transport"] = cam.transport
+        if arg("rviz").lower() == "true":
             try:
                 get_package_prefix("rviz2")
             except PackageNotFoundError:
                 distro = os.environ.get("ROS_DISTRO", "<distro>")
                 raise RuntimeError(f"rviz:=true but rviz2 is not installed: sudo apt install "
                                    f"ros-{distro}-rviz2, or launch without rviz:=true") from None
-        overrides = parameter_overrides({s.name: arg(s.name) for s in SETTINGS})
-        params = [os.path.join(share, "config", "segment.yaml")]
-        params += [arg("params_file")] if arg("params_file") else []
-        image = arg("image")
         tty = sys.stdout.isatty()  # colours on a terminal only, never in log files
-        remap = [("image", image), ("image/compressed", image + "/compressed"),
-                 ("depth", arg("depth")), ("camera_info", arg("camera_info"))]
+        remap = [("image", cam.image), ("image/compressed", cam.image + "/compressed"),
+                 ("depth", cam.depth), ("camera_info", cam.camera_info)]
         actions = [Node(
             package="ovseg_ros", executable="segment_node", name=arg("node_name"),
             namespace=arg("namespace"), output="screen", emulate_tty=tty,
             parameters=params + [overrides], remappings=remap,
             arguments=["--ros-args", "--log-level", arg("log_level")], on_exit=end_launch,
         )]
-        if arg("replay").lower() == "true":
-            use_depth = overrides.get("use_depth", file_parameter(
-                params, arg("node_name"), arg("namespace"), "use_depth",
-                BY_NAME["use_depth"].default))
+        if arg("replay").lower() == "true":  # stands in for the camera: its names and frame
             actions.append(Node(
                 package="ovseg_ros", executable="replay_node", name="replay",
                 namespace=arg("namespace"), output="screen", emulate_tty=tty,
-                parameters=[replay_parameters(arg("replay_source"), arg("replay_rate"),
-                                              bool(use_depth))],
+                parameters=[{**replay_parameters(arg("replay_source"), arg("replay_rate"),
+                                                 use_depth()), "frame_id": cam.frame}],
                 remappings=remap, on_exit=end_launch,
             ))
         if arg("rviz").lower() == "true":
+            with open(os.path.join(share, "rviz", "ovseg.rviz")) as f:
+                text = rviz_config(f.read(), cam, node_topic_prefix(arg("namespace"),
+                                                                    arg("node_name")))
+            fd, config = tempfile.mkstemp(prefix="ovseg-", suffix=".rviz")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
             actions.append(Node(
                 package="rviz2", executable="rviz2", name="rviz", output="screen",
-                arguments=["-d", os.path.join(share, "rviz", "ovseg.rviz")],
+                arguments=["-d", config],
             ))
         return actions
 

@@ -6,6 +6,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
+# The demo's replay and node talk on this machine only, whatever the calling shell chose.
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 set +u
 # shellcheck source=scripts/env.sh
 source scripts/env.sh

@@ -29,3 +29,21 @@ _ovseg_set_distro() {
   OVSEG_INSTALL_BASE="$root/install$suffix"
   OVSEG_LOG_BASE="$root/log$suffix"
 }
+
+# The first prefix on AMENT_PREFIX_PATH, outside the folder $2, whose ament index lists the
+# package $1 (printed; nothing when none): setup.sh builds vision_msgs only where no prefix has
+# the real one (ROS 2 from apt, installed through rosdep), or both would shadow each other.
+_ovseg_package_prefix() {
+  local name="$1" mine prefix
+  mine="$(realpath -m "$2")"
+  local -a prefixes
+  IFS=: read -ra prefixes <<<"${AMENT_PREFIX_PATH:-}"
+  for prefix in "${prefixes[@]}"; do
+    [[ -n "$prefix" ]] || continue
+    case "$(realpath -m "$prefix")/" in "$mine"/*) continue ;; esac
+    if [[ -f "$prefix/share/ament_index/resource_index/packages/$name" ]]; then
+      echo "$prefix"
+      return 0
+    fi
+  done
+}

@@ -9,6 +9,8 @@
 #   --with-test-interfaces  also build semantic_inference_msgs (ovseg_ros/frame/definitions:
 #                           the FeatureImage interface, for tests; users install MIT-SPARK's)
 #   --force                 re-run the pip steps even if the stamp matches
+# Every install also builds vision_msgs' LabelInfo/VisionClass (ovseg_ros/frame/definitions), so
+# the node publishes ~/label_info, unless a prefix on AMENT_PREFIX_PATH already has vision_msgs.
 # Then: `[OVSEG_DISTRO=...] source scripts/env.sh`.
 set -euo pipefail
 
@@ -147,16 +149,29 @@ mkdir -p "$VENV/ovseg_src"
 ln -sfn ../../ovseg_ros "$VENV/ovseg_src/ovseg_ros"
 
 # --- colcon -----------------------------------------------------------------------------------
-# vision_msgs (LabelInfo) from its definition in the package, so the node publishes
-# ~/label_info in this install too; a machine with ROS 2 from apt has the real one (rosdep).
-PATHS=(. ovseg_ros/frame/definitions/vision_msgs)
-[[ $WITH_TEST_INTERFACES == 1 ]] && PATHS+=(ovseg_ros/frame/definitions/semantic_inference_msgs)
-log "colcon build: ${PATHS[*]}"
-# env.sh gives colcon/CMake the venv as an ament/CMake prefix and sets the library path.
+# env.sh gives colcon/CMake the venv as an ament/CMake prefix and sets the library path. A
+# build needs no DDS discovery: keep env.sh from announcing its default.
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 set +u
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
 set -u
+# vision_msgs (LabelInfo) from its definition in the package, so the node publishes
+# ~/label_info in this install too; unless a prefix outside this workspace already has one
+# (the real package, with ROS 2 from apt through rosdep).
+PATHS=(.)
+# shellcheck source=scripts/distro.sh
+source "$ROOT/scripts/distro.sh"  # env.sh unset its functions
+own_vision="$(_ovseg_package_prefix vision_msgs "$OVSEG_INSTALL_BASE")"
+if [[ -n "$own_vision" ]]; then
+  log "vision_msgs: using the one in $own_vision (not building ours)"
+  # One built here earlier would come first on the paths and hide it.
+  rm -rf "$OVSEG_INSTALL_BASE/vision_msgs" "$OVSEG_BUILD_BASE/vision_msgs"
+else
+  PATHS+=(ovseg_ros/frame/definitions/vision_msgs)
+fi
+[[ $WITH_TEST_INTERFACES == 1 ]] && PATHS+=(ovseg_ros/frame/definitions/semantic_inference_msgs)
+log "colcon build: ${PATHS[*]}"
 # Ninja (from the venv) builds the generated typesupport code ~25% faster than make here. CMake
 # cannot switch generators in an existing build dir, so drop dirs configured with another one.
 # A build dir configured from another source dir (a package that moved) is dropped too.

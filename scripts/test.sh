@@ -16,18 +16,22 @@ if [[ "${1:-}" == --ros-only ]]; then
   shift
 fi
 
+# Test traffic stays on this machine, whatever range the calling shell chose (env.sh keeps a
+# range already set, and the tests' own conftest.py sets LOCALHOST again).
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 set +u  # the venv and colcon scripts read unset variables
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 set -u
 
 # The generated messages must exist: a half-built workspace would otherwise show up as
-# confusing import errors deep in the test run.
-if [[ ! -d "$OVSEG_INSTALL_BASE/ovseg_ros" ]] || [[ ! -d "$OVSEG_INSTALL_BASE/vision_msgs" ]] \
-    || [[ ! -d "$OVSEG_INSTALL_BASE/semantic_inference_msgs" ]]; then
-  echo "test.sh: $OVSEG_INSTALL_BASE/ovseg_ros, .../vision_msgs or" \
-       ".../semantic_inference_msgs missing;" \
-       "run scripts/setup.sh --with-test-interfaces (same OVSEG_DISTRO)" >&2
+# confusing import errors deep in the test run. vision_msgs is built by every setup.sh, unless
+# a prefix already had one (then that one is used); semantic_inference_msgs only for tests.
+if [[ ! -d "$OVSEG_INSTALL_BASE/ovseg_ros" ]] \
+    || [[ ! -d "$OVSEG_INSTALL_BASE/semantic_inference_msgs" ]] \
+    || ! python -c 'import vision_msgs.msg' 2>/dev/null; then
+  echo "test.sh: $OVSEG_INSTALL_BASE/ovseg_ros, .../semantic_inference_msgs or vision_msgs" \
+       "missing; run scripts/setup.sh --with-test-interfaces (same OVSEG_DISTRO)" >&2
   exit 1
 fi
 echo "== ROS 2 $OVSEG_DISTRO_NAME: $(python -c 'import sys; print(sys.executable)')"
@@ -38,7 +42,7 @@ if [[ $ROS_ONLY == 0 ]]; then
 fi
 
 # One DDS domain per run (1..101 is safe on Linux), so parallel runs never hear each other;
-# discovery stays on this machine (env.sh sets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST).
+# discovery stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST above).
 export ROS_DOMAIN_ID="${OVSEG_TEST_DOMAIN_ID:-$((10 + $$ % 90))}"
 echo "== pytest (ROS_DOMAIN_ID=$ROS_DOMAIN_ID)"
 select=()

@@ -88,6 +88,37 @@ def run_local(run_one: Callable[..., BagReport], bags: list[Path], outdir: Path,
 
 # ---- Ray --------------------------------------------------------------------------------------
 
+def ray_current_cluster() -> str | None:
+    """The address `ray start` noted for the cluster it started on this machine, or None: the
+    file ray.init() itself reads ($RAY_TMPDIR, else $TMPDIR, else /tmp; then
+    ray/ray_current_cluster). Read without importing ray, because whether the address is
+    loopback decides a variable Ray reads at import (run_ray)."""
+    base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    try:
+        found = (Path(base) / "ray" / "ray_current_cluster").read_text().strip()
+    except OSError:
+        return None
+    return found or None
+
+
+def choose_cluster(address: str) -> tuple[str, str]:
+    """(the address to join, or "local" to start a cluster here; the line that says which)
+    for `--ray ADDRESS`. "auto" (a bare --ray) decides as ray.init() without an address does:
+    RAY_ADDRESS, else the cluster `ray start` started on this machine, else a new local one."""
+    if address == "auto":
+        if os.environ.get("RAY_ADDRESS"):
+            address, why = os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
+        elif (found := ray_current_cluster()) is not None:
+            address, why = found, "started on this machine by `ray start`"
+        else:
+            return "local", ("starting a local Ray cluster for this command (no RAY_ADDRESS, "
+                             "and no `ray start` cluster on this machine)")
+        return address, f"joining the Ray cluster at {address} ({why})"
+    if address == "local":
+        return address, "starting a local Ray cluster for this command"
+    return address, f"joining the Ray cluster at {address}"
+
+
 def _import_ray():
     try:
         import ray
@@ -151,8 +182,12 @@ def run_ray(address: str, argv: list[str], bags: list[Path], outdir: Path, *, wo
             gpus_per_worker: float, cpus_per_worker: float, overwrite: bool,
             progress: Any, total_frames: int) -> tuple[list[BagReport], dict[str, float]]:
     """Process `bags` on the cluster at `address` ("auto", "ray://...", "host:port", or
-    "local" for a cluster of this machine). Returns the reports and timings (start-up s)."""
-    loopback = address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
+    "local" for a cluster of this machine; choose_cluster). Returns the reports and timings
+    (start-up s)."""
+    address, said = choose_cluster(address)
+    print(f"ovseg bag: {said}", file=sys.stderr, flush=True)
+    # A cluster this command starts serves only it: it listens on loopback, not the network.
+    loopback = address == "local" or address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
     if loopback and "ray" not in sys.modules:
         # A cluster on this machine's loopback (tests, one workstation): Ray would otherwise
         # rewrite 127.0.0.1 to the machine's outward address and never connect. Read by Ray at
@@ -161,10 +196,10 @@ def run_ray(address: str, argv: list[str], bags: list[Path], outdir: Path, *, wo
     ray = _import_ray()
     t0 = time.perf_counter()
     if not ray.is_initialized():
+        local = {"_node_ip_address": "127.0.0.1"} if loopback else {}
         if address == "local":
-            ray.init(log_to_driver=False, include_dashboard=False)
+            ray.init(log_to_driver=False, include_dashboard=False, **local)
         else:
-            local = {"_node_ip_address": "127.0.0.1"} if loopback else {}
             ray.init(address=address, log_to_driver=False, **local)
     Worker = ray.remote(max_restarts=-1, max_task_retries=0)(BagWorker)
     Counter = ray.remote(num_cpus=0)(_Counter)

@@ -64,8 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fleet = p.add_argument_group("many bags")
     fleet.add_argument("--shard", metavar="I/N", help="every N-th bag from the I-th (0-based)")
     fleet.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
-                       help="run on a Ray cluster (auto: RAY_ADDRESS or the local one; "
-                            "'local': start one here)")
+                       help="run on a Ray cluster; bare --ray as ray.init(): the cluster of "
+                            "RAY_ADDRESS, else the one `ray start` started on this machine, "
+                            "else a new local one (says which); 'local': always a new one")
     fleet.add_argument("--workers", type=int, default=1, help="Ray actors (model replicas)")
     fleet.add_argument("--gpus-per-worker", type=float, default=0.0)
     fleet.add_argument("--cpus-per-worker", type=float, default=1.0,

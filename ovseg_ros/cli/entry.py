@@ -14,7 +14,12 @@ INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command ended by Ctr
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        from ovseg_ros.cli import client
+
+        if client.is_client_command(argv):  # a node client: no torch, no model modules
+            return client.main(argv)
         from ovseg_ros.cli.main import main as run
 
         return run(argv)

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ovseg_ros.bag import cli as bag_cli
 
     bag_cli.add_parser(sub)
+    from ovseg_ros.cli import client, weights  # set `handler`: the function that runs them
+
+    weights.add_parser(sub)
+    client.add_parsers(sub)
     return parser
 
 
@@ -70,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         args.input, args.save_scores = str(samples_dir()), None
         args.overlay_alpha = BY_NAME["overlay_alpha"].default
     try:
+        if (handler := getattr(args, "handler", None)) is not None:
+            return handler(args)
         if args.command == "labelspace":
             from ovseg_ros.cli import labelspace
 

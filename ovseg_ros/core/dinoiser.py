@@ -6,13 +6,15 @@ Paper: Wysoczanska et al., "CLIP-DINOiser: Teaching CLIP a few DINO tricks", ECC
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
+import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import DELTA, GAMMA
-from .weights import check_state_dict
+from .weights import WeightsError, check_state_dict, load_state_dict
 
 PROJ_DIM = 256
 
@@ -44,6 +46,16 @@ class DinoiserHeads(nn.Module):
     def objectness(self, g: torch.Tensor) -> torch.Tensor:
         """(B, W, h, w) -> objectness probability (B, h, w); the head reads unit-norm G."""
         return torch.sigmoid(self.bkg_decoder(F.normalize(g, dim=1)))[:, 0]
+
+
+def check_heads_file(path: Path, model_name: str) -> None:
+    """Load a head checkpoint and check it fits `model_name`'s width, as the Segmenter does
+    (WeightsError naming the file and the problem); for `ovseg weights`."""
+    cfg = open_clip.get_model_config(model_name)
+    if not cfg:
+        raise WeightsError(f"unknown open_clip model {model_name!r}")
+    expected = DinoiserHeads(cfg["vision_cfg"]["width"]).expected_shapes()
+    check_state_dict(load_state_dict(path), expected, str(path))
 
 
 def patch_correlations(proj: torch.Tensor) -> torch.Tensor:

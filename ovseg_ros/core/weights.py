@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import socket
 import tempfile
 import urllib.parse
@@ -53,15 +54,25 @@ def clip_weights_url(model_name: str, tag: str) -> str:
     return cfg.get("url", "")
 
 
-def hub_cached_file(model_name: str, tag: str, cache_dir: Path | None = None) -> Path | None:
-    """The weights file an earlier hub download left in our cache (Hugging Face layout)."""
+def clip_hub_folder(model_name: str, tag: str, cache_dir: Path | None = None) -> Path | None:
+    """<cache>/clip/models--<org>--<repo>/snapshots/<file name>: where a hub download of the
+    tag's weights lands (Hugging Face layout, one folder per revision between the two), or
+    None for a tag not on the hub."""
     hub = (open_clip.get_pretrained_cfg(model_name, tag) or {}).get("hf_hub", "")
     if not hub:
         return None
     model_id, filename = os.path.split(hub)  # "org/repo/" means the default file name
-    folder = (Path(cache_dir or default_cache_dir()) / "clip" /
-              ("models--" + model_id.replace("/", "--")) / "snapshots")
-    found = sorted(folder.glob(f"*/{filename or 'open_clip_pytorch_model.bin'}"))
+    return (Path(cache_dir or default_cache_dir()) / "clip" /
+            ("models--" + model_id.replace("/", "--")) / "snapshots" /
+            (filename or "open_clip_pytorch_model.bin"))
+
+
+def hub_cached_file(model_name: str, tag: str, cache_dir: Path | None = None) -> Path | None:
+    """The weights file an earlier hub download left in our cache (Hugging Face layout)."""
+    pattern = clip_hub_folder(model_name, tag, cache_dir)
+    if pattern is None:
+        return None
+    found = sorted(pattern.parent.glob(f"*/{pattern.name}"))
     return found[-1] if found else None
 
 
@@ -176,18 +187,26 @@ def cached_path_for_url(url: str, cache_dir: Path | None = None) -> Path:
     return Path(cache_dir or default_cache_dir()) / "heads" / f"{key}-{name}"
 
 
-def fetch(url: str, cache_dir: Path | None = None, sha256: str | None = None) -> Path:
-    """Return the cached copy of `url`, downloading it once (https only, atomic rename)."""
+def fetch(url: str, cache_dir: Path | None = None, sha256: str | None = None,
+          progress: bool = False) -> Path:
+    """Return the cached copy of `url`, downloading it once (https only, atomic rename);
+    `progress`: a progress bar on stderr while it downloads."""
     if urllib.parse.urlparse(url).scheme != "https":
         raise WeightsError(f"refusing to download {url!r}: only https URLs are allowed")
     target = cached_path_for_url(url, cache_dir)
     if not target.is_file():
+        from tqdm import tqdm
+
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp, \
+                    tqdm(total=int(resp.headers.get("Content-Length") or 0) or None,
+                         unit="B", unit_scale=True, desc=target.name,
+                         disable=not progress) as bar:
                 for chunk in iter(lambda: resp.read(1 << 20), b""):
                     out.write(chunk)
+                    bar.update(len(chunk))
             os.replace(tmp, target)
         except Exception as exc:
             Path(tmp).unlink(missing_ok=True)
@@ -223,13 +242,25 @@ def load_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
         # weights_only: a checkpoint is data, never code to run.
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"head checkpoint {path} is corrupt or not a torch file: {exc}") from exc
+        raise WeightsError(f"head checkpoint {path} is corrupt or not a torch file "
+                           f"({_load_reason(exc)}); download it again ({DEFAULT_HEADS_URL}) "
+                           f"or {HEADS_HINT}") from exc
     if not isinstance(blob, Mapping) or not isinstance(blob.get("model_state_dict"), Mapping):
         raise WeightsError(
             f"head checkpoint {path} has no 'model_state_dict' mapping "
             "(expected the published format {'epoch': int, 'model_state_dict': {...}})"
         )
     return blob["model_state_dict"]
+
+
+def _load_reason(exc: Exception) -> str:
+    """torch.load's reason in a few words: its weights-only refusal runs over many lines and
+    suggests loading the file as code, which a checkpoint never needs."""
+    text = str(exc)
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", text, re.S)
+    if found:
+        return found.group(1).strip()
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def check_state_dict(
@@ -267,24 +298,28 @@ def probe_weights(model_name: str, clip_weights: str, heads: str,
             return None
         if hub_cached_file(model_name, clip_weights, cache_dir) is not None:
             return None
-        url = clip_weights_url(model_name, clip_weights)
-        if url and not reachable(os.environ.get("HF_ENDPOINT", "") or url):
-            raise WeightsError(
-                f"could not get CLIP weights {model_name}/{clip_weights}: no network; download "
-                f"{url} and put it at {clip_weights_path(model_name, clip_weights, cache_dir)}, or "
-                + CLIP_WEIGHTS_HINT)
-        cfg = open_clip.get_pretrained_cfg(model_name, clip_weights)
-        if not cfg:
-            raise WeightsError(f"{clip_weights!r} is not a pretrained tag of {model_name}")
-        cache = Path(cache_dir or default_cache_dir()) / "clip"
-        try:
-            open_clip.pretrained.download_pretrained(cfg, cache_dir=str(cache))
-        except Exception as exc:
-            raise WeightsError(
-                f"could not get CLIP weights {model_name}/{clip_weights} "
-                f"({type(exc).__name__}); download {clip_weights_url(model_name, clip_weights)} "
-                f"and put it at {clip_weights_path(model_name, clip_weights, cache_dir)}, or "
-                + CLIP_WEIGHTS_HINT) from exc
+        download_clip(model_name, clip_weights, cache_dir)
     except WeightsError as exc:
         return str(exc)
     return None
+
+
+def download_clip(model_name: str, tag: str, cache_dir: Path | None = None) -> Path:
+    """Download the open_clip weights of a pretrained tag into the cache, where `load_clip`
+    finds them (the hub client shows its progress bar); the file. WeightsError with what to
+    download by hand, and where to put it, when that fails."""
+    url = clip_weights_url(model_name, tag)
+    by_hand = (f"download {url} and put it at {clip_weights_path(model_name, tag, cache_dir)}, "
+               "or " + CLIP_WEIGHTS_HINT)
+    if url and not reachable(os.environ.get("HF_ENDPOINT", "") or url):
+        raise WeightsError(f"could not get CLIP weights {model_name}/{tag}: no network; "
+                           + by_hand)
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        raise WeightsError(f"{tag!r} is not a pretrained tag of {model_name}")
+    cache = Path(cache_dir or default_cache_dir()) / "clip"
+    try:
+        return Path(open_clip.pretrained.download_pretrained(cfg, cache_dir=str(cache)))
+    except Exception as exc:
+        raise WeightsError(f"could not get CLIP weights {model_name}/{tag} "
+                           f"({type(exc).__name__}); " + by_hand) from exc

@@ -85,37 +85,20 @@ def test_http_refused_and_offline_download_error(tmp_path, monkeypatch):
     assert not list((tmp_path / "heads").glob(".part-*"))  # no partial file left behind
 
 
-def test_url_download_cached_once_and_hash_checked(tmp_path, monkeypatch):
-    payload = tmp_path / "src.pt"
-    write_heads(payload)
-    calls = []
-
-    class Resp:
-        def __init__(self):
-            self.fh = payload.open("rb")
-
-        def read(self, n):
-            return self.fh.read(n)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.fh.close()
-
-    def fake_urlopen(url, timeout):
-        calls.append(url)
-        return Resp()
-
-    monkeypatch.setattr(W.urllib.request, "urlopen", fake_urlopen)
-    url = "https://example.com/last.pt"
+def test_url_download_cached_once_and_hash_checked(tmp_path, https_folder):
+    """Over a real HTTPS server on 127.0.0.1: downloaded once, then read from the cache."""
+    payload = write_heads(https_folder.root / "last.pt")
+    url = f"{https_folder.url}/last.pt"
     first = W.fetch(url, tmp_path)
-    second = W.fetch(url, tmp_path)
-    assert first == second and len(calls) == 1
+    second = W.fetch(url, tmp_path, progress=True)
+    assert first == second and https_folder.requests == ["/last.pt"]
+    assert first.read_bytes() == payload.read_bytes()
     digest = W.file_sha256(payload)
     assert W.fetch(url, tmp_path, sha256=digest) == first
     with pytest.raises(WeightsError, match="sha256"):
         W.fetch(url, tmp_path, sha256="0" * 64)
+    with pytest.raises(WeightsError, match="put it at"):  # 404: the message says what to do
+        W.fetch(f"{https_folder.url}/missing.pt", tmp_path)
 
 
 def test_clip_weights_errors(tmp_path):

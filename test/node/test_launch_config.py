@@ -7,47 +7,22 @@ small stand-ins for the few launch classes it uses; none of this needs rclpy.
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 import types
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers.launch_fakes import launch_setup, load_launch_module
 
 from ovseg_ros.core.settings import ConfigError, settings_of
 from ovseg_ros.node import params as P
+from ovseg_ros.node.camera_presets import PRESETS
 from ovseg_ros.settings.parameters import BY_NAME, SETTINGS, ReplayConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch" / "segment.launch.py"
 CONFIG = ROOT / "config" / "segment.yaml"
 RVIZ = ROOT / "rviz" / "ovseg.rviz"
-
-
-def _assignments(path: Path) -> dict[str, object]:
-    """Module-level NAME = <literal> assignments of a Python file, without importing it."""
-    out = {}
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        else:
-            continue
-        if isinstance(target, ast.Name):
-            try:
-                out[target.id] = ast.literal_eval(value)
-            except ValueError:
-                pass
-    return out
-
-
-def _load_launch_module():
-    spec = importlib.util.spec_from_file_location("segment_launch", LAUNCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_launch_file_imports_launch_only_inside_generate_launch_description():
@@ -61,11 +36,11 @@ def test_launch_file_imports_launch_only_inside_generate_launch_description():
                 [a.name for a in node.names]
             if any(n.split(".")[0] in ("launch", "launch_ros") for n in names):
                 assert id(node) in inside, f"line {node.lineno} imports launch at module level"
-    _load_launch_module()  # importable without launch installed
+    load_launch_module()  # importable without launch installed
 
 
 def test_every_node_parameter_is_a_launch_argument():
-    module = _load_launch_module()
+    module = load_launch_module()
     args = module.arguments()
     for s in SETTINGS:  # clip_weights:=, heads:=, keyframes:=, autostart:=, ...
         assert s.name in args and args[s.name][0] == "", s.name
@@ -82,7 +57,7 @@ def test_every_node_parameter_is_a_launch_argument():
 
 
 def test_launch_argument_overrides_are_typed_parameter_values():
-    module = _load_launch_module()
+    module = load_launch_module()
     out = module.parameter_overrides({
         "device": "cuda:0", "prompts": "['person', 'door']", "qos": "", "cameras": "[front]",
         "input_transport": " compressed ", "keyframes": "True", "threshold": "0",
@@ -109,67 +84,15 @@ def test_launch_argument_overrides_are_typed_parameter_values():
     ("cameras", "['front', 'front']", ["cameras", "duplicates"]),
 ])
 def test_bad_launch_arguments_name_the_argument(name, text, fragments):
-    module = _load_launch_module()
+    module = load_launch_module()
     with pytest.raises(ConfigError) as err:
         module.parameter_overrides({name: text})
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
 
 
-class _Recorder:
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-
-class _PackageNotFound(KeyError):
-    pass
-
-
-def _fake_launch(monkeypatch, share: Path, packages: tuple[str, ...] = ("rviz2",)):
-    """Stand-ins for the launch classes the launch file uses, recording their arguments;
-    `packages` are the ament packages that exist."""
-    class LaunchConfiguration:
-        def __init__(self, name):
-            self.name = name
-
-        def perform(self, context):
-            return context[self.name]
-
-    def prefix(pkg):
-        if pkg not in packages:
-            raise _PackageNotFound(pkg)
-        return "/opt/ros/x"
-
-    mods = {
-        "launch": {"LaunchDescription": _Recorder},
-        "launch.actions": {"DeclareLaunchArgument": _Recorder, "OpaqueFunction": _Recorder,
-                           "EmitEvent": _Recorder},
-        "launch.events": {"Shutdown": _Recorder},
-        "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
-        "launch_ros": {},
-        "launch_ros.actions": {"Node": _Recorder},
-        "ament_index_python": {},
-        "ament_index_python.packages": {"get_package_share_directory": lambda pkg: str(share),
-                                        "get_package_prefix": prefix,
-                                        "PackageNotFoundError": _PackageNotFound},
-    }
-    for name, attrs in mods.items():
-        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs))
-
-
-def _setup(monkeypatch, **fake):
-    _fake_launch(monkeypatch, ROOT, **fake)
-    module = _load_launch_module()
-    ld = module.generate_launch_description()
-    declared = [a for a in ld.args[0] if "default_value" in a.kwargs]
-    assert [a.args[0] for a in declared] == list(module.arguments())
-    setup = next(a for a in ld.args[0] if "function" in a.kwargs).kwargs["function"]
-    context = {name: default for name, (default, _) in module.arguments().items()}
-    return setup, context
-
-
 def test_launch_description_runs_and_starts_the_right_nodes(monkeypatch):
-    setup, context = _setup(monkeypatch)
+    setup, context = launch_setup(monkeypatch)
     context.update(image="/cam/front", namespace="robot1", prompts="['cup']", replay="true")
     actions = setup(context)
     seg, replay = actions[0].kwargs, actions[1].kwargs
@@ -192,7 +115,7 @@ def test_launch_description_runs_and_starts_the_right_nodes(monkeypatch):
 
 
 def test_params_file_is_applied_on_top_of_the_package_config(monkeypatch):
-    setup, context = _setup(monkeypatch)
+    setup, context = launch_setup(monkeypatch)
     seg = setup({**context, "params_file": "/robot/ovseg.yaml", "keyframes": "true"})[0].kwargs
     assert seg["parameters"] == [str(CONFIG), "/robot/ovseg.yaml", {"keyframes": True}]
 
@@ -200,7 +123,7 @@ def test_params_file_is_applied_on_top_of_the_package_config(monkeypatch):
 def test_the_replay_publishes_depth_when_the_node_uses_it_from_any_source(monkeypatch, tmp_path):
     """use_depth from a params_file reaches the replay too (it only read the launch argument):
     the node subscribing depth must have a replay that publishes it."""
-    setup, context = _setup(monkeypatch)
+    setup, context = launch_setup(monkeypatch)
     base = {**context, "replay": "true", "node_name": "seg", "namespace": "robot1"}
 
     def replay_depth(**args) -> bool:
@@ -219,7 +142,7 @@ def test_the_replay_publishes_depth_when_the_node_uses_it_from_any_source(monkey
 
 
 def test_the_launch_ends_with_the_node_and_fails_when_it_failed(monkeypatch):
-    setup, context = _setup(monkeypatch)
+    setup, context = launch_setup(monkeypatch)
     seg = setup({**context, "replay": "true"})
     for action in seg[:2]:  # segmentation and replay node
         on_exit = action.kwargs["on_exit"]
@@ -231,17 +154,20 @@ def test_the_launch_ends_with_the_node_and_fails_when_it_failed(monkeypatch):
 
 
 def test_rviz_without_rviz2_fails_before_starting_anything(monkeypatch):
-    setup, context = _setup(monkeypatch, packages=())
+    setup, context = launch_setup(monkeypatch, packages=())
     with pytest.raises(RuntimeError, match="rviz2 is not installed: sudo apt install ros-"):
         setup({**context, "rviz": "true", "replay": "true"})
     assert len(setup(context)) == 1  # without rviz:=true nothing needs it
-    setup, context = _setup(monkeypatch, packages=("rviz2",))
+    setup, context = launch_setup(monkeypatch, packages=("rviz2",))
     rviz = setup({**context, "rviz": "true"})[-1].kwargs
-    assert rviz["executable"] == "rviz2" and rviz["arguments"][1].endswith("ovseg.rviz")
+    assert rviz["executable"] == "rviz2" and rviz["arguments"][0] == "-d"
+    written = yaml.safe_load(Path(rviz["arguments"][1]).read_text())  # from rviz/ovseg.rviz
+    assert written["Visualization Manager"]["Global Options"]["Fixed Frame"] == "camera"
+    Path(rviz["arguments"][1]).unlink()
 
 
 def test_invalid_launch_argument_stops_the_launch_with_its_name(monkeypatch):
-    setup, context = _setup(monkeypatch)
+    setup, context = launch_setup(monkeypatch)
     with pytest.raises(ConfigError, match="launch argument prompts"):
         setup({**context, "prompts": "[]"})
 
@@ -295,12 +221,15 @@ def test_config_yaml_through_rcl_gives_the_node_its_defaults(ros_domain_id):
 
 
 def test_rviz_config_shows_the_input_and_the_overlay():
+    """The template the launch writes RViz's config from (camera_presets.rviz_config): the
+    default preset's input, the outputs, and no fixed frame of its own (the launch sets it)."""
     data = yaml.safe_load(RVIZ.read_text())
-    displays = data["Visualization Manager"]["Displays"]
+    manager = data["Visualization Manager"]
+    assert "Fixed Frame" not in manager["Global Options"]
+    displays = manager["Displays"]
     images = {d["Topic"]["Value"]: d for d in displays
               if d["Class"] == "rviz_default_plugins/Image"}
-    default_image = _assignments(LAUNCH)["LAUNCH_ARGUMENTS"]["image"][0]
-    assert default_image in images and images[default_image]["Enabled"]
+    assert PRESETS["default"].image in images and images[PRESETS["default"].image]["Enabled"]
     assert "/ovseg/overlay" in images and images["/ovseg/overlay"]["Enabled"]
     by_class = {d["Class"]: d for d in displays}
     cloud = by_class["rviz_default_plugins/PointCloud2"]
@@ -308,6 +237,5 @@ def test_rviz_config_shows_the_input_and_the_overlay():
     markers = {d["Topic"]["Value"] for d in displays
                if d["Class"] == "rviz_default_plugins/MarkerArray"}
     assert markers == {"/ovseg/markers", "/ovseg/query_markers"}
-    # The replay demo's clouds are in its camera frame: the fixed frame must be that one.
-    assert data["Visualization Manager"]["Global Options"]["Fixed Frame"] == \
-        ReplayConfig().frame_id
+    # The replay's frame_id is the default preset's frame: its clouds show in RViz as they are.
+    assert PRESETS["default"].frame == ReplayConfig().frame_id

@@ -110,12 +110,7 @@ def test_generated_files_are_current():
 
 
 def module_launch_arguments() -> list[str]:
-    import ast
-
-    for node in ast.parse(paramdocs.LAUNCH.read_text()).body:
-        if isinstance(node, ast.Assign) and node.targets[0].id == "LAUNCH_ARGUMENTS":
-            return list(ast.literal_eval(node.value))
-    raise AssertionError("LAUNCH_ARGUMENTS not found")
+    return list(paramdocs._launch_arguments())  # the launch file's own LAUNCH_ARGUMENTS
 
 
 def test_check_command_fails_on_a_stale_file(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """The package built the way ROS users build it: this repository as ws/src/ovseg_ros in a fresh
 colcon workspace outside it, `colcon build`, `source ws/install/setup.bash`, then the installed
-segment_node serves a frame over rclpy.
+segment_node serves a frame over rclpy and the `ovseg` command runs from the install tree.
 
 The workspace gets a copy of the files git tracks (plus new, not ignored ones): what a clone
 has, so no venv, build or install folder of this checkout comes along. The build and the node
@@ -77,6 +77,7 @@ def test_installed_package_is_complete_and_found_from_the_workspace(workspace):
     ws, env = workspace
     install = ws / "install" / "ovseg_ros"
     for rel in ("lib/ovseg_ros/segment_node", "lib/ovseg_ros/replay_node",
+                "lib/ovseg_ros/ovseg", "bin/ovseg",
                 "share/ovseg_ros/launch/segment.launch.py", "share/ovseg_ros/config/segment.yaml",
                 "share/ovseg_ros/rviz/ovseg.rviz", "share/ovseg_ros/package.xml",
                 "share/ament_index/resource_index/packages/ovseg_ros"):
@@ -89,6 +90,30 @@ def test_installed_package_is_complete_and_found_from_the_workspace(workspace):
     assert out.returncode == 0, out.stderr
     paths = [Path(line) for line in out.stdout.split()]
     assert len(paths) == 3 and all(p.is_relative_to(install) for p in paths), out.stdout
+
+
+def test_ovseg_command_runs_from_the_install_tree(workspace):
+    """`ovseg` is on PATH after sourcing the workspace (install/ovseg_ros/bin, ahead of the
+    underlay's), and lib/ovseg_ros/ovseg is what `ros2 run ovseg_ros ovseg` starts."""
+    ws, env = workspace
+    install = ws / "install" / "ovseg_ros"
+    out = subprocess.run(sourced(ws, "command -v ovseg && ovseg --help"), cwd=ws, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    found, help_text = out.stdout.split("\n", 1)
+    assert Path(found) == install / "bin" / "ovseg"
+    for command in ("segment", "bag", "labelspace", "eval", "weights", "prompts", "query",
+                    "param", "watch"):
+        assert command in help_text, command
+    ros2_run = subprocess.run(sourced(ws, f'"{install}/lib/ovseg_ros/ovseg" labelspace '
+                                          f'--prompts "cup, door" -o "{ws}/space"'),
+                              cwd=ws, env=env, capture_output=True, text=True, timeout=300)
+    assert ros2_run.returncode == 0, ros2_run.stderr
+    assert list((ws / "space").glob("*.yaml")), "labelspace wrote no YAML"
+    # The node clients work from the workspace too (rclpy from the underlay): one line, exit 1.
+    client = subprocess.run(sourced(ws, "ovseg prompts get --node /nobody --timeout 1"),
+                            cwd=ws, env=env, capture_output=True, text=True, timeout=120)
+    assert client.returncode == 1 and client.stderr.startswith("ovseg: no node /nobody")
 
 
 def test_installed_node_serves_a_frame(workspace, tmp_path, ros_domain_id):

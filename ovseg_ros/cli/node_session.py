@@ -1,0 +1,128 @@
+"""A short-lived rclpy client of a running ovseg node: call one of its services, or wait for
+one message of its topics, each bounded in time; for the `ovseg prompts/query/param/watch`
+commands (cli/client.py), which give an install without ros2cli the README's calls.
+
+rclpy is imported when a session opens, never at import: the `ovseg` command must keep working
+where there is no ROS at all (segment, bag, labelspace, eval, weights).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+# How long a node that was found may take to answer a service: a vocabulary change encodes its
+# new names first (about 70 ms a name on a 2-core CPU, seconds on a busy one).
+ANSWER_TIMEOUT_S = 60.0
+
+
+class NoAnswer(RuntimeError):
+    """No node offered the service or topic within the timeout, or it did not answer."""
+
+
+class RosMissing(RuntimeError):
+    """rclpy (or this package's generated interfaces) cannot be imported here."""
+
+
+def node_path(name: str) -> str:
+    """'/ovseg', 'ovseg' or '/robot1/ovseg/' -> the absolute node name ('/ovseg', ...)."""
+    name = "/" + name.strip().strip("/")
+    if name == "/":
+        raise ValueError("--node: give the node's name, e.g. /ovseg")
+    return name
+
+
+def no_node(node: str, timeout: float) -> str:
+    domain = os.environ.get("ROS_DOMAIN_ID", "0")
+    return (f"no node {node} answered within {timeout:g} s; is it running, in this "
+            f"ROS_DOMAIN_ID? (here: {domain})")
+
+
+class NodeSession:
+    """with NodeSession('/ovseg', timeout=5.0) as s: s.call(SetPrompts, 'set_prompts', req)"""
+
+    def __init__(self, node: str, timeout: float) -> None:
+        self.node_name, self.timeout = node_path(node), timeout
+        self.context = self.node = self.executor = None
+
+    def __enter__(self) -> NodeSession:
+        try:
+            import rclpy
+            from rclpy.context import Context
+            from rclpy.executors import SingleThreadedExecutor
+            from rclpy.node import Node
+            from rclpy.signals import SignalHandlerOptions
+        except ImportError as exc:
+            raise RosMissing(f"this command talks to a running node over ROS 2 and needs "
+                             f"rclpy ({exc}): source scripts/env.sh, or a ROS 2 install") from None
+        self.context = Context()
+        # Python's own Ctrl-C handling stays: `ovseg` ends with one line and exit code 130.
+        rclpy.init(args=[], context=self.context,
+                   signal_handler_options=SignalHandlerOptions.NO)
+        self.node = Node(f"ovseg_cli_{os.getpid()}", context=self.context,
+                         start_parameter_services=False, enable_rosout=False)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(timeout_sec=1.0)
+        if self.node is not None:
+            self.node.destroy_node()
+        if self.context is not None:
+            self.context.try_shutdown()
+
+    def name(self, relative: str) -> str:
+        """'set_prompts' -> '/ovseg/set_prompts'."""
+        return f"{self.node_name}/{relative.strip('/')}"
+
+    def call(self, srv_type: Any, relative: str, request: Any) -> Any:
+        """The response of the node's service `relative`; NoAnswer when no node offers it
+        within the timeout, or it does not answer within ANSWER_TIMEOUT_S."""
+        service = self.name(relative)
+        client = self.node.create_client(srv_type, service)
+        try:
+            if not client.wait_for_service(timeout_sec=self.timeout):
+                raise NoAnswer(no_node(self.node_name, self.timeout))
+            future = client.call_async(request)
+            self.executor.spin_until_future_complete(future, timeout_sec=ANSWER_TIMEOUT_S)
+            if not future.done():
+                raise NoAnswer(f"{service} did not answer within {ANSWER_TIMEOUT_S:g} s")
+            if future.exception() is not None:
+                raise NoAnswer(f"{service} failed: {future.exception()}")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def messages(self, msg_type: Any, relative: str, count: int, wait_s: float):
+        """Yield the next `count` messages of the node's topic `relative` (0: until
+        interrupted). NoAnswer when nothing publishes it within the timeout, or no message
+        comes within `wait_s` (a camera that stopped, a node that is not active)."""
+        from rclpy.qos import qos_profile_sensor_data
+
+        topic = self.name(relative)
+        deadline = time.monotonic() + self.timeout
+        while self.node.count_publishers(topic) == 0:
+            if time.monotonic() > deadline:
+                raise NoAnswer(no_node(self.node_name, self.timeout) + f" (nothing publishes "
+                               f"{topic})")
+            self.executor.spin_once(timeout_sec=0.05)
+        got: list[Any] = []
+        # Best effort accepts the node's reliable publisher too, and never holds it back.
+        sub = self.node.create_subscription(msg_type, topic, got.append,
+                                            qos_profile_sensor_data)
+        try:
+            shown = 0
+            while count == 0 or shown < count:
+                deadline = time.monotonic() + wait_s
+                while not got:
+                    if time.monotonic() > deadline:
+                        raise NoAnswer(f"{topic}: no message within {wait_s:g} s (is the node "
+                                       "active, and does its camera publish?)")
+                    self.executor.spin_once(timeout_sec=0.05)
+                yield got.pop(0)
+                shown += 1
+        finally:
+            self.node.destroy_subscription(sub)
