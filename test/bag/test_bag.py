@@ -146,6 +146,7 @@ def test_truncated_mcap_and_undecodable_frames_are_reported(tmp_path, margs, cap
     assert 0 < n < 12
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_output(tmp_path, margs):
     src = write_sample_bag(tmp_path / "in", frames=40, size=320, depth=False)
     full = tmp_path / "full"
@@ -169,6 +170,7 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, margs):
     assert sorted(read_rosbags(out)) == sorted(read_rosbags(full))
 
 
+@pytest.mark.slow
 def test_ctrl_c_closes_a_readable_partial(tmp_path, margs):
     # Interrupted at the first progress line, 10%: the 90% left outlast a parent descheduled
     # by a busy machine (interrupted at 30% of 40 frames, the child once finished first).
@@ -205,6 +207,7 @@ def test_many_bags_shard_and_folder(tmp_path, margs, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["ovseg_summary.json", "run0", "run1", "run2"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_keeps_the_partial(tmp_path, margs):
     """The file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes writes fail as a full disk
     does: an OSError from the writer, in a child process."""

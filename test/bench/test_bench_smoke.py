@@ -33,6 +33,7 @@ def _positive_stages(section) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_smoke_has_every_section_with_positive_numbers(smoke):
     header, sections = smoke["header"], smoke["sections"]
     for key in ("cpu", "device", "dtype", "threads", "torch", "open_clip", "matmul_gflops"):
@@ -141,6 +142,7 @@ def test_bare_encoder_leaves_the_shared_model_alone(tmp_path):
     assert seg.clip.visual.positional_embedding is table
 
 
+@pytest.mark.slow
 def test_opt_in_compile_section_measures_eager_against_compiled():
     args = bench.build_parser().parse_args(["--smoke", "--only", "compile", "--no-plain"])
     results = bench.run(args, "python -m ovseg_ros.bench --smoke --only compile")
@@ -159,6 +161,7 @@ def test_unknown_section_is_refused():
         bench.run(args)
 
 
+@pytest.mark.slow
 def test_opt_in_attention_section_compares_equal_blocks():
     args = bench.build_parser().parse_args(["--smoke", "--only", "attention", "--no-plain"])
     results = bench.run(args, "python -m ovseg_ros.bench --smoke --only attention")

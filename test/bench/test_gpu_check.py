@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ovseg_ros.bench import gpu_check
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke_on_cpu(tmp_path):
     out = tmp_path / "gpu_check.json"
     assert gpu_check.main(["--device", "cpu", "--smoke", "--out", str(out)]) == 0

@@ -24,6 +24,7 @@ def model_args(tmp_path_factory):
             "--device", "cpu", "--input-size", "64", "--cache-dir", str(folder / "cache")]
 
 
+@pytest.mark.slow
 def test_cli_runs_onnxruntime_int8_end_to_end(tmp_path, model_args):
     img = tmp_path / "a.png"
     write_png(img, make_picture(48, 64))
@@ -57,6 +58,7 @@ def test_cli_without_onnxruntime_is_one_clear_error(tmp_path, model_args, monkey
     assert len(err) == 1 and "pip install 'ovseg_ros[onnxruntime]'" in err[0], err
 
 
+@pytest.mark.slow
 def test_node_parameters_select_onnxruntime_int8(ros, autostart_node, tmp_path):
     pytest.importorskip("rclpy")
     from diagnostic_msgs.msg import DiagnosticArray

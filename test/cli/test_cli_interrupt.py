@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import cv2
+import pytest
 from helpers.cli_inputs import picture
 
 OVSEG = Path(sys.executable).parent / "ovseg"  # the console script pip wrote into the venv
@@ -43,6 +44,7 @@ def test_ctrl_c_during_the_imports(tmp_path):
     assert (rc, err.strip()) == (130, "ovseg: interrupted"), err
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_segmenting_a_folder(tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()

@@ -149,6 +149,7 @@ def test_key_names_the_machine_threads_versions_and_size():
             assert f"{field} " in key["cpu_model"], (field, key["cpu_model"])
 
 
+@pytest.mark.slow
 def test_segmenter_measures_once_then_reuses_and_can_be_told_not_to(tmp_path):
     """The real probe on the tiny model: torch fp32 against onnxruntime fp32 (its export
     happens once, outside the budget); the fastest on this CPU is whichever it is."""

@@ -83,6 +83,7 @@ def _entries(folder):
     return sorted(p.name for p in folder.glob("*.onnx*"))
 
 
+@pytest.mark.slow
 def test_export_is_cached_one_file_serves_every_size(tmp_path):
     seg = tiny_segmenter(tmp_path, backend="onnxruntime")
     ref = tiny_segmenter(tmp_path, backend="torch")
@@ -112,6 +113,7 @@ def exported(tmp_path_factory):
     return seg, tiny_segmenter(directory), directory / "cache" / "onnx"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["flip", "truncate", "no_manifest", "bad_json", "stale"])
 def test_damaged_cache_is_rebuilt_not_loaded(exported, tmp_path, caplog, damage):
     seg, ref, pristine = exported
@@ -146,6 +148,7 @@ def test_damaged_cache_is_rebuilt_not_loaded(exported, tmp_path, caplog, damage)
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(got, want, strict=True))
 
 
+@pytest.mark.slow
 def test_other_weights_get_their_own_entry_and_old_versions_are_pruned(tmp_path):
     seg = tiny_segmenter(tmp_path, backend="onnxruntime")
     folder = tmp_path / "cache" / "onnx"
@@ -166,6 +169,7 @@ def test_other_weights_get_their_own_entry_and_old_versions_are_pruned(tmp_path)
     assert not first.with_suffix(".onnx").exists()  # its model file went with it
 
 
+@pytest.mark.slow
 def test_large_models_write_a_side_file(tmp_path, monkeypatch):
     monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)
     seg = tiny_segmenter(tmp_path, backend="onnxruntime", precision="int8")
@@ -178,6 +182,7 @@ def test_large_models_write_a_side_file(tmp_path, monkeypatch):
     assert seg.segment(_image(3)).labels.shape == (64, 96)
 
 
+@pytest.mark.slow
 def test_int8_runs_with_a_startup_note_and_stays_close_to_fp32(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         q = tiny_segmenter(tmp_path, backend="auto", precision="int8")
@@ -199,6 +204,7 @@ def test_int8_runs_with_a_startup_note_and_stays_close_to_fp32(tmp_path, caplog)
     assert np.mean(agree) > 0.8, agree
 
 
+@pytest.mark.slow
 def test_frame_pipeline_end_to_end_on_onnxruntime_int8(tmp_path):
     """What `ovseg segment --backend onnxruntime --precision int8` runs, with keyframes (CLIP-DIY
     and the heads stay in torch)."""
@@ -218,6 +224,7 @@ def test_frame_pipeline_end_to_end_on_onnxruntime_int8(tmp_path):
         assert {"preprocess", "clip_forward", "heads_pooling"} <= set(res.timings)
 
 
+@pytest.mark.slow
 def test_onnxruntime_follows_the_threads_setting(tmp_path, caplog):
     """onnxruntime fixes its thread count when a session opens; the `threads` setting must hold
     from the start and when it changes while running, with the same outputs."""

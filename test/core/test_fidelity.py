@@ -71,6 +71,7 @@ def test_background_rule_fires_in_reference_comparison(tmp_path):
     assert np.all(probs[0] == 1.0)
 
 
+@pytest.mark.slow
 def test_real_vit_b16_architecture_matches_reference(tmp_path):
     """The default architecture (ViT-B-16, 768 wide) with random weights, one small image, on
     both backends (one reference: it is the slow part)."""

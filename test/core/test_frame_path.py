@@ -118,6 +118,7 @@ def test_nan_check_happens_after_the_download(seg, monkeypatch):
         seg.segment(_images(1)[0])
 
 
+@pytest.mark.slow
 def test_compiled_dense_encoder_equals_eager(seg):
     """max-autotune with weight freezing read the value slice of in_proj (a view at a storage
     offset) wrongly: cosine 0.896 of F to eager on this tiny model before the copy."""

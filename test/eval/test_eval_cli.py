@@ -49,6 +49,7 @@ def _independent_miou(gt_files, pred_files, classes, reduce_zero_label=False):
     return 100 * float(np.mean(inter[present] / union[present])), inter, union
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["voc21", "voc20"])
 def test_eval_end_to_end(tmp_path, model_args, dataset, capsys):
     s = make_synthetic(dataset, tmp_path / "data", count=4, size=(64, 96), seed=1, nested=True)
@@ -88,6 +89,7 @@ def test_eval_end_to_end(tmp_path, model_args, dataset, capsys):
     assert sum(c["iou"] is not None for c in m["per_class"]) >= 2
 
 
+@pytest.mark.slow
 def test_resume_after_interrupt(tmp_path, model_args, monkeypatch, capsys):
     s = make_synthetic("voc21", tmp_path / "data", count=5, seed=2)
     reference = tmp_path / "reference"
@@ -128,6 +130,7 @@ def test_resume_after_interrupt(tmp_path, model_args, monkeypatch, capsys):
     assert m["timing"]["images_this_session"] == 3
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings_and_extends_limit(tmp_path, model_args, capsys):
     s = make_synthetic("voc21", tmp_path / "data", count=4, seed=3)
     out = tmp_path / "out"

@@ -119,6 +119,7 @@ def test_nan_from_the_model_drops_the_frame_and_publishes_nothing_wrong(ros, seg
     assert send_until(pub, lambda: image_fields_msg(pic, stamp=now(ros)), lambda: segs.count >= 1)
 
 
+@pytest.mark.slow
 def test_qos_mismatch_is_reported_and_auto_matches_the_publisher(ros, seg_node):
     from rclpy.event_handler import PublisherEventCallbacks
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy

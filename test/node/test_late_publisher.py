@@ -22,6 +22,8 @@ CAMERA = f"""
 import sys, time, rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+
+pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
 rclpy.init()
 node = rclpy.create_node("late_camera")
 pub = node.create_publisher(Image, sys.argv[1], QoSProfile(depth=5,

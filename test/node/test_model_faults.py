@@ -28,6 +28,7 @@ from ovseg_ros.node import qos as Q  # noqa: E402
 from ovseg_ros.srv import SetPrompts  # noqa: E402
 
 
+@pytest.mark.slow
 def test_wrong_head_width_and_missing_clip_weights_fail_start_up_in_one_line(
         tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # inherited: the hub fails fast, no network wait
@@ -94,6 +95,7 @@ def test_out_of_memory_drops_the_frame_and_the_next_one_is_served(ros, seg_node,
     assert "out of memory on 300x20: frame dropped, device cache freed" in err, err
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_text_encoding_exits_within_two_seconds(tmp_path, ros_domain_id):
     name, clip, heads = tiny_files(tmp_path)
     # A text encoder stuck for 30 s on a big vocabulary (a slow model, many new names).

@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ovseg_ros.io.media import list_images, read_image, samples_dir
 from ovseg_ros.node import demo  # the module the child runs (and a ROS test: it imports rclpy)
+
+pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
 
 
 def _read_ply(path: Path) -> tuple[list[str], np.ndarray]:

@@ -33,6 +33,8 @@ from ovseg_ros.node.runner import freeze_imported_objects, spin_executor  # noqa
 from ovseg_ros.node.segment_node import SegmentNode  # noqa: E402
 from ovseg_ros.srv import SetPrompts  # noqa: E402
 
+pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+
 CYCLES = 20  # lifecycle cycles, as the issue asks: ~35 s here (2 cores)
 PROMPT_THREADS = 6
 GET_STATE_BOUND_S = 0.5

@@ -24,6 +24,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 from ovseg_ros.msg import Segmentation  # noqa: E402
 from ovseg_ros.node import qos as Q  # noqa: E402
 
+pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+
 
 def slow_down(node, seconds: float) -> None:
     """A fixed extra delay per inference, so the input always outpaces the node."""

@@ -19,6 +19,8 @@ from helpers.processes import (
 )
 from helpers.ros_helpers import RosHarness, image_fields_msg, make_picture, wait_for
 
+pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+
 pytest.importorskip("rclpy")
 
 

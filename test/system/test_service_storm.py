@@ -18,6 +18,8 @@ from ovseg_ros.msg import LabelMap, Segmentation  # noqa: E402
 from ovseg_ros.node import qos as Q  # noqa: E402
 from ovseg_ros.srv import GetPrompts, SetPrompts  # noqa: E402
 
+pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+
 POOL = ["cat", "dog", "car", "bus", "tree", "lamp", "door", "sofa", "cup", "bike", "wall",
         "floor", "road", "sky", "person", "plant", "window", "table", "chair", "truck"]
 CALLS = 100

@@ -12,6 +12,8 @@ import pytest
 from helpers.processes import ROOT, NodeProcess, tiny_node
 from helpers.ros_helpers import RosHarness, wait_for
 
+pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+
 pytest.importorskip("rclpy")
 
 QUIET_BAD = ("Traceback", "KeyboardInterrupt", "RCLError", "terminate called")

@@ -15,6 +15,8 @@ import pytest
 
 from ovseg_ros.bench import soak
 
+pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+
 pytest.importorskip("rclpy")
 
 

@@ -21,6 +21,8 @@ import pytest
 from helpers.ros_helpers import RosHarness, image_fields_msg, make_picture
 from helpers.tiny_models import tiny_files
 
+pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+
 TEST_DIR = Path(__file__).resolve().parents[1]
 ROOT = TEST_DIR.parent
 PATH_VARS = ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH", "COLCON_PREFIX_PATH", "PYTHONPATH",
