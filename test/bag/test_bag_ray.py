@@ -20,7 +20,7 @@ from ovseg_ros.bag.sample import write_sample_bag
 
 # The cluster and the bags do not depend on the ROS distro: .ci/run runs this module on the
 # first distro only (about 5 minutes on 2 cores).
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.slow]  # a local Ray cluster
 
 MB = 2**20
 

@@ -78,6 +78,7 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     assert pts["points"] == 48 * 64 and pts["ratios"]["points_vs_inference"] > 0
 
 
+@pytest.mark.slow
 def test_backends_section_runs_every_variant_side_by_side(smoke):
     """onnxruntime is installed in CI: its variants must be there, never skipped."""
     sec = smoke["sections"]["backends"]
@@ -100,6 +101,7 @@ def test_backends_section_runs_every_variant_side_by_side(smoke):
     assert "backend onnxruntime_int8" in report.markdown(smoke, "x")
 
 
+@pytest.mark.slow
 def test_cli_section_times_ovseg_segment_beside_the_authors_pipeline(smoke):
     """`ovseg segment` processes (defaults and int8 in --smoke) per frame, start-up removed,
     and the authors' plain fp32 pipeline on the same frames in the same run."""
@@ -113,6 +115,7 @@ def test_cli_section_times_ovseg_segment_beside_the_authors_pipeline(smoke):
     assert "`ovseg segment` per frame: int8" in report.markdown(smoke, "x")
 
 
+@pytest.mark.slow
 def test_compare_and_markdown(smoke):
     rows = report.compare(smoke, smoke)
     assert rows and all(abs(r - 1.0) < 1e-9 for *_, r in rows)

@@ -15,6 +15,8 @@ from helpers.ros_helpers import wait_for
 pytest.importorskip("rclpy")
 from ovseg_ros.msg import Segmentation  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a camera process for 16 s: not the inner loop
+
 RATE_HZ, SECONDS = 5.0, 16.0
 # A camera driver in its own process: reliable (the rclpy default), 640x480 rgb8, RATE_HZ,
 # for SECONDS, then it exits by itself.
@@ -23,7 +25,6 @@ import sys, time, rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
 rclpy.init()
 node = rclpy.create_node("late_camera")
 pub = node.create_publisher(Image, sys.argv[1], QoSProfile(depth=5,
