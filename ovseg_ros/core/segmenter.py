@@ -14,6 +14,7 @@ import torch
 
 from . import tiling
 from .backends import choose_runtime, make_dense_encoder
+from .backends.text_precision import choose_text_precision, set_text_dtype
 from .config import RANDOM, SegmenterConfig
 from .device import NumericalError, resolve_device
 from .dinoiser import (
@@ -32,6 +33,7 @@ from .text import IMAGENET_TEMPLATES, TextEmbeddingCache
 from .transfer import FrameUploader, check_rgb, to_unit_float
 from .vocabulary import BACKGROUND, Vocabulary, VocabularySnapshot, validate_prompts
 from .weights import (
+    default_cache_dir,
     file_sha256,
     is_weights_path,
     load_clip,
@@ -81,15 +83,27 @@ class Segmenter:
         else:
             path = resolve_checkpoint(config.heads, cache, config.heads_sha256 or None)
             self.heads.load_published(load_state_dict(path), str(path))
-        self.clip = clip.to(rt.device, rt.dtype).eval()
+        self.tokenizer = open_clip.get_tokenizer(config.model)
+        # The text tower's dtype, chosen on its own (`text_precision`): converted from the fp32
+        # weights, so a text dtype other than the image tower's loses nothing.
+        self.text_choice = choose_text_precision(config, rt, clip, self.tokenizer,
+                                                 IMAGENET_TEMPLATES, cache)
+        if self.text_choice.dtype == rt.dtype:
+            self.clip = clip.to(rt.device, rt.dtype).eval()
+        else:
+            self.clip = clip.to(rt.device).eval()
+            self.clip.visual.to(rt.dtype)
+            set_text_dtype(self.clip, self.text_choice.dtype)
         self.encoder = DenseClipEncoder(self.clip.visual)  # after the move: it copies a weight
         self.heads = self.heads.to(rt.device, rt.dtype).eval()
         # The dense forward: the encoder itself, or its ONNX export (built before any frame).
         self.dense = make_dense_encoder(self.encoder, rt, config.model, cache,
                                         config.onnx_spinning, config.threads)
         self.upload = FrameUploader(rt.device)
-        self.tokenizer = open_clip.get_tokenizer(config.model)
-        self.text_cache = TextEmbeddingCache(self.clip, self.tokenizer, self.runtime)
+        # Names encoded by any earlier process are read from <cache_dir>/text (text_store).
+        self.text_cache = TextEmbeddingCache(
+            self.clip, self.tokenizer, rt,
+            store_folder=Path(cache or default_cache_dir()) / "text", model=config.model)
         self.vocabulary = (ids_from.carry_over(config.background) if ids_from is not None
                            else Vocabulary(background=config.background))
         self._update_lock = threading.Lock()
