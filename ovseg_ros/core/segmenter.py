@@ -125,10 +125,15 @@ class Segmenter:
 
     def text_to_encode(self, prompts: Sequence[str]) -> list[str]:
         """Validate `prompts` (VocabularyError) and return the names whose text embedding is
-        not cached yet: what `set_prompts` would have to encode. Nothing changes."""
-        names = validate_prompts(prompts, self.token_count, 77, self.config.max_prompts,
-                                 self.config.background)
-        return [n for n in names if n not in self.text_cache]
+        neither in memory nor on disk: what `set_prompts` would have to encode. The vocabulary
+        does not change (names found on disk are read into the cache)."""
+        return self.text_cache.load(self.validate(prompts))
+
+    def validate(self, prompts: Sequence[str]) -> list[str]:
+        """The normalised prompts, or VocabularyError naming every problem (the rules of
+        `set_prompts`)."""
+        return validate_prompts(prompts, self.token_count, 77, self.config.max_prompts,
+                                self.config.background)
 
     def set_prompts(self, prompts: Sequence[str]) -> dict[str, int]:
         """Validate, encode what is new, and swap in the vocabulary. Returns name -> label id.

@@ -192,7 +192,8 @@ class Outputs:
         names, _, _, version = self.vocabulary()
         processor = node.processor
         oom = processor.frames_out_of_memory if processor is not None else 0
-        extra = node_status(self.pipeline, state, len(names), version, oom)
+        extra = node_status(self.pipeline, state, len(names), version, oom) + (
+            node.heavy.status() if hasattr(node, "heavy") else [])
         describe = self.pipeline.segmenter.runtime.describe()
         statuses = []
         for cam in self.cameras:
