@@ -6,7 +6,8 @@ thread waits while text is encoded or a query is answered; a job that would wait
 than `queue_limit()` others is refused at once with `Busy`, whose message says when to call
 again. Jobs run in slices (`JobContext.slice`): before each one the worker waits for a gap
 between frames (at most `FramesFirst.MAX_WAIT_S`, so it never starves) and, while frames
-flow, rests after it so that it takes at most `share()` of the wall time.
+flow, rests after it so that it takes at most `share()` of the time (counted in the CPU time
+the slice used, so time spent waiting for a core or the GIL is not charged).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class FramesFirst:
             cancelled.wait(self.POLL_S)
 
     def after_slice(self, seconds: float) -> None:
+        """`seconds`: the CPU time the slice took (see JobContext.slice)."""
         share = min(max(float(self.share()), 0.01), 1.0)
         if share < 1.0 and self.flowing():
             with self._lock:
@@ -94,31 +96,44 @@ class JobContext:
     @contextmanager
     def slice(self, units: int = 1) -> Iterator[None]:
         """Paced, timed and cancellable: raises Cancelled before the work when the job was
-        dropped; the time taken feeds the worker's estimate per unit."""
+        dropped. The time from the pacing's wait to the slice's end (rest and waits for
+        frame gaps included) feeds the worker's estimate per unit, so retry hints hold."""
         worker, job = self._worker, self._job
+        waited = time.monotonic()
         worker.pacing.before_slice(job.cancelled)
         if job.cancelled.is_set() or worker.stopping:
             raise Cancelled(worker.cancel_reason)
-        if worker.threads is not None:
-            worker.threads(worker.pacing.flowing())
-        t0 = time.monotonic()
+        threads = worker.threads(worker.pacing.flowing()) if worker.threads is not None else 1
+        t0, cpu0 = time.monotonic(), time.thread_time()
         yield
-        took = time.monotonic() - t0
-        worker.record(units, took)
-        worker.pacing.after_slice(took)
+        end = time.monotonic()
+        worker.record(units, end - waited)
+        # The CPU the slice took (this thread's time, times the threads it ran on, at most
+        # the wall time): waiting for the GIL or a core is no CPU taken from the frames.
+        worker.pacing.after_slice(min(end - t0, (time.thread_time() - cpu0) * max(threads, 1)))
+
+
+# A job is not admitted when, by the measured speed, it would wait longer than this before it
+# starts: a client's timeout is likely shorter than a long wait (a new phrase behind a
+# vocabulary of 250 new names), and a refusal that says when to call again is better.
+MAX_WAIT_S = 5.0
 
 
 class BackgroundWorker:
-    """One thread running submitted jobs in order; at most `queue_limit()` wait.
+    """One thread running submitted jobs in order; at most `queue_limit()` wait, none that
+    would wait longer than `max_wait_s`.
 
     unit: what a job's size counts ("new names", "queries"), for the refusal's message.
-    threads(flowing): called before each slice (e.g. to set PyTorch's thread count).
+    threads(flowing): called before each slice (e.g. to set PyTorch's thread count); returns
+    the number of threads the slice will run on.
     """
 
     def __init__(self, name: str, what: str, unit: str, pacing: FramesFirst,
                  queue_limit: Callable[[], int],
-                 threads: Callable[[bool], None] | None = None, unit_s: float = 0.1):
+                 threads: Callable[[bool], int] | None = None, unit_s: float = 0.1,
+                 max_wait_s: float = MAX_WAIT_S):
         self.name, self.what, self.unit = name, what, unit
+        self.max_wait_s = max_wait_s
         self.pacing, self.queue_limit, self.threads = pacing, queue_limit, threads
         self.unit_s = unit_s  # running estimate of seconds per unit (retry hints)
         self.cancel_reason = "cancelled"
@@ -132,12 +147,14 @@ class BackgroundWorker:
     # ---- submitting (any thread) ---------------------------------------------------------
 
     def submit(self, fn: Callable[[JobContext], T], size: int = 1) -> Future:
-        """Queue `fn(context)`; its Future. Raises Busy when `queue_limit()` jobs wait."""
+        """Queue `fn(context)`; its Future. Raises Busy when `queue_limit()` jobs wait, or
+        when the job would wait longer than `max_wait_s` by the measured speed."""
         with self._cond:
             if self.stopping:
                 raise Cancelled(self.cancel_reason)
             limit = max(int(self.queue_limit()), 0)
-            if len(self._queue) >= limit and (self._running is not None or self._queue):
+            working = self._running is not None or bool(self._queue)
+            if working and (len(self._queue) >= limit or self._backlog_s() > self.max_wait_s):
                 self.refused += 1
                 wait = self._backlog_s()
                 units = sum(j.size for j in self._queue)

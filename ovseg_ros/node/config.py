@@ -101,7 +101,7 @@ class NodeConfig:
         Most of the wall time text encoding and query answering take while frames flow: they
         run in slices of about 0.1 s between frames, and after a slice of t seconds rest
         t*(1-share)/share. 1 = no rest (new names encode fastest; frames slow most).""")
-    text_queue: int = setting(4, group="background", low=0, high=64, dynamic=True, doc="""
+    text_queue: int = setting(2, group="background", low=0, high=64, dynamic=True, doc="""
         Text-encoding requests (new names from ~/set_prompts or the prompts parameter, new
         phrases of ~/query and ~/encode_text) that may wait behind the one being encoded; a
         further one is refused at once with success=false and when to call again. Names

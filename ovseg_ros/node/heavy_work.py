@@ -31,6 +31,9 @@ from ovseg_ros.node.background import (
 
 SLICE_S = 0.1  # target length of one encoding slice: frames wait at most about this long
 MAX_CHUNK = 64  # names per slice at most
+# The first estimate of one name's encoding (retry hints, admission) until one is measured:
+# ViT-B-16's text tower on a few CPU cores.
+TEXT_S_PER_NAME = 0.5
 
 
 class HeavyWork:
@@ -42,23 +45,27 @@ class HeavyWork:
 
     def __init__(self, values: Mapping[str, Any], frames: FrameActivity):
         self.values = values
-        self.pacing = FramesFirst(frames, lambda: values["background_share"])
+        share = lambda: values["background_share"]  # noqa: E731
         self._default_threads = torch.get_num_threads()
-        self.text = BackgroundWorker("ovseg-text", "text encoder", "new name(s)", self.pacing,
-                                     lambda: values["text_queue"], self._threads)
-        self.queries = BackgroundWorker("ovseg-query", "query worker", "query(ies)", self.pacing,
+        # Each worker keeps its own share: a query is not held up by the text's rest.
+        self.text = BackgroundWorker("ovseg-text", "text encoder", "new name(s)",
+                                     FramesFirst(frames, share), lambda: values["text_queue"],
+                                     self._threads, unit_s=TEXT_S_PER_NAME)
+        self.queries = BackgroundWorker("ovseg-query", "query worker", "query(ies)",
+                                        FramesFirst(frames, share),
                                         lambda: values["query_queue"], self._threads,
                                         unit_s=0.02)
         self.rate = RateLimit(lambda: values["query_rate_hz"])
         self._in_flight: dict[str, Future] = {}  # name -> the job encoding it
         self._lock = threading.Lock()
 
-    def _threads(self, flowing: bool) -> None:
-        """PyTorch's thread count for the calling worker thread (it is per thread)."""
+    def _threads(self, flowing: bool) -> int:
+        """Set PyTorch's thread count for the calling worker thread (it is per thread)."""
         want = (int(self.values["background_threads"]) if flowing else 0) or \
             self._default_threads
         if torch.get_num_threads() != want:
             torch.set_num_threads(want)
+        return want
 
     # ---- text ------------------------------------------------------------------------------
 
