@@ -48,6 +48,8 @@ def pytest_configure(config):
         "ros: needs rclpy or ROS interfaces; set automatically (test/helpers/ros_marker.py)")
     config.addinivalue_line(
         "markers", "once: independent of the ROS distro; .ci/run runs it on the first only")
+    config.addinivalue_line(
+        "markers", "slow: long (storms, soaks, several processes); -m 'not slow' leaves them out")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -56,7 +56,7 @@ class Tally:
             if success:
                 self.ok += 1
             else:  # the reason without its numbers: one count per kind of refusal
-                self.refused[re.sub(r"[0-9.]+", "N", message)[:90]] += 1
+                self.refused[re.sub(r"[0-9.]+", "N", message)[:240]] += 1
 
     def report(self) -> dict[str, Any]:
         with self.lock:

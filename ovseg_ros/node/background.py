@@ -154,14 +154,18 @@ class BackgroundWorker:
                 raise Cancelled(self.cancel_reason)
             limit = max(int(self.queue_limit()), 0)
             working = self._running is not None or bool(self._queue)
-            if working and (len(self._queue) >= limit or self._backlog_s() > self.max_wait_s):
+            wait = self._backlog_s()
+            full = len(self._queue) >= limit
+            if working and (full or wait > self.max_wait_s):
                 self.refused += 1
-                wait = self._backlog_s()
                 units = sum(j.size for j in self._queue)
                 running = self._running[0].size if self._running else 0
+                why = ("the most it queues" if full else
+                       f"about {wait:.1f} s of work, more than the {self.max_wait_s:g} s it "
+                       "lets a request wait")
                 raise Busy(f"busy: the {self.what} is working on {running} {self.unit}, and "
-                           f"{len(self._queue)} request(s) ({units} {self.unit}) wait, the most "
-                           f"it queues; nothing changed: call again in about {wait:.1f} s", wait)
+                           f"{len(self._queue)} request(s) ({units} {self.unit}) wait ({why}); "
+                           f"nothing changed: call again in about {wait:.1f} s", wait)
             job = _Job(fn, max(int(size), 1), Future(), threading.Event())
             self._queue.append(job)
             self._ensure_thread()
