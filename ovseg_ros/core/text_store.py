@@ -96,19 +96,25 @@ class TextEmbeddingStore:
         """The file that holds `name`'s embedding (named by its sha256: any text is safe)."""
         return self.folder / f"{hashlib.sha256(name.encode()).hexdigest()[:40]}.emb"
 
+    def _once(self, what: str) -> bool:
+        """True the first time `what` is reported by this store."""
+        with self._lock:
+            first = what not in self._warned
+            self._warned.add(what)
+            return first
+
     def _warn(self, path: Path, why: str) -> None:
         with self._lock:
             self.rejected += 1
-            if str(path) in self._warned:
-                return
-            self._warned.add(str(path))
-        log.warning("text cache: ignoring %s (%s); it is encoded again and rewritten", path, why)
+        if self._once(str(path)):
+            log.warning("text cache: ignoring %s (%s); it is encoded again and rewritten",
+                        path, why)
 
     def _read(self, name: str) -> np.ndarray | None:
         path = self.path(name)
         try:
             data = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             self._warn(path, f"unreadable: {exc}")
@@ -173,7 +179,9 @@ class TextEmbeddingStore:
                     raise
                 written += 1
         except OSError as exc:
-            self._warn(self.folder, f"cannot write there: {exc}")
+            if self._once("write"):
+                log.warning("text cache: cannot write to %s (%s); text embeddings are kept in "
+                            "memory only", self.folder, exc)
         with self._lock:
             self.saved += written
         return written
