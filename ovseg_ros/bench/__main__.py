@@ -28,8 +28,8 @@ from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 from .tiny import register_tiny
 
-SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "node", "bag",
-            "memory", "lifecycle")
+SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "node", "storms",
+            "bag", "memory", "lifecycle")
 OPT_IN = ("compile", "attention")  # run only when named in --only
 
 
@@ -152,6 +152,9 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if "node" in only:
         print("[node]", flush=True)
         out["node"] = run_node(args, model, cfg, node_sizes, duration, warmup)
+    if "storms" in only:
+        print("[storms]", flush=True)
+        out["storms"] = run_storms(args, model, cfg)
     if "bag" in only:
         print("[bag]", flush=True)
         from .bag_bench import bench_bag
@@ -194,6 +197,25 @@ def run_node(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
                           thread_windows=1 if args.smoke else 2)
     except ImportError as exc:  # rclpy or the generated messages are missing
         return {"skipped": f"node benchmark needs rclpy and ovseg_ros.msg: {exc}"}
+
+
+def run_storms(args: argparse.Namespace, model: str, cfg: SegmenterConfig) -> dict[str, Any]:
+    """The node process under issue 30's storms (bench/storms.py)."""
+    try:
+        from .storms import STORMS, bench_storms
+        from .tiny import CONFIGS
+
+        params = {"model": model, "clip_weights": "random", "heads": "random",
+                  "device": cfg.device, "precision": cfg.precision, "backend": cfg.backend,
+                  "input_size": cfg.input_size}
+        if args.threads > 0:
+            params["threads"] = args.threads
+        storms = ({k: (threads, 2.0) for k, (threads, _) in STORMS.items()} if args.smoke
+                  else STORMS)
+        return bench_storms(params, register=model if model in CONFIGS else "",
+                            quiet_s=2.0 if args.smoke else 10.0, storms=storms)
+    except ImportError as exc:  # rclpy or the generated messages are missing
+        return {"skipped": f"storms benchmark needs rclpy and ovseg_ros.msg: {exc}"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,11 +106,17 @@ def run(node_path: str, kind: str, threads: int, seconds: float, timeout: float,
         with fresh_lock:
             return f"thing {tag}-{next(fresh)}"
 
-    def client(srv_type: Any, name: str) -> Any:
+    def client(srv_type: Any, name: str, warm_up: Any) -> Any:
+        """A client that has had one answer: wait_for_service says the server is there, not
+        that the server has discovered this client's reply reader; a reply sent before that
+        is lost. The warm-up call is not counted."""
         c = node.create_client(srv_type, f"{node_path}/{name}")
         if not c.wait_for_service(timeout_sec=30.0):
             raise RuntimeError(f"{node_path}/{name} is not available")
-        return c
+        for _ in range(10):
+            if call(c, warm_up, 3.0)[0] is not None:
+                return c
+        raise RuntimeError(f"{node_path}/{name} never answered")
 
     def request_for(rng: random.Random) -> tuple[str, Any, Any]:
         if kind == "set_prompts":
@@ -145,12 +151,14 @@ def run(node_path: str, kind: str, threads: int, seconds: float, timeout: float,
     for service, srv_type in probes:
         tallies[service] = Tally()
         workers.append(threading.Thread(target=prober, daemon=True, args=(
-            client(srv_type, service), srv_type, tallies[service])))
+            client(srv_type, service, srv_type.Request()), srv_type, tallies[service])))
     if kind != "probe":
         service, srv_type, _ = request_for(random.Random(seed))
         tallies[service] = Tally()
+        warm_up = (SetPrompts.Request(prompts=KNOWN[:3]) if service == "set_prompts"
+                   else Query.Request(phrases=CACHED_PHRASES[:1]))
         workers += [threading.Thread(target=stormer, daemon=True, args=(
-            i, client(srv_type, service), tallies[service])) for i in range(threads)]
+            i, client(srv_type, service, warm_up), tallies[service])) for i in range(threads)]
     print("STORM READY", flush=True)
     t0 = time.monotonic()
     for w in workers:
