@@ -26,7 +26,7 @@ from .lifecycle import bench_lifecycle_memory
 from .memory import bench_load_memory, bench_memory
 from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
-from .tiny import register_tiny
+from .tiny import CONFIGS, register_tiny
 
 SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "node", "storms",
             "bag", "memory", "lifecycle")
@@ -75,6 +75,8 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if args.smoke:
         model, sizes, node_sizes = register_tiny(), [(48, 64)], [(48, 64)]
         reps, duration, warmup, batches = 2, 1.5, 1.0, (1, 2)
+    elif model in CONFIGS:  # a tiny test model named with --model
+        register_tiny(name=model)
     cfg = SegmenterConfig(model=model, clip_weights="random", heads="random",
                           device=args.device, precision=args.precision, profile=True,
                           backend=args.backend,
@@ -203,7 +205,6 @@ def run_storms(args: argparse.Namespace, model: str, cfg: SegmenterConfig) -> di
     """The node process under issue 30's storms (bench/storms.py)."""
     try:
         from .storms import STORMS, bench_storms
-        from .tiny import CONFIGS
 
         params = {"model": model, "clip_weights": "random", "heads": "random",
                   "device": cfg.device, "precision": cfg.precision, "backend": cfg.backend,

@@ -11,15 +11,11 @@ States, as Nav2 and other managed perception nodes use them:
 With `autostart` (the default) the node configures and activates itself at start.
 
 Threads: subscription callbacks only hand messages to the worker's one-slot-per-camera buffer;
-one worker thread decodes, segments and publishes (frames.FrameProcessor). Services,
-parameters and the diagnostics timer run in reentrant callback groups of a multi-threaded
-executor and answer in every state, also while a transition or a frame is running: the
-lifecycle queries (`~/get_state`, ...) and the parameter reads have groups of their own, and
-`~/get_state` answers from the state the node keeps. Heavy work never runs on an executor
-thread: text encoding and query answers run on worker threads of their own (heavy_work.py,
-paced so frames keep their CPU), which the services await as coroutines, and a request that
-would wait behind a full queue is refused at once with when to call again. The only callbacks
-that last are the lifecycle transitions, one at a time in their own group.
+one worker thread decodes, segments and publishes (frames.FrameProcessor). Services and
+parameters answer in every state, also during a transition or a frame: the lifecycle queries
+and the parameter reads have callback groups of their own, and text encoding and query answers
+run on worker threads (heavy_work.py) that the services await as coroutines, refusing at once
+what would wait behind a full queue. Only the lifecycle transitions hold an executor thread.
 
 Run: `ros2 run ovseg_ros segment_node --ros-args -p prompts:="['cup','table']"` or
 `python -m ovseg_ros.node.segment_node --ros-args ...`.
@@ -102,7 +98,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self._quiet_failure = False  # autostart: start_failure() reports it instead
         self._vocab_lock = threading.RLock()  # vocabulary + label map + parameter changes
         # Text encoding and query answers: worker threads, bounded queues, frames first.
-        self.heavy = HeavyWork(self.values, self._frame_activity)
+        self.heavy = HeavyWork(self.values, lambda: None if (w := self.worker) is None
+                               else w.activity())
         self._cb = ReentrantCallbackGroup()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.control = ControlServices(self, self._cb)  # ~/set_prompts, ~/get_prompts, ...
@@ -325,12 +322,6 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
     def publish_label_map(self) -> None:
         if self.outputs is not None:
             self.outputs.publish_label_map()
-
-    def _frame_activity(self) -> tuple[bool, float] | None:
-        """(a frame in flight or waiting, seconds since the last one ended); None when no
-        worker runs (background.FramesFirst)."""
-        worker = self.worker
-        return worker.activity() if worker is not None else None
 
     async def set_prompts(self, prompts: Sequence[str]) -> tuple[bool, str]:
         """Swap the vocabulary and mirror it into the `prompts` parameter (a coroutine: new
