@@ -45,12 +45,15 @@ class FramesFirst:
     while frames flow (a frame ended within `FLOWING_S`). Without frames it runs freely."""
 
     FLOWING_S = 1.0
-    MAX_WAIT_S = 0.25  # the longest a slice waits for a gap between frames
+    MAX_WAIT_S = 0.25  # the longest a slice waits for a gap between frames, by default
     POLL_S = 0.005
 
     def __init__(self, frames: FrameActivity, share: Callable[[], float],
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, max_wait_s: float = MAX_WAIT_S):
+        """max_wait_s: how long a slice waits for a gap; choose it by the slice's own length
+        (a frame that never pauses would otherwise cost every short slice the full wait)."""
         self.frames, self.share, self.clock = frames, share, clock
+        self.max_wait_s = max_wait_s
         self._rest_until = 0.0
         self._lock = threading.Lock()
 
@@ -64,7 +67,7 @@ class FramesFirst:
             rest = self._rest_until - self.clock()
         if rest > 0 and cancelled.wait(rest):
             return
-        deadline = self.clock() + self.MAX_WAIT_S
+        deadline = self.clock() + self.max_wait_s
         while self.clock() < deadline and not cancelled.is_set():
             activity = self.frames()
             if activity is None or not activity[0]:

@@ -34,6 +34,7 @@ MAX_CHUNK = 64  # names per slice at most
 # The first estimate of one name's encoding (retry hints, admission) until one is measured:
 # ViT-B-16's text tower on a few CPU cores.
 TEXT_S_PER_NAME = 0.5
+QUERY_WAIT_S = 0.03  # the longest a query's answer waits for a gap between frames
 
 
 class HeavyWork:
@@ -51,8 +52,9 @@ class HeavyWork:
         self.text = BackgroundWorker("ovseg-text", "text encoder", "new name(s)",
                                      FramesFirst(frames, share), lambda: values["text_queue"],
                                      self._threads, unit_s=TEXT_S_PER_NAME)
+        # A query's slice is short (milliseconds): it waits for a frame gap only briefly.
         self.queries = BackgroundWorker("ovseg-query", "query worker", "query(ies)",
-                                        FramesFirst(frames, share),
+                                        FramesFirst(frames, share, max_wait_s=QUERY_WAIT_S),
                                         lambda: values["query_queue"], self._threads,
                                         unit_s=0.02)
         self.rate = RateLimit(lambda: values["query_rate_hz"])
