@@ -18,7 +18,7 @@ import torch
 
 from ovseg_ros.core import Segmenter, SegmenterConfig
 from ovseg_ros.core.settings import settings_of
-from ovseg_ros.core.tiny import register_tiny
+from ovseg_ros.core.tiny import CONFIGS, register_tiny
 from ovseg_ros.settings.options import add_setting_options
 
 from . import report, sections
@@ -28,8 +28,8 @@ from .memory import bench_load_memory, bench_memory
 from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 
-SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "node", "bag",
-            "memory", "lifecycle")
+SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "node", "storms",
+            "bag", "memory", "lifecycle")
 OPT_IN = ("compile", "attention")  # run only when named in --only
 
 
@@ -75,6 +75,8 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if args.smoke:
         model, sizes, node_sizes = register_tiny(), [(48, 64)], [(48, 64)]
         reps, duration, warmup, batches = 2, 1.5, 1.0, (1, 2)
+    elif model in CONFIGS:  # a tiny test model named with --model
+        register_tiny(name=model)
     cfg = SegmenterConfig(model=model, clip_weights="random", heads="random",
                           device=args.device, precision=args.precision, profile=True,
                           backend=args.backend,
@@ -156,6 +158,9 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if "node" in only:
         print("[node]", flush=True)
         out["node"] = run_node(args, model, cfg, node_sizes, duration, warmup)
+    if "storms" in only:
+        print("[storms]", flush=True)
+        out["storms"] = run_storms(args, model, cfg)
     if "bag" in only:
         print("[bag]", flush=True)
         from .bag_bench import bench_bag
@@ -198,6 +203,24 @@ def run_node(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
                           thread_windows=1 if args.smoke else 2)
     except ImportError as exc:  # rclpy or the generated messages are missing
         return {"skipped": f"node benchmark needs rclpy and ovseg_ros.msg: {exc}"}
+
+
+def run_storms(args: argparse.Namespace, model: str, cfg: SegmenterConfig) -> dict[str, Any]:
+    """The node process under issue 30's storms (bench/storms.py)."""
+    try:
+        from .storms import STORMS, bench_storms
+
+        params = {"model": model, "clip_weights": "random", "heads": "random",
+                  "device": cfg.device, "precision": cfg.precision, "backend": cfg.backend,
+                  "input_size": cfg.input_size}
+        if args.threads > 0:
+            params["threads"] = args.threads
+        storms = ({k: (threads, 2.0) for k, (threads, _) in STORMS.items()} if args.smoke
+                  else STORMS)
+        return bench_storms(params, register=model if model in CONFIGS else "",
+                            quiet_s=2.0 if args.smoke else 10.0, storms=storms)
+    except ImportError as exc:  # rclpy or the generated messages are missing
+        return {"skipped": f"storms benchmark needs rclpy and ovseg_ros.msg: {exc}"}
 
 
 def main(argv: list[str] | None = None) -> int:

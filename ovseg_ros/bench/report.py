@@ -285,4 +285,12 @@ def markdown(results: dict[str, Any], command: str) -> str:
                      f"{life['cleanup_minus_before_configure_mb']:+.0f} MB (target <= "
                      f"{life['target_mb']:.0f}: {'met' if life['target_met'] else 'NOT met'}); "
                      "transitions s " + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()) + ".")
+    storms = sec.get("storms", {})
+    if "phases" in storms:
+        from .storms import table
+
+        notes += ["", f"Storms (node process, camera {storms['camera_size'][0]}x"
+                  f"{storms['camera_size'][1]} at {storms['camera_hz']:g} Hz, clients in other "
+                  f"processes with a {storms['client_timeout_s']:g} s timeout; "
+                  f"{storms['node_configured']}):", "", table(storms)]
     return "\n".join(lines + ([""] + notes if notes else []))

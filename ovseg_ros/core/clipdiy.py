@@ -34,7 +34,7 @@ from .config import ClipDiyConfig
 from .device import Runtime
 from .maskclip import GlobalClipEncoder, normalise_pixels
 from .text import TextEmbeddingCache
-from .weights import load_clip
+from .weights import default_cache_dir, load_clip
 
 # CLIP's trained logit scale (exp(4.6052) = 100 in every released CLIP). See `saliency_fusion`.
 DIY_LOGIT_SCALE = ClipDiyConfig.logit_scale
@@ -146,13 +146,16 @@ class ClipDiy:
     """CLIP-DIY score maps with any open_clip CLIP (the Segmenter's own by default)."""
 
     def __init__(self, clip: nn.Module, tokenizer, runtime: Runtime,
-                 config: ClipDiyConfig | None = None):
+                 config: ClipDiyConfig | None = None, store_folder: Path | None = None,
+                 model: str = ""):
+        """store_folder, model: keep the text embeddings on disk (core.text_store)."""
         self.config = config = config or ClipDiyConfig()
         self.clip = clip
         self.runtime = runtime
         size = getattr(clip.visual, "image_size", 224)
         self.input_size = (size, size) if isinstance(size, int) else tuple(size)
-        self.text_cache = TextEmbeddingCache(clip, tokenizer, runtime, templates=(config.template,))
+        self.text_cache = TextEmbeddingCache(clip, tokenizer, runtime, templates=(config.template,),
+                                             store_folder=store_folder, model=model)
         try:  # same numbers as clip.encode_image, less work
             self.image_encoder: Callable[[torch.Tensor], torch.Tensor] = GlobalClipEncoder(
                 clip.visual)
@@ -164,14 +167,16 @@ class ClipDiy:
                        weights: str = "") -> ClipDiy:
         """Reuse `segmenter.clip` (no second model in memory) unless `model` names a separate
         CLIP with `weights`, loaded through `weights.load_clip` (tags, local files, "random")."""
-        if not model:
-            return cls(segmenter.clip, segmenter.tokenizer, segmenter.runtime, config)
         seg_cfg = segmenter.config
         cache = Path(seg_cfg.cache_dir) if seg_cfg.cache_dir else None
+        store = Path(cache or default_cache_dir()) / "text"
+        if not model:
+            return cls(segmenter.clip, segmenter.tokenizer, segmenter.runtime, config, store,
+                       seg_cfg.model)
         clip = load_clip(model, weights, cache, seg_cfg.seed)
         runtime = segmenter.runtime
         clip = clip.to(runtime.device, runtime.dtype).eval()
-        return cls(clip, open_clip.get_tokenizer(model), runtime, config)
+        return cls(clip, open_clip.get_tokenizer(model), runtime, config, store, model)
 
     def text(self, names: Sequence[str]) -> torch.Tensor:
         """(C, D) unit-norm single-template embeddings, cached per name."""

@@ -192,6 +192,10 @@ class ClipDiyStage:
         self.segmenter = segmenter
         self.diy = ClipDiy.from_segmenter(segmenter, config, model, weights)
 
+    def missing(self, names: Sequence[str]) -> list[str]:
+        """The class names whose CLIP-DIY text is neither in memory nor on disk."""
+        return self.diy.text_cache.load(list(names))
+
     def prepare(self, names: Sequence[str]) -> None:
         """Encode the text of new class names now (called when the vocabulary changes)."""
         self.diy.text([BACKGROUND, *names] if self.segmenter.config.background else names)

@@ -79,6 +79,17 @@ class FramePipeline:
             prepare(list(ids))
         return ids
 
+    def text_to_encode(self, prompts: Sequence[str]) -> list[str]:
+        """Validate `prompts` (VocabularyError) and return the names `set_prompts` would have
+        to encode: for the segmentation or for the CLIP-DIY stage (its own template)."""
+        missing = self.segmenter.text_to_encode(prompts)
+        stage_missing = getattr(self.stage, "missing", None)
+        if stage_missing is not None:
+            names = self.segmenter.validate(prompts)
+            extra = set(stage_missing(names)) - set(missing)
+            missing += [n for n in names if n in extra]
+        return missing
+
     def encode_text(self, names: Sequence[str]) -> None:
         """Encode the text of `names` (validated, see `Segmenter.text_to_encode`) into the
         caches, all in one batch, without touching the active vocabulary: the slow part of a

@@ -14,6 +14,7 @@ import torch
 
 from . import tiling
 from .backends import choose_runtime, make_dense_encoder
+from .backends.text_precision import choose_text_precision, set_text_dtype
 from .config import RANDOM, SegmenterConfig
 from .device import NumericalError, resolve_device
 from .dinoiser import (
@@ -32,6 +33,7 @@ from .text import IMAGENET_TEMPLATES, TextEmbeddingCache
 from .transfer import FrameUploader, check_rgb, to_unit_float
 from .vocabulary import BACKGROUND, Vocabulary, VocabularySnapshot, validate_prompts
 from .weights import (
+    default_cache_dir,
     file_sha256,
     is_weights_path,
     load_clip,
@@ -81,15 +83,27 @@ class Segmenter:
         else:
             path = resolve_checkpoint(config.heads, cache, config.heads_sha256 or None)
             self.heads.load_published(load_state_dict(path), str(path))
-        self.clip = clip.to(rt.device, rt.dtype).eval()
+        self.tokenizer = open_clip.get_tokenizer(config.model)
+        # The text tower's dtype, chosen on its own (`text_precision`): converted from the fp32
+        # weights, so a text dtype other than the image tower's loses nothing.
+        self.text_choice = choose_text_precision(config, rt, clip, self.tokenizer,
+                                                 IMAGENET_TEMPLATES, cache)
+        if self.text_choice.dtype == rt.dtype:
+            self.clip = clip.to(rt.device, rt.dtype).eval()
+        else:
+            self.clip = clip.to(rt.device).eval()
+            self.clip.visual.to(rt.dtype)
+            set_text_dtype(self.clip, self.text_choice.dtype)
         self.encoder = DenseClipEncoder(self.clip.visual)  # after the move: it copies a weight
         self.heads = self.heads.to(rt.device, rt.dtype).eval()
         # The dense forward: the encoder itself, or its ONNX export (built before any frame).
         self.dense = make_dense_encoder(self.encoder, rt, config.model, cache,
                                         config.onnx_spinning, config.threads)
         self.upload = FrameUploader(rt.device)
-        self.tokenizer = open_clip.get_tokenizer(config.model)
-        self.text_cache = TextEmbeddingCache(self.clip, self.tokenizer, self.runtime)
+        # Names encoded by any earlier process are read from <cache_dir>/text (text_store).
+        self.text_cache = TextEmbeddingCache(
+            self.clip, self.tokenizer, rt,
+            store_folder=Path(cache or default_cache_dir()) / "text", model=config.model)
         self.vocabulary = (ids_from.carry_over(config.background, config.label_ids)
                            if ids_from is not None
                            else Vocabulary(config.background, config.label_ids))
@@ -112,10 +126,15 @@ class Segmenter:
 
     def text_to_encode(self, prompts: Sequence[str]) -> list[str]:
         """Validate `prompts` (VocabularyError) and return the names whose text embedding is
-        not cached yet: what `set_prompts` would have to encode. Nothing changes."""
-        names = validate_prompts(prompts, self.token_count, 77, self.config.max_prompts,
-                                 self.config.background)
-        return [n for n in names if n not in self.text_cache]
+        neither in memory nor on disk: what `set_prompts` would have to encode. The vocabulary
+        does not change (names found on disk are read into the cache)."""
+        return self.text_cache.load(self.validate(prompts))
+
+    def validate(self, prompts: Sequence[str]) -> list[str]:
+        """The normalised prompts, or VocabularyError naming every problem (the rules of
+        `set_prompts`)."""
+        return validate_prompts(prompts, self.token_count, 77, self.config.max_prompts,
+                                self.config.background)
 
     def set_prompts(self, prompts: Sequence[str]) -> dict[str, int]:
         """Validate, encode what is new, and swap in the vocabulary. Returns name -> label id.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,7 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from torch import nn
 
 from .device import Runtime
+from .text_store import TextEmbeddingStore, store_key
 
 # Plain format strings, so they can be filled and tokenised without calling lambdas each time.
 IMAGENET_TEMPLATES: tuple[str, ...] = tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
@@ -157,7 +159,13 @@ class TextEmbeddingCache:
     """Class name -> unit-norm embedding (D,), averaged over templates, computed once per name.
 
     The cache is keyed by name only: one cache belongs to one model and one set of templates.
-    Thread-safe, so a service callback can fill it while a worker thread reads from it.
+    With `store_folder`, names are also kept on disk (text_store.TextEmbeddingStore, keyed by
+    model, text weights, templates, dtype and versions): a name encoded by any earlier process
+    is read back instead of encoded.
+
+    Thread-safe: the dictionary's lock is held only for lookups and inserts, never while the
+    text tower runs, so a reader of cached names never waits for an encoding; encodings run
+    one at a time (a second caller with new names waits for the first, then finds its names).
     """
 
     def __init__(
@@ -168,6 +176,8 @@ class TextEmbeddingCache:
         templates: Sequence[str] = IMAGENET_TEMPLATES,
         batch_size: int = 256,
         max_entries: int = 4096,
+        store_folder: Path | None = None,
+        model: str = "",
     ):
         self.encoder = TextEncoder(clip)
         self.prefix_encoder = PrefixTextEncoder(self.encoder, tokenizer, templates)
@@ -177,12 +187,60 @@ class TextEmbeddingCache:
         self.templates = tuple(templates)
         self.batch_size = batch_size
         self.max_entries = max_entries
+        self.store_folder = store_folder
+        self.model = model
+        self._stores: dict[str, TextEmbeddingStore] = {}
         self._cache: dict[str, torch.Tensor] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the dictionary
+        self._encoding = threading.Lock()  # one text-tower run at a time
         self.encoded_names = 0  # how many names were actually run through the text tower
+        self.loaded_names = 0  # how many were read from the disk store
 
     def __contains__(self, name: str) -> bool:
         return name in self._cache
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the text tower runs in."""
+        return self.encoder.clip.transformer.get_cast_dtype()
+
+    @property
+    def store(self) -> TextEmbeddingStore | None:
+        """The disk store of the current encoder path (its key hashes the text weights, so it
+        is made on first use), or None without a store folder."""
+        if self.store_folder is None:
+            return None
+        path = "prefix" if self.reuse_prefixes else "full"
+        with self._lock:
+            store = self._stores.get(path)
+        if store is None:
+            key = store_key(self.model, self.encoder.clip, self.templates, self.runtime.device,
+                            self.dtype, path)
+            store = TextEmbeddingStore(self.store_folder, key)
+            store.write_key()
+            with self._lock:
+                store = self._stores.setdefault(path, store)
+        return store
+
+    def missing(self, names: Sequence[str]) -> list[str]:
+        """The names (unique, in order) whose embedding is not in memory."""
+        with self._lock:
+            return list(dict.fromkeys(n for n in names if n not in self._cache))
+
+    def load(self, names: Sequence[str]) -> list[str]:
+        """Read what the disk store holds of `names` into memory (a file read each, no
+        encoding); returns the names still missing, which need the text tower."""
+        missing = self.missing(names)
+        store = self.store if missing else None
+        if store is None:
+            return missing
+        found = store.load(missing)
+        if found:
+            with self._lock:
+                for name, emb in found.items():
+                    self._cache.setdefault(name, emb.to(self.runtime.device))
+                self.loaded_names += len(found)
+        return [n for n in missing if n not in found]
 
     def _encode(self, names: list[str]) -> torch.Tensor:
         """Template-averaged embeddings (N, D) float32 for `names`."""
@@ -212,21 +270,36 @@ class TextEmbeddingCache:
         return F.normalize(mean, dim=-1)
 
     def embed(self, names: Sequence[str]) -> torch.Tensor:
-        """(N, D) float32 embeddings on the runtime device; encodes only names not cached."""
-        with self._lock:
-            missing = list(dict.fromkeys(n for n in names if n not in self._cache))
-            if missing:
-                for name, emb in zip(missing, self._encode(missing), strict=True):
-                    self._cache[name] = emb
-                self.encoded_names += len(missing)
-                self._evict(keep=set(names))
-            if not names:
-                return torch.empty(0, 0, device=self.runtime.device)
-            return torch.stack([self._cache[n] for n in names])
+        """(N, D) float32 embeddings on the runtime device; reads from the disk store or
+        encodes only the names not in memory."""
+        while True:
+            fresh: dict[str, torch.Tensor] = {}
+            if self.missing(names):
+                with self._encoding:
+                    todo = self.load(names)  # also picks up what another caller just encoded
+                    if todo:
+                        emb = self._encode(todo)
+                        fresh = dict(zip(todo, emb, strict=True))
+                        with self._lock:
+                            self._cache.update(fresh)
+                            self.encoded_names += len(todo)
+                        store = self.store
+                        if store is not None:
+                            store.save(todo, emb)
+            with self._lock:
+                if not names:
+                    return torch.empty(0, 0, device=self.runtime.device)
+                # `fresh` covers a name evicted meanwhile by another caller's insert; a name
+                # found then evicted before this point is looked up once more.
+                if all(n in self._cache or n in fresh for n in names):
+                    out = torch.stack([self._cache[n] if n in self._cache else fresh[n]
+                                       for n in names])
+                    self._evict(keep=set(names))
+                    return out
 
     def _evict(self, keep: set[str]) -> None:
         """Drop the oldest names beyond max_entries, never one in `keep`: memory stays bounded
-        under endless vocabulary churn."""
+        under endless vocabulary churn. Call with the lock held."""
         excess = len(self._cache) - self.max_entries
         for name in [n for n in self._cache if n not in keep][:max(excess, 0)]:
             del self._cache[name]

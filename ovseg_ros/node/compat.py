@@ -126,3 +126,29 @@ def move_lifecycle_queries(node: LifecycleNodeMixin, group: Any,
         srv.callback_group = group
         group.add_entity(srv)
     node._service_get_state.callback = get_state
+
+
+_PARAMETER_QUERIES = ("get_parameters", "get_parameter_types", "list_parameters",
+                      "describe_parameters")
+
+
+def move_parameter_queries(node: Any, group: Any) -> int:
+    """Move a node's parameter read services (get, types, list, describe) into `group`;
+    how many were moved.
+
+    rclpy creates all six parameter services in the node's default callback group, which is
+    mutually exclusive: a read waits for any set_parameters callback in flight. The services
+    are found by name among `node.services` (rclpy keeps no other handle to them, on Jazzy and
+    Kilted alike); the sets stay in the default group, so they still run one at a time.
+    """
+    moved = 0
+    for srv in list(node.services):
+        if srv.srv_name.rsplit("/", 1)[-1] not in _PARAMETER_QUERIES:
+            continue
+        old = srv.callback_group
+        if old is not None:
+            old.entities.discard(weakref.ref(srv))
+        srv.callback_group = group
+        group.add_entity(srv)
+        moved += 1
+    return moved

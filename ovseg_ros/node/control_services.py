@@ -1,7 +1,7 @@
 """The node's control services: ~/set_prompts, ~/get_prompts, ~/keyframe, and the answer to
-~/get_state. They answer in every state, also while a transition or a frame runs: none waits
-for the model (a vocabulary change with new names encodes them through the node's
-TextEncodingGate, one at a time, and refuses a second at once)."""
+~/get_state. They answer in every state, also while a transition or a frame runs: none holds
+an executor thread while the model works (~/set_prompts is a coroutine that awaits the text
+worker for new names, or is refused at once when its queue is full)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ class ControlServices:
         node.create_service(GetPrompts, "~/get_prompts", self.get_prompts, callback_group=group)
         node.create_service(Trigger, "~/keyframe", self.keyframe, callback_group=group)
 
-    def set_prompts(self, req: SetPrompts.Request, res: SetPrompts.Response):
-        res.success, res.message = self.node.set_prompts(req.prompts)
+    async def set_prompts(self, req: SetPrompts.Request, res: SetPrompts.Response):
+        res.success, res.message = await self.node.set_prompts(req.prompts)
         names, ids, _, _ = self.node.vocabulary()  # the previous vocabulary on refusal
         res.class_names, res.class_ids = list(names), list(ids)
         return res

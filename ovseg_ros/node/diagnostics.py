@@ -186,6 +186,7 @@ def node_status(pipeline: Any, state: str, vocabulary_size: int, version: int,
              ("clip_weights", cfg.clip_weights), ("device", str(rt.device)),
              ("precision", rt.precision), ("backend", rt.backend),
              ("compute_choice", rt.reason or "the settings"), ("mode", cfg.mode),
+             ("text_precision", _text_choice(pipeline.segmenter)),
              ("vocabulary_size", str(vocabulary_size)), ("vocabulary_version", str(version)),
              ("frames_out_of_memory", str(frames_out_of_memory))]
     if pipeline.config.enabled:
@@ -194,6 +195,11 @@ def node_status(pipeline: Any, state: str, vocabulary_size: int, version: int,
                   ("keyframe_errors", str(pipeline.keyframe_errors)),
                   ("last_keyframe_error", pipeline.last_keyframe_error or "")]
     return extra
+
+
+def _text_choice(segmenter: Any) -> str:
+    choice = getattr(segmenter, "text_choice", None)
+    return choice.describe() if choice is not None else ""
 
 
 def lifecycle_report(state: str, last_error: str | None) -> Report:

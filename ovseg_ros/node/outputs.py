@@ -241,7 +241,8 @@ class Outputs:
         """One status per camera; WARNs are logged (once per kind per 5 s)."""
         names, _, _, version = self.vocabulary()
         oom = self.step.frames_out_of_memory if self.step is not None else 0
-        extra = node_status(self.pipeline, state, len(names), version, oom)
+        extra = node_status(self.pipeline, state, len(names), version, oom) + (
+            node.heavy.status() if hasattr(node, "heavy") else [])
         describe = self.pipeline.segmenter.runtime.describe()
         statuses = []
         for cam in self.cameras:

@@ -1,10 +1,13 @@
 """~/query (phrases against the latest frame), ~/encode_text (phrases -> embeddings in the
 space of ~/features) and ~/query_markers: the node's open-vocabulary question answering.
 
-Registered by the node at construction (`QueryServices(node)`); the callbacks run in their own
-reentrant group on executor threads, read the camera's latest-frame slot (a reference, see
-features.FeatureOutputs) and never touch the frame path or the vocabulary. Every bad request
-is answered with success=false and the reason; nothing raises into the executor.
+Registered by the node at construction (`QueryServices(node)`); the callbacks are coroutines
+in their own reentrant group: they check the request and read the camera's latest-frame slot (a
+reference, see features.FeatureOutputs) on the executor thread, then await the node's heavy
+work (heavy_work.HeavyWork): new phrases on the text worker, the answer itself on the query
+worker, between frames. Beyond `query_rate_hz`, or with a full queue, a query is refused at
+once with when to call again. They never touch the frame path or the vocabulary. Every bad
+request is answered with success=false and the reason; nothing raises into the executor.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from ovseg_ros.geometry import mask_point
 from ovseg_ros.io import encode_float, encode_mono8
 from ovseg_ros.msg import QueryAnswer
 from ovseg_ros.node import messages as m
+from ovseg_ros.node.awaiting import wait_for
+from ovseg_ros.node.background import Busy, Cancelled
 from ovseg_ros.node.diagnostics import one_line
 from ovseg_ros.srv import EncodeText, Query
 
@@ -46,11 +51,11 @@ class QueryServices:
 
     # ---- ~/query ----------------------------------------------------------------------------
 
-    def _srv_query(self, req: Query.Request, res: Query.Response) -> Query.Response:
+    async def _srv_query(self, req: Query.Request, res: Query.Response) -> Query.Response:
         try:
-            self.answer(req, res)
+            await self.answer(req, res)
             res.success, res.message = True, ""
-        except QueryError as exc:
+        except (QueryError, Busy, Cancelled) as exc:
             res.success, res.message, res.answers = False, str(exc), []
         except Exception as exc:  # never into the executor: the client gets the reason
             res.success, res.answers = False, []
@@ -71,19 +76,35 @@ class QueryServices:
         known = ", ".join(repr(c.name) for c in cameras if c.name) or "none (one input)"
         raise QueryError(f"unknown camera {name!r}: the node's cameras are {known}")
 
-    def answer(self, req: Query.Request, res: Query.Response) -> None:
+    async def answer(self, req: Query.Request, res: Query.Response) -> None:
         threshold = float(req.threshold) or DEFAULT_THRESHOLD
         if not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):
             raise QueryError(f"threshold {req.threshold} is outside (0, 1] (0 = "
                              f"{DEFAULT_THRESHOLD})")
+        node = self.node
         cam = self._camera(req.camera)
         latest = cam.extras.latest() if cam.extras is not None else None
         if latest is None:
             raise QueryError(f"no frame processed yet on {cam.input_topic}: queries answer "
                              "from the latest processed frame")
-        segmenter = self.node.outputs.pipeline.segmenter
-        maps = relevance_maps(segmenter, latest.result, list(req.phrases))
+        segmenter = node.outputs.pipeline.segmenter
+        names = validate_phrases(list(req.phrases), segmenter.token_count)
+        node.heavy.admit_query()
+        known = {n.casefold() for n in latest.result.class_names}
+        new = [n for n in names if n.casefold() not in known]
+        job = node.heavy.encode_phrases(segmenter, new) if new else None
+        if job is not None:
+            await wait_for(node, job)
         res.header, res.camera = m.copy_header(latest.header), latest.camera
+        res.answers = await wait_for(node, node.heavy.answer(
+            lambda: self.build(segmenter, latest, names, threshold, res.header)))
+        if latest.cloud is not None and self.markers.get_subscription_count() > 0:
+            self.markers.publish(query_markers(res.answers, res.header))
+
+    def build(self, segmenter: Any, latest: Any, names: list[str], threshold: float,
+              header: Any) -> list[QueryAnswer]:
+        """The answers (on the query worker): relevance maps, masks, 3D points, messages."""
+        maps = relevance_maps(segmenter, latest.result, names)
         answers = []
         for pm in maps:
             mask = pm.mask(threshold)
@@ -94,18 +115,16 @@ class QueryServices:
             answers.append(QueryAnswer(
                 phrase=pm.phrase, in_vocabulary=pm.class_id is not None,
                 class_id=pm.class_id or 0,
-                relevance=m.image_msg(encode_float(pm.relevance), res.header),
-                mask=m.image_msg(encode_mono8(mask.astype(np.uint8) * 255), res.header),
+                relevance=m.image_msg(encode_float(pm.relevance), header),
+                mask=m.image_msg(encode_mono8(mask.astype(np.uint8) * 255), header),
                 score=pm.score, u=u, v=v, point=Point(x=point[0], y=point[1], z=point[2]),
                 point_count=count))
-        res.answers = answers
-        if latest.cloud is not None and self.markers.get_subscription_count() > 0:
-            self.markers.publish(query_markers(answers, res.header))
+        return answers
 
     # ---- ~/encode_text ----------------------------------------------------------------------
 
-    def _srv_encode_text(self, req: EncodeText.Request, res: EncodeText.Response
-                         ) -> EncodeText.Response:
+    async def _srv_encode_text(self, req: EncodeText.Request, res: EncodeText.Response
+                               ) -> EncodeText.Response:
         try:
             outputs = self.node.outputs
             if outputs is None:
@@ -115,7 +134,10 @@ class QueryServices:
             if len(req.phrases) > MAX_ENCODE:
                 raise QueryError(f"{len(req.phrases)} phrases: at most {MAX_ENCODE} per call")
             names = validate_phrases(list(req.phrases), seg.token_count, limit=MAX_ENCODE)
-            with torch.inference_mode():
+            job = self.node.heavy.encode_phrases(seg, names)
+            if job is not None:  # new phrases: encoded on the text worker
+                await wait_for(self.node, job)
+            with torch.inference_mode():  # all held now: a lookup
                 emb = seg.text_cache.embed(names).float().cpu().numpy()
             res.dim = int(emb.shape[1])
             res.embeddings = emb.reshape(-1).astype(np.float32)
@@ -126,7 +148,7 @@ class QueryServices:
             res.success, res.message = True, ""
         except Exception as exc:  # QueryError, or the text encoder failing
             res.success, res.embeddings, res.dim = False, np.zeros(0, np.float32), 0
-            res.message = str(exc) if isinstance(exc, QueryError) else (
+            res.message = str(exc) if isinstance(exc, (QueryError, Busy, Cancelled)) else (
                 f"encode_text failed: {one_line(exc)}")
         return res
 

@@ -11,12 +11,11 @@ States, as Nav2 and other managed perception nodes use them:
 With `autostart` (the default) the node configures and activates itself at start.
 
 Threads: subscription callbacks only hand messages to the worker's one-slot-per-camera buffer;
-one worker thread decodes, segments and publishes (frames.FrameProcessor). Services,
-parameters and the diagnostics timer run in a reentrant callback group of a multi-threaded
-executor and answer in every state, also while a transition or a frame is running: the
-lifecycle queries (`~/get_state`, ...) have a group of their own and answer from the state the
-node keeps, and one vocabulary change at a time encodes text (`PromptsBusy` refuses the others
-at once), so no executor thread waits behind another's long work.
+one worker thread decodes, segments and publishes (frames.FrameProcessor). Services and
+parameters answer in every state, also during a transition or a frame: the lifecycle queries
+and the parameter reads have callback groups of their own, and text encoding and query answers
+run on worker threads (heavy_work.py) that the services await as coroutines, refusing at once
+what would wait behind a full queue. Only the lifecycle transitions hold an executor thread.
 
 Run: `ros2 run ovseg_ros segment_node --ros-args -p prompts:="['cup','table']"` or
 `python -m ovseg_ros.node.segment_node --ros-args ...`.
@@ -41,13 +40,19 @@ from rclpy.qos import qos_policy_name_from_kind
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ovseg_ros.node import params as P
-from ovseg_ros.node.compat import InvalidTransitionGuard, move_lifecycle_queries
+from ovseg_ros.node.awaiting import wait_for
+from ovseg_ros.node.compat import (
+    InvalidTransitionGuard,
+    move_lifecycle_queries,
+    move_parameter_queries,
+)
 from ovseg_ros.node.control_services import ControlServices, get_state
 from ovseg_ros.node.diagnostics import Throttle, one_line
 from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming, NodeSink
+from ovseg_ros.node.heavy_work import HeavyWork
 from ovseg_ros.node.inputs import InputSubscriptions
 from ovseg_ros.node.outputs import Outputs
-from ovseg_ros.node.prompt_text import PromptsBusy, TextEncodingGate, normalise_prompt_parameters
+from ovseg_ros.node.prompt_text import normalise_prompt_parameters
 from ovseg_ros.node.query import QueryServices
 from ovseg_ros.node.runner import run_main
 from ovseg_ros.node.worker import FrameWorker
@@ -55,6 +60,10 @@ from ovseg_ros.settings.parameters import build_configs
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 DEACTIVATE_WAIT_S = 10.0  # how long deactivate waits for the frame in flight
+# How long a `prompts` parameter change waits for its new names to be encoded before it is
+# refused (the encoding goes on, so setting it again then succeeds): parameter callbacks are
+# synchronous in rclpy, and a longer wait would hold an executor thread.
+PARAMETER_ENCODE_WAIT_S = 1.0
 
 
 class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
@@ -71,6 +80,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         move_lifecycle_queries(self, ReentrantCallbackGroup(), lambda req, res: get_state(
             self.state, res))
         self.values = P.declare(self)  # current value of every parameter
+        # Parameter reads in a reentrant group of their own: never behind a set_parameters.
+        move_parameter_queries(self, ReentrantCallbackGroup())
         self.state = "unconfigured"  # lifecycle state, or the transition under way
         self.last_error: str | None = None  # why the last configure failed
         self.outputs: Outputs | None = None  # model + publishers: set while configured
@@ -86,7 +97,9 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self._throttle = Throttle(5.0)
         self._quiet_failure = False  # autostart: start_failure() reports it instead
         self._vocab_lock = threading.RLock()  # vocabulary + label map + parameter changes
-        self._text_gate = TextEncodingGate()  # one text encoding at a time, outside the lock
+        # Text encoding and query answers: worker threads, bounded queues, frames first.
+        self.heavy = HeavyWork(self.values, lambda: None if (w := self.worker) is None
+                               else w.activity())
         self._cb = ReentrantCallbackGroup()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.control = ControlServices(self, self._cb)  # ~/set_prompts, ~/get_prompts, ...
@@ -165,8 +178,9 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             self.destroy_timer(self._diag_timer)
             self._diag_timer = self.create_timer(node_cfg.diagnostics_period,
                                                  self._on_diagnostics, callback_group=self._cb)
-        self.get_logger().info(f"configured: {seg_cfg.model} on "
-                               f"{outputs.pipeline.segmenter.runtime.describe()}, "
+        seg = outputs.pipeline.segmenter
+        self.get_logger().info(f"configured: {seg_cfg.model} on {seg.runtime.describe()}, "
+                               f"text {seg.text_choice.describe()}, "
                                f"{outputs.vocabulary_text()}")
         self.state = "inactive"
         return SUCCESS
@@ -263,6 +277,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
     def _unload(self, wait_vocabulary: float | None = None) -> bool:
         """Drop publishers and model (cleanup). False when a vocabulary change still held the
         vocabulary lock after `wait_vocabulary` s (then the model is left to the process)."""
+        self.heavy.cancel(f"the node is {self.state}: nothing changed; call again once it "
+                          "is configured")
         if not self._vocab_lock.acquire(timeout=-1 if wait_vocabulary is None
                                         else wait_vocabulary):
             return False
@@ -285,7 +301,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.still_running: list[str] = []
         if not self._stop_input(timeout):
             self.still_running.append("a frame was still in inference")
-        if not self._unload(wait_vocabulary=0.3) or self._text_gate.busy:
+        unloaded = self._unload(wait_vocabulary=0.3)
+        if not self.heavy.stop(timeout=0.5) or not unloaded:
             self.still_running.append("a vocabulary change was still encoding text")
         return not self.still_running
 
@@ -306,22 +323,18 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         if self.outputs is not None:
             self.outputs.publish_label_map()
 
-    def encode_new_names(self, prompts: Sequence[str]) -> str:
-        """Encode the new names of `prompts` outside the vocabulary lock, one caller at a
-        time (prompt_text.TextEncodingGate); "" when nothing is configured or new."""
-        out = self.outputs
-        return "" if out is None else self._text_gate.encode(out.pipeline, prompts)
-
-    def set_prompts(self, prompts: Sequence[str]) -> tuple[bool, str]:
-        """Swap the vocabulary and mirror it into the `prompts` parameter. (success, message):
-        the reason when refused, else how long encoding new names took."""
+    async def set_prompts(self, prompts: Sequence[str]) -> tuple[bool, str]:
+        """Swap the vocabulary and mirror it into the `prompts` parameter (a coroutine: new
+        names are encoded on the text worker while no executor thread waits). (success,
+        message): the reason when refused, else how long encoding new names took."""
         out = self.outputs
         if out is None:
             return False, (f"the node is {self.state}: configure it first (the prompts "
                            "parameter is read at configure)")
         try:
-            note = self.encode_new_names(prompts)
-        except Exception as exc:  # VocabularyError, PromptsBusy, or the text encoder failing
+            job = self.heavy.encode_prompts(out.pipeline, prompts)
+            note = "" if job is None else await wait_for(self, job)
+        except Exception as exc:  # VocabularyError, Busy, Cancelled, the text encoder failing
             return False, str(exc)
         with self._vocab_lock:
             if self.outputs is not out:
@@ -346,12 +359,10 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
         prompts = next((p.value for p in changes if p.name == "prompts"), None)
         if prompts is not None and self.outputs is not None:
-            try:  # new names are encoded before the lock, as set_prompts does
-                self.encode_new_names(list(prompts))
-            except PromptsBusy as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-            except Exception:  # refused prompts (or a limit changed with them): judged below
-                pass
+            why = self.heavy.encode_for_parameter(self.outputs.pipeline, list(prompts),
+                                                  PARAMETER_ENCODE_WAIT_S)
+            if why is not None:
+                return SetParametersResult(successful=False, reason=why)
         with self._vocab_lock:
             refused = [r for p in changes
                        if (r := P.change_refused(p.name, p.value, self.state)) is not None]

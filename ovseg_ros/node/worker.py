@@ -118,6 +118,7 @@ class FrameWorker(Generic[T]):
         self._submitted = self._dropped = self._processed = self._failed = 0
         self._dropped_by_key: dict[Key, int] = {}
         self._stopping = threading.Event()
+        self._last_end = -float("inf")  # monotonic time the handler last returned
         # Not a daemon: at a normal exit we want the frame in flight to finish cleanly rather
         # than be torn down inside native code; stop() bounds how long anyone waits for it.
         self._thread = threading.Thread(target=self._run, name=name, daemon=False)
@@ -146,6 +147,12 @@ class FrameWorker(Generic[T]):
         with self._lock:
             return WorkerStats(self._submitted, self._dropped, self._processed, self._failed,
                                busy, pending, waiting, dict(self._dropped_by_key))
+
+    def activity(self) -> tuple[bool, float]:
+        """(an item is in flight or waiting, seconds since the handler last returned): what
+        background work reads to run between frames (node/background.py)."""
+        pending, busy = self._slot.state()
+        return pending or busy, time.monotonic() - self._last_end
 
     def dropped(self, key: Key = None) -> int:
         with self._lock:
@@ -199,4 +206,5 @@ class FrameWorker(Generic[T]):
                         break
                     self._call(item, 1)
             finally:
+                self._last_end = time.monotonic()
                 self._slot.done()

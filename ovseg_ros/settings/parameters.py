@@ -91,6 +91,29 @@ class NodeConfig:
                                      doc="""
         /diagnostics warns after this many seconds without input.""")
 
+    background_threads: int = setting(1, group="background", low=0, high=1024, dynamic=True,
+                                      doc="""
+        PyTorch threads that text encoding and query answering use while frames flow (a frame
+        ended within the last second); 0 = PyTorch's default (one per core). Without frames
+        they use every core. More threads encode new names sooner and slow the frames more.""")
+    background_share: float = setting(0.5, group="background", low=0.05, high=1.0,
+                                      dynamic=True, doc="""
+        Most of the wall time text encoding and query answering take while frames flow: they
+        run in slices of about 0.1 s between frames, and after a slice of t seconds rest
+        t*(1-share)/share. 1 = no rest (new names encode fastest; frames slow most).""")
+    text_queue: int = setting(2, group="background", low=0, high=64, dynamic=True, doc="""
+        Text-encoding requests (new names from ~/set_prompts or the prompts parameter, new
+        phrases of ~/query and ~/encode_text) that may wait behind the one being encoded; a
+        further one is refused at once with success=false and when to call again. Names
+        encoded once are kept on disk (cache_dir/text) and never queued again.""")
+    query_rate_hz: float = setting(10.0, group="background", low=0.0, high=100000.0,
+                                   dynamic=True, doc="""
+        Most ~/query requests admitted per second (bursts up to one second's worth); beyond
+        it a query is refused at once with when to call again. 0 = no limit.""")
+    query_queue: int = setting(16, group="background", low=0, high=256, dynamic=True, doc="""
+        Admitted ~/query requests that may wait for the query worker (one answer at a time,
+        between frames); a further one is refused at once with when to call again.""")
+
     use_depth: bool = setting(False, group="depth", doc="""
         Also subscribe 'depth' (sensor_msgs/Image registered to the colour image: 16UC1
         millimetres or 32FC1 metres) and 'camera_info' (the colour camera's; with cameras,
@@ -111,6 +134,7 @@ class NodeConfig:
 GROUPS = {"vocabulary": "vocabulary", "lifecycle": "lifecycle", "model": "model and weights",
           "compute": "compute", "inference": "inference", "outputs": "outputs",
           "input": "input", "depth": "3D from registered depth", "health": "health",
+          "background": "background work (text encoding, queries)",
           "keyframes": "CLIP-DIY keyframes"}
 # Every parameter of the segment node, grouped (field order within a group).
 SETTINGS: tuple[Setting, ...] = tuple(sorted(

@@ -278,8 +278,9 @@ def decide(options: list[Candidate], prepare: Prepare, key: Mapping[str, Any],
     result = measure(options, prepare, budget_s, reps, clock)
     if result is None:
         return None
-    log.info("backend auto: probe of the dense encoder (%s, %s threads):\n%s",
-             "x".join(map(str, key.get("input_hw", ()))), key.get("threads"), result.table())
+    log.info("backend auto: probe of the %s (%s, %s threads):\n%s",
+             key.get("part", "dense encoder"), "x".join(map(str, key.get("input_hw", ()))),
+             key.get("threads"), result.table())
     if folder is not None:
         try:
             save(folder, key, result)

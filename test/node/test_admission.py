@@ -1,0 +1,220 @@
+"""Admission control in the node over real rclpy: while text is encoded no executor thread
+waits (the services are coroutines awaiting the text worker), a request beyond the bounded
+queue is refused at once with when to call again, the lifecycle, get_prompts and parameter
+reads answer meanwhile, frames keep flowing; the query rate limit; a `prompts` parameter
+with new names; cleanup drops queued encodings."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from helpers.ros_helpers import image_fields_msg, make_picture, now, wait_for
+
+pytest.importorskip("rclpy")
+from lifecycle_msgs.srv import GetState  # noqa: E402
+from rcl_interfaces.srv import GetParameters  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from ovseg_ros.msg import Segmentation  # noqa: E402
+from ovseg_ros.node import qos as Q  # noqa: E402
+from ovseg_ros.srv import GetPrompts, Query, SetPrompts  # noqa: E402
+
+ANSWER_S = 1.0  # what a lifecycle manager may wait (issue: every get_state within 1 s)
+
+
+def block_encoding(node) -> tuple[threading.Event, threading.Event, list[list[str]]]:
+    """Make the node's vocabulary encoding last until the test sets `release`."""
+    real = node.pipeline.encode_text
+    entered, release, seen = threading.Event(), threading.Event(), []
+
+    def slow(names):
+        seen.append(list(names))
+        entered.set()
+        release.wait(60)
+        return real(names)
+
+    node.pipeline.encode_text = slow
+    return entered, release, seen
+
+
+def send(ros, srv_type, name: str, request):
+    """call_async from a fresh client; (future, done event)."""
+    client = ros.helper.create_client(srv_type, name)
+    assert client.wait_for_service(timeout_sec=20.0)
+    done = threading.Event()
+    future = client.call_async(request)
+    future.add_done_callback(lambda _: done.set())
+    return future, done
+
+
+def timed(ros, srv_type, name: str, request, timeout: float = 20.0):
+    t0 = time.monotonic()
+    res = ros.call(srv_type, name, request, timeout=timeout)
+    return res, time.monotonic() - t0
+
+
+def stream(ros, ns: str, stop: threading.Event) -> threading.Thread:
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(2))
+
+    def run() -> None:
+        while not stop.is_set():
+            pub.publish(image_fields_msg(make_picture(24, 32), stamp=now(ros)))
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_requests_await_the_text_worker_without_holding_executor_threads(ros, autostart_node):
+    """More set_prompts with new names than the executor has threads (4): the first encodes,
+    `text_queue` wait, the rest are refused at once; get_state, get_prompts and parameter
+    reads answer within 1 s throughout, and frames are labelled meanwhile."""
+    node, ns = autostart_node(text_queue=2)
+    base = f"{ns}/ovseg"
+    segs = ros.collect(Segmentation, f"{base}/segmentation")
+    stop = threading.Event()
+    streamer = stream(ros, ns, stop)
+    try:
+        assert wait_for(lambda: segs.count >= 2)
+        entered, release, seen = block_encoding(node)
+        first = send(ros, SetPrompts, f"{base}/set_prompts",
+                     SetPrompts.Request(prompts=["cat", "zebra 0"]))
+        assert entered.wait(20)
+        calls = [send(ros, SetPrompts, f"{base}/set_prompts",
+                      SetPrompts.Request(prompts=["cat", f"zebra {k}"])) for k in range(1, 7)]
+        assert wait_for(lambda: sum(done.is_set() for _, done in calls) >= 4, timeout=10.0)
+        time.sleep(0.5)  # a fifth answer would show now
+        refused = [f.result() for f, done in calls if done.is_set()]
+        # 2 wait in the queue, 4 were answered at once: busy, nothing changed, when to retry
+        assert len(refused) == 4, [r.message for r in refused]
+        for res in refused:
+            assert not res.success and res.message.startswith("busy: the text encoder")
+            assert "call again in about" in res.message
+            assert list(res.class_names) == ["cat", "dog", "car"]  # the vocabulary in use
+        # 3 requests now await the text worker; all 4 executor threads are free:
+        count = segs.count
+        for _ in range(3):
+            state, took = timed(ros, GetState, f"{base}/get_state", GetState.Request())
+            assert state.current_state.label == "active" and took < ANSWER_S
+            got, took = timed(ros, GetPrompts, f"{base}/get_prompts", GetPrompts.Request())
+            assert list(got.class_names) == ["cat", "dog", "car"] and took < ANSWER_S
+            params, took = timed(ros, GetParameters, f"{base}/get_parameters",
+                                 GetParameters.Request(names=["text_queue"]))
+            assert params.values[0].integer_value == 2 and took < ANSWER_S
+        assert wait_for(lambda: segs.count >= count + 3, timeout=30.0)  # frames go on
+        release.set()
+        answered = [first] + [c for c in calls if not c[1].is_set()]
+        for future, done in answered:
+            assert done.wait(60)
+            assert future.result().success, future.result().message
+        assert len(seen) == 3  # three encodings ran, one at a time on the worker
+        assert wait_for(lambda: node.vocabulary()[0][0] == "cat", timeout=5.0)
+    finally:
+        stop.set()
+        streamer.join(5)
+
+
+def test_the_same_new_phrase_is_encoded_once_for_every_client(ros, autostart_node):
+    node, ns = autostart_node()
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    stop = threading.Event()
+    streamer = stream(ros, ns, stop)
+    try:
+        assert wait_for(lambda: segs.count >= 1)
+        cache = node.segmenter.text_cache
+        real, gate = cache.embed, threading.Event()
+        encoded: list[list[str]] = []
+
+        def slow(names):
+            if "a blue kettle" in names and "a blue kettle" not in cache:
+                encoded.append(list(names))
+                gate.wait(30)
+            return real(names)
+
+        cache.embed = slow
+        calls = [send(ros, Query, f"{ns}/ovseg/query", Query.Request(phrases=["a blue kettle"]))
+                 for _ in range(6)]
+        assert wait_for(lambda: encoded, timeout=20.0)
+        time.sleep(0.5)
+        gate.set()
+        for future, done in calls:
+            assert done.wait(60) and future.result().success, future.result().message
+        assert encoded == [["a blue kettle"]]
+    finally:
+        stop.set()
+        streamer.join(5)
+
+
+def test_queries_beyond_query_rate_hz_are_refused_at_once(ros, autostart_node):
+    node, ns = autostart_node(query_rate_hz=2.0)
+    segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
+    stop = threading.Event()
+    streamer = stream(ros, ns, stop)
+    try:
+        assert wait_for(lambda: segs.count >= 1)
+        time.sleep(1.0)  # a full bucket
+        answers = [timed(ros, Query, f"{ns}/ovseg/query", Query.Request(phrases=["cat"]))
+                   for _ in range(3)]
+        assert [r.success for r, _ in answers[:2]] == [True, True]
+        refused, took = answers[2]
+        assert not refused.success and not refused.answers and took < 5.0
+        assert "query_rate_hz=2" in refused.message and "call again in about" in refused.message
+        time.sleep(0.6)
+        again, _ = timed(ros, Query, f"{ns}/ovseg/query", Query.Request(phrases=["cat"]))
+        assert again.success, again.message
+    finally:
+        stop.set()
+        streamer.join(5)
+
+
+def test_a_prompts_parameter_with_new_names_is_refused_while_they_encode(ros, autostart_node):
+    """The parameter callback is synchronous: it waits at most about 1 s for the encoding,
+    then refuses with the reason; the encoding goes on, and setting it again succeeds. Reads
+    of parameters answer during that wait."""
+    node, ns = autostart_node()
+    path = f"{ns}/ovseg"
+    entered, release, _ = block_encoding(node)
+    result: list = []
+    setter = threading.Thread(target=lambda: result.append(ros.set_params(
+        path, [Parameter("prompts", value=["cat", "lighthouse"])])), daemon=True)
+    t0 = time.monotonic()
+    setter.start()
+    assert entered.wait(20)
+    params, took = timed(ros, GetParameters, f"{path}/get_parameters",
+                         GetParameters.Request(names=["prompts"]))
+    assert list(params.values[0].string_array_value) == ["cat", "dog", "car"]
+    assert took < ANSWER_S
+    setter.join(20)
+    (r,) = result[0]
+    assert time.monotonic() - t0 < 10.0
+    assert not r.successful and "encoding the new names in the background" in r.reason
+    assert node.get_parameter("prompts").value == ["cat", "dog", "car"]
+    release.set()
+    assert wait_for(lambda: not node.heavy.text.busy, timeout=30.0)
+    (r,) = ros.set_params(path, [Parameter("prompts", value=["cat", "lighthouse"])])
+    assert r.successful, r.reason
+    assert node.vocabulary()[0] == ("cat", "lighthouse")
+
+
+def test_cleanup_drops_the_queued_encodings(ros, autostart_node):
+    node, ns = autostart_node(text_queue=2, autostart=True)
+    base = f"{ns}/ovseg"
+    entered, release, _ = block_encoding(node)
+    running = send(ros, SetPrompts, f"{base}/set_prompts",
+                   SetPrompts.Request(prompts=["cat", "heron"]))
+    assert entered.wait(20)
+    queued = send(ros, SetPrompts, f"{base}/set_prompts",
+                  SetPrompts.Request(prompts=["cat", "egret"]))
+    time.sleep(0.3)
+    node.trigger_deactivate()
+    threading.Timer(0.5, release.set).start()
+    node.trigger_cleanup()
+    for future, done in (queued, running):
+        assert done.wait(30)
+        assert not future.result().success
+    assert "call again once it is configured" in queued[0].result().message
+    assert node.state == "unconfigured"
