@@ -63,8 +63,8 @@ def child(model: str, device: str, precision: str, input_size: int, frames: int)
     from std_msgs.msg import Header
 
     from ovseg_ros.io import encode_rgb
-    from ovseg_ros.node import messages as m
-    from ovseg_ros.node import qos as Q
+    from ovseg_ros.node import messages
+    from ovseg_ros.node import qos as qos_profiles
     from ovseg_ros.node.runner import spin_executor
     from ovseg_ros.node.segment_node import SegmentNode
 
@@ -81,9 +81,10 @@ def child(model: str, device: str, precision: str, input_size: int, frames: int)
                                                          for k, v in values.items()],
                        cli_args=["--ros-args", "-r", f"image:={TOPIC}"])
     helper = Node("ovseg_lifecycle_bench", context=ctx)
-    pub = helper.create_publisher(Image, TOPIC, Q.reliable(1))
+    pub = helper.create_publisher(Image, TOPIC, qos_profiles.reliable(1))
     got = threading.Semaphore(0)
-    helper.create_subscription(Image, "/ovseg/labels", lambda _: got.release(), Q.outputs())
+    helper.create_subscription(Image, "/ovseg/labels", lambda _: got.release(),
+                               qos_profiles.outputs())
     executor = MultiThreadedExecutor(num_threads=4, context=ctx)
     executor.add_node(node)
     executor.add_node(helper)
@@ -101,7 +102,7 @@ def child(model: str, device: str, precision: str, input_size: int, frames: int)
         trigger()
         seconds[name] = time.perf_counter() - t0
 
-    msg = m.image_msg(encode_rgb(sample_images((480, 640), 1)[0]), Header())
+    msg = messages.image_msg(encode_rgb(sample_images((480, 640), 1)[0]), Header())
     mark("before_configure")
     transition("configure", node.trigger_configure)
     mark("after_configure")

@@ -49,8 +49,8 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
     from sensor_msgs.msg import Image
 
     from ovseg_ros.msg import Segmentation
-    from ovseg_ros.node import messages as m
-    from ovseg_ros.node import qos as Q
+    from ovseg_ros.node import messages
+    from ovseg_ros.node import qos as qos_profiles
     from ovseg_ros.node.runner import spin_executor
     from ovseg_ros.node.segment_node import SegmentNode
 
@@ -83,11 +83,11 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
     def on_seg(msg: Segmentation) -> None:
         now = probe.get_clock().now().nanoseconds * 1e-9
         with lock:
-            got["lat"].append(now - m.stamp_seconds(msg.header.stamp))
+            got["lat"].append(now - messages.stamp_seconds(msg.header.stamp))
             got["node_lat"].append(msg.latency_ms / 1e3)
             got["dropped"] = msg.frames_dropped
 
-    probe.create_subscription(Segmentation, "/ovseg/segmentation", on_seg, Q.outputs())
+    probe.create_subscription(Segmentation, "/ovseg/segmentation", on_seg, qos_profiles.outputs())
     full = torch.get_num_threads()
 
     def window(seconds: float) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
                 [sys.executable, "-m", "ovseg_ros.bench.camera", f"{size[1]}x{size[0]}",
                  str(rate_hz), TOPIC], env=dict(os.environ))
             sub = (probe.create_subscription(Image, "/ovseg/overlay", lambda _: None,
-                                             Q.outputs()) if kind == "overlay" else None)
+                                             qos_profiles.outputs()) if kind == "overlay" else None)
             try:
                 with lock:
                     got["lat"] = []

@@ -102,21 +102,21 @@ class Driver:
 
         from ovseg_ros.io import encode_rgb
         from ovseg_ros.msg import Segmentation
-        from ovseg_ros.node import messages as m
-        from ovseg_ros.node import qos as Q
+        from ovseg_ros.node import messages
+        from ovseg_ros.node import qos as qos_profiles
         from ovseg_ros.srv import SetPrompts
 
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = Node("soak_driver", context=self.context)
-        self.pub = self.node.create_publisher(Image, f"{NS}/image", Q.reliable(1))
+        self.pub = self.node.create_publisher(Image, f"{NS}/image", qos_profiles.reliable(1))
         self.outputs = 0
         self.node.create_subscription(Segmentation, f"{NS}/ovseg/segmentation",
-                                      self._on_seg, Q.outputs())
+                                      self._on_seg, qos_profiles.outputs())
         self.client = self.node.create_client(SetPrompts, f"{NS}/ovseg/set_prompts")
         self.request = SetPrompts.Request
         rgb = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
-        self.frame = m.image_msg(encode_rgb(rgb), Header(frame_id="soak"))
+        self.frame = messages.image_msg(encode_rgb(rgb), Header(frame_id="soak"))
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self._stop = threading.Event()

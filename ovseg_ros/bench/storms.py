@@ -107,16 +107,16 @@ class StormRig:
 
         from ovseg_ros.io import encode_rgb
         from ovseg_ros.msg import Segmentation
-        from ovseg_ros.node import messages as m
-        from ovseg_ros.node import qos as Q
+        from ovseg_ros.node import messages
+        from ovseg_ros.node import qos as qos_profiles
         from ovseg_ros.node.runner import spin_executor
 
         self.ctx = Context()
         rclpy.init(context=self.ctx)
         self.node = Node("ovseg_storm_rig", context=self.ctx)
         self.node.create_subscription(Segmentation, f"{self.ns}/ovseg/segmentation",
-                                      self._on_segmentation, Q.outputs())
-        pub = self.node.create_publisher(Image, f"{self.ns}/image", Q.reliable(2))
+                                      self._on_segmentation, qos_profiles.outputs())
+        pub = self.node.create_publisher(Image, f"{self.ns}/image", qos_profiles.reliable(2))
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         threading.Thread(target=spin_executor, args=(self.executor,), daemon=True).start()
@@ -128,7 +128,7 @@ class StormRig:
         def camera() -> None:
             nxt = time.monotonic()
             while not self._stop.is_set():
-                pub.publish(m.image_msg(image, Header(stamp=clock.now().to_msg())))
+                pub.publish(messages.image_msg(image, Header(stamp=clock.now().to_msg())))
                 nxt += 1.0 / self.rate_hz
                 self._stop.wait(max(nxt - time.monotonic(), 0.0))
 

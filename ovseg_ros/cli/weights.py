@@ -52,36 +52,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def clip_file(model: str, weights: str, cache: Path | None) -> WeightFile:
     """The CLIP weights source `weights` of `model`: a tag, a file or random."""
-    from ovseg_ros.core import weights as W
+    from ovseg_ros.core import weights as weight_files
 
     if weights in ("", RANDOM):
         return WeightFile(f"CLIP weights {model}: random", random=True)
-    item = WeightFile(f"CLIP weights {model} from {weights}" if W.is_weights_path(weights)
+    is_file = weight_files.is_weights_path(weights)
+    item = WeightFile(f"CLIP weights {model} from {weights}" if is_file
                       else f"CLIP weights {model}/{weights}")
-    if W.is_weights_path(weights):
+    if is_file:
         path = Path(weights).expanduser()
         item.looked_for.append(f"{path} (the clip_weights setting)")
         item.found, item.target = (path if path.is_file() else None), path
         return item
-    placed = W.clip_weights_path(model, weights, cache)
+    placed = weight_files.clip_weights_path(model, weights, cache)
     item.looked_for.append(f"{placed} (a copy put there by hand)")
-    hub = W.clip_hub_folder(model, weights, cache)
+    hub = weight_files.clip_hub_folder(model, weights, cache)
     if hub is not None:
         item.looked_for.append(f"{hub.parent}/*/{hub.name} (a download)")
-    item.found = W.local_clip_file(model, weights, cache)
-    item.url, item.target = W.clip_weights_url(model, weights), placed
+    item.found = weight_files.local_clip_file(model, weights, cache)
+    item.url, item.target = weight_files.clip_weights_url(model, weights), placed
     return item
 
 
 def heads_file(heads: str, cache: Path | None) -> WeightFile:
-    from ovseg_ros.core import weights as W
+    from ovseg_ros.core import weights as weight_files
     from ovseg_ros.core.config import DEFAULT_HEADS_URL
 
     if heads == RANDOM:
         return WeightFile("heads: random", random=True)
     item = WeightFile(f"heads {heads}")
     if "://" in heads:
-        path = W.cached_path_for_url(heads, cache)
+        path = weight_files.cached_path_for_url(heads, cache)
         item.looked_for.append(f"{path} (the download cache for this URL)")
         item.url = heads
     else:
@@ -95,12 +96,12 @@ def heads_file(heads: str, cache: Path | None) -> WeightFile:
 def check(item: WeightFile, model: str, sha256: str = "") -> str:
     """The file's size and sha256, after loading it as the node does; sets item.problem when
     it cannot be read or loaded."""
-    from ovseg_ros.core import weights as W
+    from ovseg_ros.core import weights as weight_files
     from ovseg_ros.core.dinoiser import check_heads_file
 
     path = item.found
     try:
-        digest = W.file_sha256(path)
+        digest = weight_files.file_sha256(path)
     except OSError as exc:
         item.problem = (f"cannot read {path}: {exc.strerror or exc}; fix its permissions or "
                         f"replace it" + (f" with {item.url}" if item.url else ""))
@@ -109,11 +110,11 @@ def check(item: WeightFile, model: str, sha256: str = "") -> str:
     try:
         if item.what.startswith("heads"):
             if sha256 and digest != sha256.lower():
-                raise W.WeightsError(f"{path} does not match heads_sha256 {sha256}")
+                raise weight_files.WeightsError(f"{path} does not match heads_sha256 {sha256}")
             check_heads_file(path, model)
         else:
-            W.load_clip(model, str(path))
-    except W.WeightsError as exc:
+            weight_files.load_clip(model, str(path))
+    except weight_files.WeightsError as exc:
         item.problem = str(exc) if "download" in str(exc) else (
             f"{exc}; delete it and download it again" + (f" from {item.url}" if item.url
                                                          else ""))
@@ -143,18 +144,18 @@ def report(item: WeightFile, model: str, sha256: str = "") -> list[str]:
 def download(item: WeightFile, model: str, weights: str, cache: Path | None,
              sha256: str) -> None:
     """Fetch a missing file into the cache (WeightsError with what to do when it fails)."""
-    from ovseg_ros.core import weights as W
+    from ovseg_ros.core import weights as weight_files
 
     if item.what.startswith("heads"):
-        if not item.url or item.target != W.cached_path_for_url(item.url, cache):
+        if not item.url or item.target != weight_files.cached_path_for_url(item.url, cache):
             return  # a local path: nothing to download it into
-        W.fetch(item.url, cache, sha256 or None, progress=True)
-    elif not W.is_weights_path(weights):
-        W.download_clip(model, weights, cache)
+        weight_files.fetch(item.url, cache, sha256 or None, progress=True)
+    elif not weight_files.is_weights_path(weights):
+        weight_files.download_clip(model, weights, cache)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ovseg_ros.core import weights as W
+    from ovseg_ros.core import weights as weight_files
     from ovseg_ros.core.tiny import TINY, register_tiny
 
     if TINY in (args.model, args.keyframe_model):  # the tests' seeded tiny model
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         return [(clip_file(m, w, cache) if kind == "clip" else heads_file(w, cache), m, w)
                 for m, w, kind in sources]
 
-    print(f"ovseg weights: cache {cache or W.default_cache_dir()}")
+    print(f"ovseg weights: cache {cache or weight_files.default_cache_dir()}")
     found = items()
     if args.download:
         failed = []
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             if item.found is None and not item.random:
                 try:
                     download(item, model, weights, cache, args.heads_sha256)
-                except W.WeightsError as exc:
+                except weight_files.WeightsError as exc:
                     failed.append(f"{item.what}: {exc}")
         for line in failed:
             print(f"  download failed: {line}")

@@ -5,11 +5,14 @@ worker for new names, or is refused at once when its queue is full)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from rclpy.callback_groups import CallbackGroup
 from std_srvs.srv import Trigger
 
+from ovseg_ros.core.pipeline import FramePipeline
+from ovseg_ros.core.vocabulary import VocabularySnapshot
 from ovseg_ros.srv import GetPrompts, SetPrompts
 
 # lifecycle_msgs/State ids of the labels `SegmentNode.state` takes
@@ -24,10 +27,25 @@ def get_state(state: str, res: Any) -> Any:
     return res
 
 
-class ControlServices:
-    """Creates the services on `node` (a SegmentNode) in `group` and answers them."""
+class ControlledNode(Protocol):
+    """What the control services use of the node (SegmentNode)."""
 
-    def __init__(self, node: Any, group: CallbackGroup) -> None:
+    state: str
+
+    @property
+    def pipeline(self) -> FramePipeline | None: ...
+
+    def vocabulary(self) -> VocabularySnapshot: ...
+
+    async def set_prompts(self, prompts: Sequence[str]) -> tuple[bool, str]: ...
+
+    def create_service(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class ControlServices:
+    """Creates the services on `node` in `group` and answers them."""
+
+    def __init__(self, node: ControlledNode, group: CallbackGroup) -> None:
         self.node = node
         node.create_service(SetPrompts, "~/set_prompts", self.set_prompts, callback_group=group)
         node.create_service(GetPrompts, "~/get_prompts", self.get_prompts, callback_group=group)
@@ -35,13 +53,14 @@ class ControlServices:
 
     async def set_prompts(self, req: SetPrompts.Request, res: SetPrompts.Response):
         res.success, res.message = await self.node.set_prompts(req.prompts)
-        names, ids, _, _ = self.node.vocabulary()  # the previous vocabulary on refusal
-        res.class_names, res.class_ids = list(names), list(ids)
+        vocab = self.node.vocabulary()  # the previous vocabulary on refusal
+        res.class_names, res.class_ids = list(vocab.names), list(vocab.ids)
         return res
 
     def get_prompts(self, req: GetPrompts.Request, res: GetPrompts.Response):
-        names, ids, background, _ = self.node.vocabulary()
-        res.class_names, res.class_ids, res.background = list(names), list(ids), background
+        vocab = self.node.vocabulary()
+        res.class_names, res.class_ids = list(vocab.names), list(vocab.ids)
+        res.background = vocab.background
         return res
 
     def keyframe(self, req: Trigger.Request, res: Trigger.Response):

@@ -17,15 +17,21 @@ destroyed, by the timer.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from rclpy.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ovseg_ros.node import qos as Q
+from ovseg_ros.frame.step import Incoming
+from ovseg_ros.node import qos as qos_profiles
+from ovseg_ros.node.camera import Camera
+from ovseg_ros.node.worker import FrameWorker
 
 
 def _identity(msg: Any) -> tuple:
@@ -74,14 +80,44 @@ class InputSubscriptions:
                                         callback_group=MutuallyExclusiveCallbackGroup())
                       if mode == "auto" else None)
 
+    def add_camera(self, cam: Camera, compressed: bool, worker: FrameWorker) -> None:
+        """Subscribe one camera: its image (or image/compressed) into the worker's slot for
+        it, and with depth its depth and camera_info; one camera's callbacks run one at a
+        time. Subscription callbacks only hand messages over: no decoding here."""
+        depth = cam.depth
+
+        def on_image(msg: Image | CompressedImage) -> None:
+            cam.health.frame_received()
+            pair = depth.open(msg) if depth is not None else None
+            worker.submit(Incoming(msg, time.monotonic(), pair), key=cam.name)
+
+        def on_change(desc: str) -> None:
+            cam.qos_desc = desc
+
+        events = SubscriptionEventCallbacks(
+            incompatible_qos=lambda info: self._incompatible(info, cam))
+        group = MutuallyExclusiveCallbackGroup()
+        cam.qos_desc = self.add(CompressedImage if compressed else Image, cam.input_topic,
+                                on_image, group, events, on_change)
+        if depth is not None:
+            for topic, msg_type, callback in ((depth.depth_topic, Image, depth.on_depth),
+                                              (depth.info_topic, CameraInfo, depth.on_info)):
+                self.add(msg_type, topic, callback, group)
+
+    def _incompatible(self, info: Any, cam: Camera) -> None:
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        text = f"a publisher on {cam.input_topic} offers incompatible QoS ({policy})"
+        cam.health.qos_event = text
+        self.node.get_logger().warning(f"{text}; ours is {cam.qos_desc}; see the qos parameter")
+
     def add(self, msg_type: Any, topic: str, callback: Callable[[Any], None],
             group: CallbackGroup, events: Any = None,
             on_change: Callable[[str], None] | None = None) -> str:
         """Subscribe `callback` to `topic`; returns the QoS description. `on_change(desc)` is
         called if a matched subscription is added later."""
-        qos, desc = Q.input_qos(self.node, self.mode, topic, self.depth)
+        qos, desc = qos_profiles.input_qos(self.node, self.mode, topic, self.depth)
         entry = _Input(msg_type, topic, callback, group, events, on_change,
-                       waiting=self.mode == "auto" and Q.NO_PUBLISHER in desc)
+                       waiting=self.mode == "auto" and qos_profiles.NO_PUBLISHER in desc)
         entry.subscription = self._subscribe(entry, qos, entry.first)
         self.inputs.append(entry)
         return desc
@@ -106,13 +142,13 @@ class InputSubscriptions:
 
     def _rematch(self, entry: _Input) -> None:
         entry.waiting = False
-        qos, how = Q.matched(self.node, entry.topic, self.depth, wait_s=0.0)
+        qos, how = qos_profiles.matched(self.node, entry.topic, self.depth, wait_s=0.0)
         if (qos.reliability == ReliabilityPolicy.BEST_EFFORT
                 and qos.durability == DurabilityPolicy.VOLATILE):
             return  # what it has already
         entry.previous = entry.subscription
         entry.subscription = self._subscribe(entry, qos, entry.matched)
-        desc = f"{Q.describe(qos)} ({how}, after activation)"
+        desc = f"{qos_profiles.describe(qos)} ({how}, after activation)"
         self.node.get_logger().info(f"input {entry.topic}: publishers appeared; subscribed "
                                     f"{desc}")
         if entry.on_change is not None:

@@ -13,7 +13,7 @@ request is answered with success=false and the reason; nothing raises into the e
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -27,10 +27,12 @@ from ovseg_ros.core.query import QueryError, relevance_maps, validate_phrases
 from ovseg_ros.geometry import mask_point
 from ovseg_ros.io import encode_float, encode_mono8
 from ovseg_ros.msg import QueryAnswer
-from ovseg_ros.node import messages as m
 from ovseg_ros.node.awaiting import wait_for
 from ovseg_ros.node.background import Busy, Cancelled
 from ovseg_ros.node.diagnostics import one_line
+from ovseg_ros.node.heavy_work import HeavyWork
+from ovseg_ros.node.messages import copy_header, image_msg
+from ovseg_ros.node.outputs import Outputs
 from ovseg_ros.srv import EncodeText, Query
 
 DEFAULT_THRESHOLD = 0.5
@@ -38,10 +40,23 @@ MAX_ENCODE = 256  # phrases per ~/encode_text call
 MARKER_NS = "ovseg_query"
 
 
+class QueriedNode(Protocol):
+    """What the query services use of the node (SegmentNode)."""
+
+    state: str
+    outputs: Outputs | None
+    heavy: HeavyWork
+    executor: Any  # the coroutines await their work on it (awaiting.wait_for)
+
+    def create_service(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def create_publisher(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
 class QueryServices:
     """~/query, ~/encode_text and the ~/query_markers publisher of one node."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: QueriedNode) -> None:
         self.node = node
         group = ReentrantCallbackGroup()
         node.create_service(Query, "~/query", self._srv_query, callback_group=group)
@@ -95,7 +110,7 @@ class QueryServices:
         job = node.heavy.encode_phrases(segmenter, new) if new else None
         if job is not None:
             await wait_for(node, job)
-        res.header, res.camera = m.copy_header(latest.header), latest.camera
+        res.header, res.camera = copy_header(latest.header), latest.camera
         res.answers = await wait_for(node, node.heavy.answer(
             lambda: self.build(segmenter, latest, names, threshold, res.header)))
         if latest.cloud is not None and self.markers.get_subscription_count() > 0:
@@ -115,8 +130,8 @@ class QueryServices:
             answers.append(QueryAnswer(
                 phrase=pm.phrase, in_vocabulary=pm.class_id is not None,
                 class_id=pm.class_id or 0,
-                relevance=m.image_msg(encode_float(pm.relevance), header),
-                mask=m.image_msg(encode_mono8(mask.astype(np.uint8) * 255), header),
+                relevance=image_msg(encode_float(pm.relevance), header),
+                mask=image_msg(encode_mono8(mask.astype(np.uint8) * 255), header),
                 score=pm.score, u=u, v=v, point=Point(x=point[0], y=point[1], z=point[2]),
                 point_count=count))
         return answers

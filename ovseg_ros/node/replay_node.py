@@ -27,9 +27,9 @@ from ovseg_ros.frame.types import default_distro
 from ovseg_ros.geometry import SYNTHETIC_NOTE, synthetic_depth
 from ovseg_ros.io import encode_rgb, iter_frames, samples_dir
 from ovseg_ros.io.image_codec import encode_16uc1
-from ovseg_ros.node import messages as m
-from ovseg_ros.node import params as P
-from ovseg_ros.node import qos as Q
+from ovseg_ros.node import params
+from ovseg_ros.node import qos as qos_profiles
+from ovseg_ros.node.messages import image_msg
 from ovseg_ros.node.runner import run_main
 from ovseg_ros.settings.parameters import ReplayConfig
 
@@ -58,11 +58,11 @@ class ReplayNode(Node):
     def __init__(self, node_name: str = "replay", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         settings = settings_of(ReplayConfig)
-        node_params = P.declare_settings(self, settings, "Read at start-up.", read_only=True)
+        node_params = params.declare_settings(self, settings, "Read at start-up.", read_only=True)
         self.config = v = from_values(ReplayConfig, node_params)  # ConfigError: start-up error
         self._frames = frames(v.source, v.loop, v.max_size)
         self._first = next(self._frames)  # fail at start-up, not in the timer, on a bad source
-        qos = Q.reliable(5) if v.qos == "reliable" else Q.sensor_data(5)
+        qos = qos_profiles.reliable(5) if v.qos == "reliable" else qos_profiles.sensor_data(5)
         self.compressed = v.transport == "compressed"
         self.pub = (self.create_publisher(CompressedImage, "image/compressed", qos)
                     if self.compressed else self.create_publisher(Image, "image", qos))
@@ -100,11 +100,11 @@ class ReplayNode(Node):
                                  encoding="bgr8")
             else:
                 fields = encode_rgb(rgb)
-            msg = m.image_msg(fields, header)
+            msg = image_msg(fields, header)
         self.pub.publish(msg)
         if self.pub_depth is not None:  # same header: exactly paired with the colour frame
             depth = synthetic_depth(rgb)
-            self.pub_depth.publish(m.image_msg(encode_16uc1(depth.depth_mm), header))
+            self.pub_depth.publish(image_msg(encode_16uc1(depth.depth_mm), header))
             b = builder_for(default_distro())  # CDR bytes: the frame step's builder
             self.pub_info.publish(b.serialize(camera_info_msg(b, depth.intrinsics,
                                                               b.header_of(header))))

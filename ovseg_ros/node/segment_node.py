@@ -25,21 +25,18 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_policy_name_from_kind
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ovseg_ros.node import params as P
+from ovseg_ros.core.vocabulary import VocabularySnapshot
+from ovseg_ros.node import params
 from ovseg_ros.node.awaiting import wait_for
 from ovseg_ros.node.compat import (
     InvalidTransitionGuard,
@@ -47,14 +44,22 @@ from ovseg_ros.node.compat import (
     move_parameter_queries,
 )
 from ovseg_ros.node.control_services import ControlServices, get_state
-from ovseg_ros.node.diagnostics import Throttle, one_line
-from ovseg_ros.node.frames import FrameProcessor, FrameReport, Incoming, NodeSink
+from ovseg_ros.node.diagnostics import (
+    Throttle,
+    diagnostic_array,
+    lifecycle_report,
+    node_status,
+    one_line,
+)
+from ovseg_ros.node.frames import FrameProcessor, FrameReport, NodeSink
+from ovseg_ros.node.health_report import camera_statuses
 from ovseg_ros.node.heavy_work import HeavyWork
 from ovseg_ros.node.inputs import InputSubscriptions
 from ovseg_ros.node.outputs import Outputs
 from ovseg_ros.node.prompt_text import normalise_prompt_parameters
 from ovseg_ros.node.query import QueryServices
 from ovseg_ros.node.runner import run_main
+from ovseg_ros.node.vocabulary_outputs import vocabulary_text
 from ovseg_ros.node.worker import FrameWorker
 from ovseg_ros.settings.parameters import build_configs
 
@@ -79,7 +84,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         # a configure that loads weights for seconds held every get_state until it ended.
         move_lifecycle_queries(self, ReentrantCallbackGroup(), lambda req, res: get_state(
             self.state, res))
-        self.values = P.declare(self)  # current value of every parameter
+        self.values = params.declare(self)  # current value of every parameter
         # Parameter reads in a reentrant group of their own: never behind a set_parameters.
         move_parameter_queries(self, ReentrantCallbackGroup())
         self.state = "unconfigured"  # lifecycle state, or the transition under way
@@ -96,6 +101,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.on_finalized: Callable[[], None] | None = None
         self._throttle = Throttle(5.0)
         self._quiet_failure = False  # autostart: start_failure() reports it instead
+        self.still_running: list[str] = []  # what close() could not stop (see there)
         self._vocab_lock = threading.RLock()  # vocabulary + label map + parameter changes
         # Text encoding and query answers: worker threads, bounded queues, frames first.
         self.heavy = HeavyWork(self.values, lambda: None if (w := self.worker) is None
@@ -171,7 +177,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             self.outputs, self.last_error = outputs, None
             # Dynamic parameters set while the weights loaded were only stored: apply them.
             changed = {k: v for k, v in self.values.items() if v != used[k]}
-            if changed and (why := outputs.apply_dynamic(changed)) is not None:
+            if changed and (why := outputs.settings.apply(changed)) is not None:
                 self.get_logger().warning(f"a change made during configure was refused: {why}")
             self._mirror_prompts()
         if self._diag_timer.timer_period_ns != int(node_cfg.diagnostics_period * 1e9):
@@ -181,7 +187,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         seg = outputs.pipeline.segmenter
         self.get_logger().info(f"configured: {seg_cfg.model} on {seg.runtime.describe()}, "
                                f"text {seg.text_choice.describe()}, "
-                               f"{outputs.vocabulary_text()}")
+                               f"{vocabulary_text(outputs.vocabulary.snapshot())}")
         self.state = "inactive"
         return SUCCESS
 
@@ -197,10 +203,11 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.worker = FrameWorker(self.processor, self.processor.on_error, batch=True)
         self.worker.start()
         self.inputs = InputSubscriptions(self, out.node_config.qos, out.node_config.qos_depth)
+        compressed = out.node_config.input_transport == "compressed"
         for cam in out.cameras:
-            self._subscribe(cam)
+            self.inputs.add_camera(cam, compressed, self.worker)
         super().on_activate(state)  # enables the lifecycle publishers
-        self.publish_label_map()
+        out.vocabulary.publish()
         inputs = ", ".join(f"{c.input_topic} [{c.qos_desc}]" for c in out.cameras)
         self.get_logger().info(f"ready: active, input {inputs}")
         self.state = "active"
@@ -234,29 +241,6 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.close(timeout=1.0)
         self.state = "unconfigured"
         return SUCCESS
-
-    def _subscribe(self, cam) -> None:
-        nc = self.outputs.node_config
-        events = SubscriptionEventCallbacks(
-            incompatible_qos=lambda info: self._on_incompatible_qos(info, cam))
-        worker, depth = self.worker, cam.depth
-
-        def on_image(msg: Image | CompressedImage) -> None:
-            cam.health.frame_received()
-            pair = depth.open(msg) if depth is not None else None
-            worker.submit(Incoming(msg, time.monotonic(), pair), key=cam.name)
-
-        def on_change(desc: str) -> None:
-            cam.qos_desc = desc
-
-        group = MutuallyExclusiveCallbackGroup()  # one camera's callbacks: one at a time
-        cam.qos_desc = self.inputs.add(
-            CompressedImage if nc.input_transport == "compressed" else Image, cam.input_topic,
-            on_image, group, events, on_change)
-        if depth is not None:
-            for topic, msg_type, callback in ((depth.depth_topic, Image, depth.on_depth),
-                                              (depth.info_topic, CameraInfo, depth.on_info)):
-                self.inputs.add(msg_type, topic, callback, group)
 
     def _stop_input(self, timeout: float) -> bool:
         """Unsubscribe and stop the worker; False when a frame was still in the model after
@@ -298,7 +282,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         """Stop everything from any state (shutdown, SIGINT); False when a frame was still in
         the model after `timeout`, or a vocabulary change was still encoding text: what is
         listed in `still_running`. Neither can be interrupted safely."""
-        self.still_running: list[str] = []
+        self.still_running = []
         if not self._stop_input(timeout):
             self.still_running.append("a frame was still in inference")
         unloaded = self._unload(wait_vocabulary=0.3)
@@ -306,22 +290,13 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             self.still_running.append("a vocabulary change was still encoding text")
         return not self.still_running
 
-    def _on_incompatible_qos(self, info: Any, cam) -> None:
-        policy = qos_policy_name_from_kind(info.last_policy_kind)
-        text = f"a publisher on {cam.input_topic} offers incompatible QoS ({policy})"
-        cam.health.qos_event = text
-        self.get_logger().warning(f"{text}; ours is {cam.qos_desc}; see the qos parameter")
-
     # ---- vocabulary -----------------------------------------------------------------------------
 
-    def vocabulary(self) -> tuple[tuple[str, ...], tuple[int, ...], bool, int]:
-        """(names, ids, background, version) in use; empty while no model is loaded."""
+    def vocabulary(self) -> VocabularySnapshot:
+        """The vocabulary in use; empty while no model is loaded."""
         out = self.outputs
-        return out.vocabulary() if out else ((), (), bool(self.values["background"]), 0)
-
-    def publish_label_map(self) -> None:
-        if self.outputs is not None:
-            self.outputs.publish_label_map()
+        return (out.vocabulary.snapshot() if out else
+                VocabularySnapshot((), (), bool(self.values["background"]), 0))
 
     async def set_prompts(self, prompts: Sequence[str]) -> tuple[bool, str]:
         """Swap the vocabulary and mirror it into the `prompts` parameter (a coroutine: new
@@ -340,7 +315,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             if self.outputs is not out:
                 return False, f"the node was reconfigured meanwhile (now {self.state}): call again"
             try:
-                self.outputs.set_prompts(prompts)  # the text is cached: no encoding here
+                self.outputs.vocabulary.set_prompts(prompts)  # cached text: no encoding here
             except Exception as exc:  # VocabularyError
                 return False, str(exc)
             self._mirror_prompts()
@@ -349,7 +324,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
     def _mirror_prompts(self) -> None:
         """The `prompts` parameter := the vocabulary's names (normalised), so the parameter,
         get_prompts, LabelMap and LabelInfo always agree. Call with _vocab_lock held."""
-        names = list(self.vocabulary()[0])
+        names = list(self.vocabulary().names)
         if names and names != list(self.values["prompts"]):
             # Re-enters _on_set_parameters, which sees an unchanged vocabulary and accepts.
             self.set_parameters([Parameter("prompts", Parameter.Type.STRING_ARRAY, names)])
@@ -365,12 +340,12 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
                 return SetParametersResult(successful=False, reason=why)
         with self._vocab_lock:
             refused = [r for p in changes
-                       if (r := P.change_refused(p.name, p.value, self.state)) is not None]
+                       if (r := params.change_refused(p.name, p.value, self.state)) is not None]
             if refused:
                 return SetParametersResult(successful=False, reason="; ".join(refused))
             new = {p.name: list(p.value) if isinstance(p.value, (list, tuple)) else p.value
                    for p in changes if p.name in self.values}
-            if self.outputs is not None and (why := self.outputs.apply_dynamic(new)) is not None:
+            if self.outputs is not None and (why := self.outputs.settings.apply(new)) is not None:
                 return SetParametersResult(successful=False, reason=why)
             self.values.update(new)
             return SetParametersResult(successful=True)
@@ -384,16 +359,18 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         base = f"{self.get_fully_qualified_name().lstrip('/')}: segmentation"
         out = self.outputs
         if out is None:
-            arr = out_of_service(base, self.state, self.last_error, stamp)
+            arr = diagnostic_array(lifecycle_report(self.state, self.last_error), base, "", [],
+                                   stamp)
         else:
-            arr = out.diagnostics(self, base, self.state, self.worker, self._throttle, stamp)
+            snap, worker = out.vocabulary.snapshot(), self.worker
+            extra = node_status(out.pipeline, self.state, len(snap.names), snap.version,
+                                out.step.frames_out_of_memory) + self.heavy.status()
+            arr = camera_statuses(out.cameras, base, self.state,
+                                  out.pipeline.segmenter.runtime.describe(), extra,
+                                  self.count_publishers,
+                                  lambda cam: worker.dropped(cam) if worker else 0,
+                                  self.get_logger(), self._throttle, stamp)
         self.pub_diag.publish(arr)
-
-
-def out_of_service(name: str, state: str, last_error: str | None, stamp):
-    from ovseg_ros.node.diagnostics import diagnostic_array, lifecycle_report
-
-    return diagnostic_array(lifecycle_report(state, last_error), name, "", [], stamp)
 
 
 def main(args: list[str] | None = None, fast_exit: bool = True) -> int:

@@ -61,9 +61,9 @@ def node(ros, module_seg_node):
 def test_prompts_set_and_get(node):
     seg, name = node
     line = one_line(ovseg("prompts", "set", "person, chair, cat", "--node", name))
-    names, ids, _, _ = seg.vocabulary()
-    assert list(names) == ["person", "chair", "cat"]
-    by_name = dict(zip(names, ids, strict=True))
+    vocab = seg.vocabulary()
+    assert list(vocab.names) == ["person", "chair", "cat"]
+    by_name = vocab.as_dict()
     assert line == (f"{name}: 3 classes: {by_name['person']} person, {by_name['chair']} chair, "
                     f"{by_name['cat']} cat")
     line = one_line(ovseg("prompts", "get", "--node", name))
@@ -73,12 +73,12 @@ def test_prompts_set_and_get(node):
 
 def test_prompts_refused_with_the_nodes_reason(node):
     seg, name = node
-    before = seg.vocabulary()[0]
+    before = seg.vocabulary().names
     out = ovseg("prompts", "set", "x" * 1200, "--node", name)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith(f"ovseg: {name} refused the prompts: ") and "1000" in out.stderr
     assert len(out.stderr.splitlines()) == 1
-    assert seg.vocabulary()[0] == before
+    assert seg.vocabulary().names == before
 
 
 def test_param_set_and_get(node):
@@ -111,7 +111,7 @@ def test_query_answers_one_line_per_phrase(node):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 2, out.stdout
-    cat_id = dict(zip(*seg.vocabulary()[:2], strict=True))["cat"]
+    cat_id = seg.vocabulary().as_dict()["cat"]
     assert lines[0].startswith(f"'cat' (id {cat_id}, in the vocabulary): score ")
     assert lines[1].startswith("'a red mug' (not in the vocabulary): score ")
     assert all("mask " in ln and "(frame " in ln and ", cam)" in ln for ln in lines)

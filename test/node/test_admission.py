@@ -112,7 +112,7 @@ def test_requests_await_the_text_worker_without_holding_executor_threads(ros, au
             assert done.wait(60)
             assert future.result().success, future.result().message
         assert len(seen) == 3  # three encodings ran, one at a time on the worker
-        assert wait_for(lambda: node.vocabulary()[0][0] == "cat", timeout=5.0)
+        assert wait_for(lambda: node.vocabulary().names[0] == "cat", timeout=5.0)
     finally:
         stop.set()
         streamer.join(5)
@@ -197,7 +197,7 @@ def test_a_prompts_parameter_with_new_names_is_refused_while_they_encode(ros, au
     assert wait_for(lambda: not node.heavy.text.busy, timeout=30.0)
     (r,) = ros.set_params(path, [Parameter("prompts", value=["cat", "lighthouse"])])
     assert r.successful, r.reason
-    assert node.vocabulary()[0] == ("cat", "lighthouse")
+    assert node.vocabulary().names == ("cat", "lighthouse")
 
 
 def test_cleanup_drops_the_queued_encodings(ros, autostart_node):

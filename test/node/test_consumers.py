@@ -79,7 +79,7 @@ def test_550_names_through_hydra_and_nav2_readers(ros, autostart_node, tmp_path,
     info = ros.collect(LabelInfo, f"{ns}/ovseg/label_info", Q.latched())
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.sensor_data(1))
     pic, sent = make_picture(40, 56), itertools.count(1)
-    final = node.vocabulary()[3]
+    final = node.vocabulary().version
     assert send_until(pub, lambda: image_fields_msg(pic, stamp=stamp(100 + next(sent))),
                       lambda: any(s.vocabulary_version == final for s in segs.snapshot())
                       and labels.count and conf8.count, timeout=120.0)

@@ -114,7 +114,8 @@ def test_lifecycle_over_the_standard_services(ros, autostart_node, tmp_path):
 
     # configure + activate again: the ids and the version carry over, then shutdown from active
     assert change_state(ros, path, "configure") and change_state(ros, path, "activate")
-    assert node.vocabulary()[0:2] == (("cup", "car"), (4, 3)) and node.vocabulary()[3] == 3
+    vocab = node.vocabulary()
+    assert (vocab.names, vocab.ids, vocab.version) == (("cup", "car"), (4, 3), 3)
     assert wait_for(lambda: label_map.last().version == 3)
     labels.clear()
     assert wait_for(lambda: pub.publish(msg) or labels.count >= 1, period=0.05)

@@ -80,7 +80,7 @@ def test_vocabulary_name_equals_confidence_and_new_phrase_changes_nothing(ros, s
     # Nothing about the vocabulary changed: names, ids, version, label map, LabelInfo.
     got = ros.call(GetPrompts, f"{ns}/ovseg/get_prompts", GetPrompts.Request())
     assert list(got.class_names) == ["cat", "dog", "car"] and list(got.class_ids) == [1, 2, 3]
-    assert node.vocabulary()[3] == 1
+    assert node.vocabulary().version == 1
     time.sleep(0.3)
     assert (label_map.count, label_info.count) == maps
     assert label_info.last().header.frame_id == "cam"  # the camera's frame

@@ -178,11 +178,11 @@ def test_parameters_are_validated_and_applied(ros, seg_node):
 
     (r,) = ros.set_params(name, [Parameter("prompts", value=["cup", "table"])])
     assert r.successful
-    assert node.vocabulary()[:2] == (("cup", "table"), (4, 5))
+    assert node.vocabulary().as_dict() == {"cup": 4, "table": 5}
     assert wait_for(lambda: label_map.count and label_map.last().version == 2)
     (r,) = ros.set_params(name, [Parameter("prompts", value=["cup", " cup "])])
     assert not r.successful and "duplicate" in r.reason
-    assert node.vocabulary()[0] == ("cup", "table")
+    assert node.vocabulary().names == ("cup", "table")
     assert node.get_parameter("prompts").value == ["cup", "table"]
 
 
