@@ -64,6 +64,12 @@ class StormRig:
         self.stamps: list[float] = []  # stamp (s) of each received segmentation
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Set by __enter__: the node process and its log, and this process's ROS side.
+        self.log: Any = None
+        self.proc: subprocess.Popen | None = None
+        self.ctx: Any = None
+        self.node: Any = None
+        self.executor: Any = None
 
     # ---- set-up ----------------------------------------------------------------------------
 
