@@ -87,3 +87,35 @@ def test_the_checks_catch_a_broken_link_and_path(tmp_path):
     assert not (tmp_path / "missing.md").exists()
     assert PATH.findall(page.read_text()) == ["scripts/no_such_script.sh"]
     assert "title" in anchors(page)
+
+
+def documented_modules(text: str) -> set[str]:
+    """The modules the layout block of doc/architecture.md names: `folder/` lines open a
+    folder, indented `name.py` (or `sub/name.py`) lines name a module in it."""
+    block = text.split("```\novseg_ros/\n", 1)[1].split("```", 1)[0]
+    found, folder = set(), ""
+    for line in block.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if line.startswith("  ") and not line.startswith("    ") and words[0].endswith("/"):
+            folder = words[0]
+        elif words[0].endswith(".py"):
+            found.add(("" if line.startswith("  ") and not line.startswith("    ") else folder)
+                      + words[0])
+    return found
+
+
+def test_architecture_names_every_module():
+    """doc/architecture.md names every module of the package with a line of its own."""
+    package = ROOT / "ovseg_ros"
+    modules = {str(p.relative_to(package)) for p in package.rglob("*.py")}
+    named = documented_modules((ROOT / "doc" / "architecture.md").read_text())
+    assert not modules - named, f"modules doc/architecture.md does not name: " \
+        f"{sorted(modules - named)}"
+    assert not named - modules, f"named but not in the package: {sorted(named - modules)}"
+
+
+def test_the_module_check_reads_the_layout_block():
+    text = "x\n```\novseg_ros/\n  a.py  top\n  core/   model\n    b.py  one\n```\n"
+    assert documented_modules(text) == {"a.py", "core/b.py"}
