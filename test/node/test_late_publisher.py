@@ -63,5 +63,6 @@ def test_a_reliable_camera_that_starts_later_is_matched_and_its_frames_arrive(
             camera.kill()
             camera.wait(10)
     assert camera.returncode == 0, out
-    # the tiny model keeps up with 5 frames/s: most frames arrive and are segmented
-    assert rate >= 0.7 * RATE_HZ, (rate, out)
+    # Reliable, the frames arrive (the tiny model keeps up with 5 frames/s); best effort,
+    # 0 to 3% of them did. The bound is a tenth of the camera's rate: speed is not the point.
+    assert rate >= 0.1 * RATE_HZ, (rate, out)
