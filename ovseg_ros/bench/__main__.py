@@ -28,8 +28,8 @@ from .memory import bench_load_memory, bench_memory
 from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 
-SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "node", "storms",
-            "bag", "memory", "lifecycle")
+SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "cli_vocab",
+            "node", "storms", "bag", "memory", "lifecycle")
 OPT_IN = ("compile", "attention")  # run only when named in --only
 
 
@@ -137,18 +137,21 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if "attention" in only:
         print("[attention]", flush=True)
         out["attention"] = sections.bench_attention(seg, sizes[0], reps)
+    model_argv = ["--model", model, "--clip-weights", "random", "--heads", "random",
+                  "--device", args.device, "--input-size", str(cfg.input_size)]
     if "cli" in only:
-        from .cli_bench import VARIANTS, bench_cli, bench_cli_vocabulary
+        from .cli_bench import VARIANTS, bench_cli
 
         print("[cli]", flush=True)
-        model_argv = ["--model", model, "--clip-weights", "random", "--heads", "random",
-                      "--device", args.device, "--input-size", str(cfg.input_size)]
         out["cli"] = bench_cli(model, model_argv, plain, sizes[0],
                                frames=5 if args.smoke else max(8, reps + 3),
                                rounds=1 if args.smoke else 2,
                                variants=("defaults", "int8") if args.smoke else tuple(VARIANTS))
-        print("[cli vocabulary]", flush=True)
-        out["cli"]["vocabulary"] = bench_cli_vocabulary(
+    if "cli_vocab" in only:
+        from .cli_bench import bench_cli_vocabulary
+
+        print("[cli_vocab]", flush=True)
+        out["cli_vocab"] = bench_cli_vocabulary(
             model, model_argv, sizes[0], frames=5 if args.smoke else max(8, reps + 3),
             rounds=1 if args.smoke else 2, counts=(5, 20) if args.smoke else (5, 250))
     plain = None  # free the fp32 copy before the node runs

@@ -255,7 +255,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
             notes.append(f"- cli: `ovseg segment` with the defaults took "
                          f"{r['defaults_vs_fastest_exact']:.2f}x the per-frame time of the "
                          "fastest exact candidate run the same way (target <= 1.1x).")
-    vocab = cli.get("vocabulary", {})
+    vocab = sec.get("cli_vocab", {})
     if "ratio_large_vs_small" in vocab:
         size = "x".join(str(v) for v in vocab["size"][::-1])
         for name, st in vocab["stages"].items():
