@@ -118,14 +118,19 @@ def move_lifecycle_queries(node: LifecycleNodeMixin, group: Any,
     """
     for attr in _QUERY_SERVICES:
         srv = getattr(node, attr, None)
-        if srv is None:
-            continue
-        old = srv.callback_group
-        if old is not None:
-            old.entities.discard(weakref.ref(srv))
-        srv.callback_group = group
-        group.add_entity(srv)
+        if srv is not None:
+            _move_service(srv, group)
     node._service_get_state.callback = get_state
+
+
+def _move_service(srv: Any, group: Any) -> None:
+    """Serve `srv` from `group`: the executor reads an entity's `callback_group` each time it
+    builds its wait set."""
+    old = srv.callback_group
+    if old is not None:
+        old.entities.discard(weakref.ref(srv))
+    srv.callback_group = group
+    group.add_entity(srv)
 
 
 _PARAMETER_QUERIES = ("get_parameters", "get_parameter_types", "list_parameters",
@@ -143,12 +148,7 @@ def move_parameter_queries(node: Any, group: Any) -> int:
     """
     moved = 0
     for srv in list(node.services):
-        if srv.srv_name.rsplit("/", 1)[-1] not in _PARAMETER_QUERIES:
-            continue
-        old = srv.callback_group
-        if old is not None:
-            old.entities.discard(weakref.ref(srv))
-        srv.callback_group = group
-        group.add_entity(srv)
-        moved += 1
+        if srv.srv_name.rsplit("/", 1)[-1] in _PARAMETER_QUERIES:
+            _move_service(srv, group)
+            moved += 1
     return moved
