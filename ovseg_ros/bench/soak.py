@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,19 @@ class Driver:
         res = future.result()
         return bool(res.success), res.message
 
+    def start_set_prompts(self, names: list[str]) -> Callable[[], tuple[bool, str] | None]:
+        """Send a set_prompts without waiting; poll() -> None until answered, then (success,
+        message). The node answers a change with new names when they are encoded, which with
+        frames flowing takes seconds: RSS is sampled meanwhile."""
+        future = self.client.call_async(self.request(prompts=names))
+
+        def poll() -> tuple[bool, str] | None:
+            if not future.done():
+                return None
+            res = future.result()
+            return bool(res.success), res.message
+        return poll
+
     def close(self) -> None:
         self._stop.set()
         self.executor.shutdown(timeout_sec=2.0)
@@ -180,6 +194,9 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     samples: list[tuple[float, float]] = []
     changes = failed = 0
     change_s: list[float] = []
+    pending: tuple[Callable[[], tuple[bool, str] | None], float] | None = None
+    if not driver.client.wait_for_service(timeout_sec=120.0):
+        raise RuntimeError("set_prompts not available")
     duration = args.minutes * 60.0
     t0 = next_change = next_print = time.monotonic() + args.warmup_s
     next_change -= args.warmup_s  # vocabulary changes run during the warm-up too
@@ -189,15 +206,22 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError("node exited:\n" + "\n".join(lines[-20:]))
             if now >= t0:
                 samples.append((now - t0, rss_mb(proc.pid)))
-            if now >= next_change:
-                changes += 1
-                c0 = time.monotonic()
-                ok, why = driver.set_prompts(vocabulary(changes, args.new_names))
-                change_s.append(time.monotonic() - c0)
+            if pending is not None and (answer := pending[0]()) is not None:
+                ok, why = answer
+                change_s.append(time.monotonic() - pending[1])
                 failed += not ok
                 if not ok:
                     print(f"  set_prompts refused/failed: {why}", flush=True)
-                next_change += args.prompt_change_s
+                pending = None
+            elif pending is not None and time.monotonic() - pending[1] > 120.0:
+                failed += 1
+                print("  set_prompts: no answer in 120 s", flush=True)
+                pending = None
+            if now >= next_change and pending is None:  # one change at a time
+                changes += 1
+                pending = (driver.start_set_prompts(vocabulary(changes, args.new_names)),
+                           time.monotonic())
+                next_change = max(next_change + args.prompt_change_s, now)
             if now >= next_print and samples:
                 print(f"t={now - t0:6.0f} s  rss={samples[-1][1]:8.1f} MB  "
                       f"outputs={driver.outputs:6d}  vocabulary changes={changes}", flush=True)

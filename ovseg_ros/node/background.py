@@ -61,13 +61,16 @@ class FramesFirst:
         activity = self.frames()
         return activity is not None and (activity[0] or activity[1] < self.FLOWING_S)
 
-    def before_slice(self, cancelled: threading.Event) -> None:
-        """Rest what the last slice owes, then wait for no frame to be in flight (bounded)."""
+    def before_slice(self, cancelled: threading.Event, work_s: float | None = None) -> None:
+        """Rest what the last slice owes, then wait for no frame to be in flight, at most
+        `max_wait_s` and at most the slice's own expected length `work_s` (waiting longer than
+        the work would take saves the frames nothing)."""
         with self._lock:
             rest = self._rest_until - self.clock()
         if rest > 0 and cancelled.wait(rest):
             return
-        deadline = self.clock() + self.max_wait_s
+        wait = self.max_wait_s if work_s is None else min(self.max_wait_s, work_s)
+        deadline = self.clock() + wait
         while self.clock() < deadline and not cancelled.is_set():
             activity = self.frames()
             if activity is None or not activity[0]:
@@ -103,14 +106,15 @@ class JobContext:
         frame gaps included) feeds the worker's estimate per unit, so retry hints hold."""
         worker, job = self._worker, self._job
         waited = time.monotonic()
-        worker.pacing.before_slice(job.cancelled)
+        expected = None if worker.work_unit_s is None else worker.work_unit_s * units
+        worker.pacing.before_slice(job.cancelled, expected)
         if job.cancelled.is_set() or worker.stopping:
             raise Cancelled(worker.cancel_reason)
         threads = worker.threads(worker.pacing.flowing()) if worker.threads is not None else 1
         t0, cpu0 = time.monotonic(), time.thread_time()
         yield
         end = time.monotonic()
-        worker.record(units, end - waited)
+        worker.record(units, end - waited, end - t0)
         # The CPU the slice took (this thread's time, times the threads it ran on, at most
         # the wall time): waiting for the GIL or a core is no CPU taken from the frames.
         worker.pacing.after_slice(min(end - t0, (time.thread_time() - cpu0) * max(threads, 1)))
@@ -139,6 +143,7 @@ class BackgroundWorker:
         self.max_wait_s = max_wait_s
         self.pacing, self.queue_limit, self.threads = pacing, queue_limit, threads
         self.unit_s = unit_s  # running estimate of seconds per unit (retry hints)
+        self.work_unit_s: float | None = None  # the same without waits and rests, once measured
         self.cancel_reason = "cancelled"
         self.stopping = False
         self._queue: collections.deque[_Job] = collections.deque()
@@ -192,11 +197,15 @@ class BackgroundWorker:
         with self._cond:
             return self._running is not None or bool(self._queue)
 
-    def record(self, units: int, seconds: float) -> None:
-        """Fold a measured slice into the estimate per unit."""
-        per = seconds / max(units, 1)
+    def record(self, units: int, seconds: float, work_s: float | None = None) -> None:
+        """Fold a measured slice into the estimates per unit: `seconds` from the pacing's wait
+        to the slice's end (retry hints, admission), `work_s` the work alone (slice sizes)."""
+        n = max(units, 1)
         with self._cond:
-            self.unit_s = 0.7 * self.unit_s + 0.3 * per
+            self.unit_s = 0.7 * self.unit_s + 0.3 * seconds / n
+            if work_s is not None:
+                self.work_unit_s = (work_s / n if self.work_unit_s is None
+                                    else 0.7 * self.work_unit_s + 0.3 * work_s / n)
 
     # ---- dropping and stopping -------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from ovseg_ros.node.background import (
     RateLimit,
 )
 
-SLICE_S = 0.1  # target length of one encoding slice: frames wait at most about this long
+SLICE_S = 0.25  # target length of one encoding slice (one name is longer on some machines)
 MAX_CHUNK = 64  # names per slice at most
 # The first estimate of one name's encoding (retry hints, admission) until one is measured:
 # ViT-B-16's text tower on a few CPU cores.
@@ -112,7 +112,7 @@ class HeavyWork:
         def job(ctx: JobContext) -> str:
             t0, todo = time.monotonic(), list(names)
             while todo:
-                per_name = max(self.text.unit_s, 1e-4)
+                per_name = max(self.text.work_unit_s or self.text.unit_s, 1e-4)
                 size = min(max(int(SLICE_S / per_name), 1), MAX_CHUNK)
                 chunk, todo = todo[:size], todo[size:]
                 with ctx.slice(len(chunk)):

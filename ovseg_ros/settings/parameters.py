@@ -99,7 +99,7 @@ class NodeConfig:
     background_share: float = setting(0.5, group="background", low=0.05, high=1.0,
                                       dynamic=True, doc="""
         Most of the wall time text encoding and query answering take while frames flow: they
-        run in slices of about 0.1 s between frames, and after a slice of t seconds rest
+        run in slices of about 0.25 s between frames, and after a slice of t seconds rest
         t*(1-share)/share. 1 = no rest (new names encode fastest; frames slow most).""")
     text_queue: int = setting(2, group="background", low=0, high=64, dynamic=True, doc="""
         Text-encoding requests (new names from ~/set_prompts or the prompts parameter, new

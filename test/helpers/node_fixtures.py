@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,7 +71,10 @@ class NodeFactory:
 
         name, clip, heads = self.tiny
         ns = f"/n{next(_ns)}"
-        values = dict(BASE, model=name, clip_weights=str(clip), heads=str(heads))
+        # A cache folder per test module: names encoded by another module's tests would be
+        # read from disk (core/text_store.py), so a "new" name would not be new there.
+        values = dict(BASE, model=name, clip_weights=str(clip), heads=str(heads),
+                      cache_dir=str(Path(clip).parent / "cache"))
         if self.managed:
             values["autostart"] = False
         values.update(params)
