@@ -38,6 +38,12 @@ SUBPROCESS_ALLOWED = {
     # The shared-CPU case: sys.executable -c with a constant spin loop and a float deadline
     # (the child ends by itself); killed and reaped by its PID when the block ends.
     ("bench/shared_cpu.py", "cpu_hog"),
+    # The storm benchmark's node: sys.executable -c with a constant program (an optional tiny
+    # model registration by its name), then ROS arguments from the benchmark's own parameters;
+    # its clients: sys.executable -m ovseg_ros.bench.storm_clients with the node's namespace,
+    # a constant kind, counts and durations. All argv lists, ended by their PIDs.
+    ("bench/storms.py", "__enter__"),
+    ("bench/storms.py", "clients"),
 }
 NETWORK_ALLOWED = {("core/weights.py", "fetch")}  # https only, atomic rename: test_weights.py
 FORBIDDEN_CALLS = {"os.system", "os.popen", "os.execv", "os.execvp", "os.execl", "os.spawnl",
