@@ -80,13 +80,15 @@ class StormRig:
             code.append(f"from ovseg_ros.core.tiny import register_tiny; "
                         f"register_tiny(name={self.register!r})")
         code += ["from ovseg_ros.node.segment_node import main", "sys.exit(main())"]
-        argv = [sys.executable, "-c", "\n".join(code), "--ros-args", "-r", f"__ns:={self.ns}"]
+        ros_args = ["-r", f"__ns:={self.ns}"]
         for key, value in self.params.items():
-            argv += ["-p", f"{key}:={_param(value)}"]
+            ros_args += ["-p", f"{key}:={_param(value)}"]
         # Into a file, not a pipe: a reader that falls behind (this process descheduled on a
         # loaded machine) would fill the pipe and block the node inside a log call.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="ovseg-storm-node-", suffix=".log")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen([sys.executable, "-c", "\n".join(code), "--ros-args",
+                                      *ros_args], stdout=self.log, stderr=subprocess.STDOUT,
+                                     text=True)
         deadline = time.monotonic() + self.start_timeout
         while not any("ready: active" in ln for ln in list(self.lines)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
