@@ -1,10 +1,8 @@
-"""The ROS 2 layer: segmentation node, replay node, parameters, worker, diagnostics.
-
-rclpy itself is imported by segment_node, control_services, query, prompt_text, camera,
-params, qos, runner, compat, replay_node and demo; cloud_messages, depth_input, diagnostics,
-features, frames, messages and outputs use ROS message types but not rclpy; worker, config,
-paramdocs and early_signals need no ROS at all, so they are tested (and the parameter
-reference generated) without a ROS install.
+"""The ROS 2 layer: the segmentation node over the frame step (ovseg_ros/frame), the replay
+node, parameters, services, health (rclpy; elsewhere only the `ovseg` node clients in cli/ use
+it). worker.py, background.py, diagnostics.py, paramdocs.py, camera_presets.py and
+early_signals.py need no ROS, so they are tested (and the parameter reference generated)
+without a ROS install.
 """
 
 from ovseg_ros.node.early_signals import exit_quietly_on_signals, started_as_module
