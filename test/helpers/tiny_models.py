@@ -40,7 +40,9 @@ def write_heads(path: Path, width: int = TINY_WIDTH, seed: int = 1, state=None) 
 
 
 def tiny_files(directory: Path, seed: int = 0) -> tuple[str, Path, Path]:
-    """(model name, CLIP weights file, head checkpoint) for the tiny model under `directory`."""
+    """(model name, CLIP weights file, head checkpoint) for the tiny model under `directory`
+    (made if missing: registering the model writes there only the first time per process)."""
+    directory.mkdir(parents=True, exist_ok=True)
     name = register_tiny(directory)
     clip = directory / f"clip-{seed}.pt"
     heads = directory / f"heads-{seed}.pt"
