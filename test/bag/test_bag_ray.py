@@ -127,11 +127,12 @@ def _worker_pids() -> list[int]:
 
 
 def test_an_actor_killed_mid_bag_is_retried(tmp_path, cluster, margs):
-    big = write_sample_bag(tmp_path / "big", frames=48, size=320, depth=False)
-    # Frames upsampled to a short side of 1024 (tiny model: a few frames/s), so that the bag
-    # is still in the actor when the kill lands; at its own size a quiet machine finished
-    # the 48 frames in 0.6 s, before the 20% line reached the test.
-    slow = [*margs, "--input-size", "1024"]
+    big = write_sample_bag(tmp_path / "big", frames=12, size=320, depth=False)
+    # Frames upsampled to a short side of 768 (the tiny model then takes about a second a
+    # frame), so that the bag is still in the actor when the kill lands at the 20% line (9
+    # frames left); at its own size a quiet machine finished 48 frames in 0.6 s, before the
+    # 20% line reached the test.
+    slow = [*margs, "--input-size", "768"]
     assert run_bag(big, "-o", tmp_path / "ref", *slow) == 0
     killed: list[int] = []
 
