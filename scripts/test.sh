@@ -50,7 +50,7 @@ echo "== pytest (ROS_DOMAIN_ID=$ROS_DOMAIN_ID)"
 select=()
 [[ $ROS_ONLY == 1 ]] && select=(-m ros)
 rc=0
-python -m pytest -q test "${select[@]}" "$@" || rc=$?
+python -m pytest -q --durations=15 test "${select[@]}" "$@" || rc=$?
 if [[ $rc == 5 ]]; then
   echo "test.sh: pytest collected no tests; treating that as a failure" >&2
   exit 1
