@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # The project's test command (after scripts/setup.sh --with-test-interfaces):
-#   [OVSEG_DISTRO=kilted|jazzy] scripts/test.sh [--ros-only] [extra pytest args]
+#   [OVSEG_DISTRO=kilted|jazzy] scripts/test.sh [--ros-only] [--no-lint] [extra pytest args]
 # Lint and the pytest suite over real rclpy on a per-run ROS domain, in the distro's venv
 # (scripts/distro.sh); the suite runs the benchmarks as a smoke (test/bench/test_bench_smoke.py).
 # --ros-only: only the tests marked `ros` (every test whose module reaches rclpy, see
 # test/conftest.py), no lint: what CI runs on the distros after the first (.ci/run).
-# The inner loop: `scripts/test.sh -m "not slow"` (the slow tests are storms, soaks, process
-# signals, workspace builds, Ray clusters, model exports).
+# The inner loop: `scripts/test.sh -m "not slow" -n 2` (pytest-xdist: both cores; the slow
+# tests are storms, soaks, load, process signals, workspace builds, Ray clusters, model exports,
+# and run one at a time). --no-lint: no ruff (a second call in one CI step).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 ROS_ONLY=0
-if [[ "${1:-}" == --ros-only ]]; then
-  ROS_ONLY=1
+LINT=1
+while [[ "${1:-}" == --ros-only || "${1:-}" == --no-lint ]]; do
+  [[ "$1" == --ros-only ]] && ROS_ONLY=1 && LINT=0
+  [[ "$1" == --no-lint ]] && LINT=0
   shift
-fi
+done
 
 # Test traffic stays on this machine, whatever range the calling shell chose (env.sh keeps a
 # range already set, and the tests' own conftest.py sets LOCALHOST again).
@@ -38,7 +41,7 @@ if [[ ! -d "$OVSEG_INSTALL_BASE/ovseg_ros" ]] \
 fi
 echo "== ROS 2 $OVSEG_DISTRO_NAME: $(python -c 'import sys; print(sys.executable)')"
 
-if [[ $ROS_ONLY == 0 ]]; then
+if [[ $LINT == 1 ]]; then
   echo "== ruff"
   ruff check .
 fi

@@ -33,6 +33,11 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_STATIC_PEERS", None)
 if not os.environ.get("ROS_DOMAIN_ID"):
     os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
+# pytest-xdist (`-n 2`): each worker process on a domain of its own, next to the run's, so that
+# the workers' nodes, named alike, never hear each other.
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    worker = int(os.environ["PYTEST_XDIST_WORKER"][2:])
+    os.environ["ROS_DOMAIN_ID"] = str(1 + (int(os.environ["ROS_DOMAIN_ID"]) - 1 + worker) % 101)
 # Downloads and ONNX exports of the test models go to a folder of this run, never into the
 # user's ~/.cache/ovseg_ros (inherited by the node processes the tests start).
 os.environ["OVSEG_CACHE"] = tempfile.mkdtemp(prefix="ovseg-test-cache-")

@@ -6,6 +6,8 @@ frames_dropped: 0 in a bag, where they are not reproducible; label map stamps)."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from helpers.bag_helpers import DEPTH, model_args, read_rosbags, run_bag
 from helpers.ros_helpers import wait_for
@@ -41,7 +43,11 @@ def test_bag_outputs_equal_the_live_nodes_bytes(tmp_path, ros, autostart_node, t
 
     src = write_sample_bag(tmp_path / "in", frames=3, size=48, half_depth=True)
     out = tmp_path / "out"
-    assert run_bag(src, "-o", out, *model_args(tmp_path), *DEPTH, "--overlay") == 0
+    # The node's cache folder: both then use the same text embeddings (an embedding encoded
+    # with another torch thread count can differ in the last bit, and is kept on disk).
+    cache = str(Path(tiny[1]).parent / "cache")
+    assert run_bag(src, "-o", out, *model_args(tmp_path), *DEPTH, "--overlay",
+                   "--cache-dir", cache) == 0
     written: dict[str, list[tuple[int, bytes]]] = {}
     for topic, _, t, raw in read_rosbags(out):
         written.setdefault(topic, []).append((t, raw))
