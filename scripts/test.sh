@@ -6,8 +6,8 @@
 # --ros-only: only the tests marked `ros` (every test whose module reaches rclpy, see
 # test/conftest.py), no lint: what CI runs on the distros after the first (.ci/run).
 # The inner loop: `scripts/test.sh -m "not slow" -n 2` (pytest-xdist: both cores; the slow
-# tests are storms, soaks, load, process signals, workspace builds, Ray clusters, model exports,
-# and run one at a time). --no-lint: no ruff (a second call in one CI step).
+# tests are storms, soaks, load, process signals, workspace builds, Ray clusters, model exports;
+# those marked `quiet` have time bounds and run one at a time, alone). --no-lint: no ruff (a second call in one CI step).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

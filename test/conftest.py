@@ -60,13 +60,19 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: long (storms, soaks, workspace builds, Ray clusters, fresh venvs, "
         "model exports); the inner loop deselects them: -m 'not slow'")
+    config.addinivalue_line(
+        "markers", "quiet: a bound that assumes a machine running nothing else (storms, load, "
+        "signal-to-exit times); implies slow; .ci/run runs them one at a time, alone")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test of a module that reaches rclpy (`pytest -m ros` selects them)."""
+    """Mark every test of a module that reaches rclpy (`pytest -m ros` selects them), and
+    every `quiet` test slow."""
     for item in items:
         if reaches_ros(Path(str(item.fspath)).resolve()):
             item.add_marker(pytest.mark.ros)
+        if item.get_closest_marker("quiet") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

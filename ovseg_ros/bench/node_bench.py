@@ -51,7 +51,7 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
     from ovseg_ros.msg import Segmentation
     from ovseg_ros.node import messages
     from ovseg_ros.node import qos as qos_profiles
-    from ovseg_ros.node.runner import spin_executor
+    from ovseg_ros.node.runner import SpinThread
     from ovseg_ros.node.segment_node import SegmentNode
 
     ctx = Context()
@@ -74,8 +74,7 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
                  SingleThreadedExecutor(context=ctx)]
     executors[0].add_node(node)
     executors[1].add_node(probe)
-    for e in executors:
-        threading.Thread(target=spin_executor, args=(e,), daemon=True).start()
+    spinners = [SpinThread(e) for e in executors]
 
     lock = threading.Lock()
     got: dict[str, Any] = {"lat": [], "node_lat": [], "dropped": 0}
@@ -147,8 +146,8 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
                 node.worker.wait_idle(30.0)
     finally:
         node.close(timeout=30.0)
-        for e in executors:
-            e.shutdown(timeout_sec=1.0)
+        for spinner in spinners:
+            spinner.stop(timeout=1.0)
         node.destroy_node()
         probe.destroy_node()
         ctx.try_shutdown()

@@ -70,6 +70,7 @@ class StormRig:
         self.ctx: Any = None
         self.node: Any = None
         self.executor: Any = None
+        self.spinner: Any = None
 
     # ---- set-up ----------------------------------------------------------------------------
 
@@ -117,7 +118,7 @@ class StormRig:
         from ovseg_ros.msg import Segmentation
         from ovseg_ros.node import messages
         from ovseg_ros.node import qos as qos_profiles
-        from ovseg_ros.node.runner import spin_executor
+        from ovseg_ros.node.runner import SpinThread
 
         self.ctx = Context()
         rclpy.init(context=self.ctx)
@@ -127,7 +128,7 @@ class StormRig:
         pub = self.node.create_publisher(Image, f"{self.ns}/image", qos_profiles.reliable(2))
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
-        threading.Thread(target=spin_executor, args=(self.executor,), daemon=True).start()
+        self.spinner = SpinThread(self.executor)
         rng = np.random.default_rng(0)
         rgb = rng.integers(0, 255, (*self.size, 3), dtype=np.uint8)
         image = encode_rgb(rgb)
@@ -248,7 +249,8 @@ class StormRig:
     def close(self) -> None:
         self._stop.set()
         if getattr(self, "ctx", None) is not None:
-            self.executor.shutdown(timeout_sec=1.0)
+            if self.spinner is not None:
+                self.spinner.stop(timeout=1.0)
             self.ctx.try_shutdown()
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -30,7 +30,7 @@ from ovseg_ros.io.media import write_png
 from ovseg_ros.msg import Segmentation
 from ovseg_ros.node.cloud_messages import points_from_msg
 from ovseg_ros.node.replay_node import ReplayNode
-from ovseg_ros.node.runner import spin_executor
+from ovseg_ros.node.runner import SpinThread, exit_process, shutdown_rclpy
 from ovseg_ros.node.segment_node import SegmentNode
 from ovseg_ros.settings.options import add_setting_options
 from ovseg_ros.settings.parameters import BY_NAME
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     clouds: list[Path] = []
     stats: list[Segmentation] = []
     done = threading.Event()
+    spinner: SpinThread | None = None
     try:
         seg = SegmentNode(parameter_overrides=[
             Parameter("prompts", value=[p.strip() for p in args.prompts.split(",") if p.strip()]),
@@ -108,17 +109,17 @@ def main(argv: list[str] | None = None) -> int:
         executor = MultiThreadedExecutor(num_threads=3)
         for node in (seg, replay, viewer):
             executor.add_node(node)
-        spinner = threading.Thread(target=spin_executor, args=(executor,), daemon=True)
-        spinner.start()
+        spinner = SpinThread(executor)
         start = time.monotonic()
         while not done.wait(0.5):
             if time.monotonic() - start > args.timeout:
                 print(f"ovseg demo: timed out after {args.timeout:.0f} s", file=sys.stderr)
                 return 1
         seg.close()
-        executor.shutdown(timeout_sec=2.0)
     finally:
-        rclpy.try_shutdown()
+        if spinner is not None:
+            spinner.stop()
+        shutdown_rclpy()
     ms = sorted(m.inference_ms for m in stats) or [0.0]
     print(f"ovseg demo: saved {len(saved)} overlays and {len(clouds)} point clouds (.ply, "
           f"from synthetic depth) to {out}/ "
@@ -130,4 +131,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -158,6 +158,39 @@ def spin_executor(executor: Executor) -> int:
             rode_over += 1
 
 
+class SpinThread:
+    """An executor spun (`spin_executor`) in a thread of its own until `stop()`, which shuts the
+    executor down and joins the thread.
+
+    A spinner still inside rclpy when the interpreter exits aborts the process ("terminate
+    called without an active exception"): Python ends a daemon thread that waits for the GIL
+    at exit with pthread_exit, whose unwinding through rclpy's C++ frames calls
+    std::terminate. So every spinner is stopped and joined before its owner returns.
+    """
+
+    def __init__(self, executor: Executor, name: str = "ros-spin") -> None:
+        self.executor = executor
+        self._thread = threading.Thread(target=spin_executor, args=(executor,), name=name,
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """True when the thread ended within `timeout` (s)."""
+        shutdown_executor(self.executor, timeout_sec=timeout)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+def exit_process(rc: int) -> None:
+    """Flush and end the process now, skipping the interpreter's native teardown (torch,
+    ONNX Runtime, DDS): seconds on a loaded machine, and a thread left inside native code
+    then aborts the process. Call once ROS is shut down and the results are written."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
 def spin_node(node: Node, executor: Executor | None = None,
               before_destroy: Callable[[], Any] | None = None) -> None:
     """Spin until Ctrl-C or an external shutdown, then tear down in order."""
@@ -229,8 +262,5 @@ def run_main(make: Callable[[], Node], logger: str, args: list[str], threads: in
     for what in still_running:
         print(f"{logger}: {what} at shutdown; not waiting for it", file=sys.stderr, flush=True)
     if fast_exit or still_running:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(rc)
+        exit_process(rc)
     return rc

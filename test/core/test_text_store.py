@@ -159,7 +159,7 @@ def _report(proc: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
+@pytest.mark.quiet  # a time bound
 def test_a_second_start_with_250_names_spends_under_a_second_on_text(tmp_path):
     tiny_files(tmp_path)  # the weights both processes load
     first = _report(_start(tmp_path, 250, tmp_path / "first.npy"))

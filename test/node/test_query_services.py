@@ -145,7 +145,7 @@ def test_query_point_is_the_mask_median(ros, autostart_node):
         assert abs(got - float(np.median(ref))) < 1e-3
 
 
-@pytest.mark.slow  # a load test: 16 s of frames and 8 querying threads
+@pytest.mark.quiet  # a load test: 16 s of frames and 8 querying threads
 def test_queries_from_eight_threads_do_not_slow_the_frame_path(ros, autostart_node):
     """Frames at a fixed rate the node sustains (5/s) go on with 8 threads querying (each a
     query every 2 s, 4/s in all, the same new phrase at once: its encoding is shared), and

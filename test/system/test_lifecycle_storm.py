@@ -33,7 +33,7 @@ from ovseg_ros.node.runner import freeze_imported_objects, spin_executor  # noqa
 from ovseg_ros.node.segment_node import SegmentNode  # noqa: E402
 from ovseg_ros.srv import SetPrompts  # noqa: E402
 
-pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+pytestmark = pytest.mark.quiet  # time bounds under load or after signals: run alone
 
 CYCLES = 20  # lifecycle cycles, as the issue asks: ~35 s here (2 cores)
 PROMPT_THREADS = 6

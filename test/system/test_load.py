@@ -24,7 +24,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from ovseg_ros.msg import Segmentation  # noqa: E402
 from ovseg_ros.node import qos as Q  # noqa: E402
 
-pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+pytestmark = pytest.mark.quiet  # time bounds under load or after signals: run alone
 
 
 def slow_down(node, seconds: float) -> None:

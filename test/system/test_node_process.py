@@ -19,7 +19,7 @@ from helpers.processes import (
 )
 from helpers.ros_helpers import RosHarness, image_fields_msg, make_picture, wait_for
 
-pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+pytestmark = pytest.mark.quiet  # time bounds under load or after signals: run alone
 
 pytest.importorskip("rclpy")
 

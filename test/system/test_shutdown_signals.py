@@ -12,7 +12,7 @@ import pytest
 from helpers.processes import ROOT, NodeProcess, tiny_node
 from helpers.ros_helpers import RosHarness, wait_for
 
-pytestmark = pytest.mark.slow  # minutes of processes, load or signals: not the inner loop
+pytestmark = pytest.mark.quiet  # time bounds under load or after signals: run alone
 
 pytest.importorskip("rclpy")
 

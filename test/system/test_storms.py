@@ -26,7 +26,7 @@ pytest.importorskip("rclpy")
 from ovseg_ros.bench.storms import CLIENT_TIMEOUT_S, STORMS, StormRig  # noqa: E402
 from ovseg_ros.core.tiny import TINY_TEXT  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.quiet  # frame-rate and answer-time bounds under storms
 QUIET_S = 10.0
 ANSWER_BOUND_S = 1.0
 PARAMS = dict(model=TINY_TEXT, clip_weights="random", heads="random", device="cpu",
