@@ -5,9 +5,10 @@
 # (scripts/distro.sh); the suite runs the benchmarks as a smoke (test/bench/test_bench_smoke.py).
 # --ros-only: only the tests marked `ros` (every test whose module reaches rclpy, see
 # test/conftest.py), no lint: what CI runs on the distros after the first (.ci/run).
-# The inner loop: `scripts/test.sh -m "not slow" -n 2` (pytest-xdist: both cores; the slow
+# The inner loop: `scripts/test.sh -m "not slow" -n 3` (pytest-xdist, 3 workers; the slow
 # tests are storms, soaks, load, process signals, workspace builds, Ray clusters, model exports;
-# those marked `quiet` have time bounds and run one at a time, alone). --no-lint: no ruff (a second call in one CI step).
+# those marked `quiet` have time bounds and run one at a time, alone).
+# --no-lint: no ruff (a second call in one CI step).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
