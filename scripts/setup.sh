@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a built workspace, without a ROS distro:
-#   [OVSEG_DISTRO=kilted|jazzy] scripts/setup.sh [--with-test-interfaces] [--force]
+#   [OVSEG_DISTRO=kilted|jazzy] scripts/setup.sh [--with-test-interfaces] [--force] [--no-link]
 # Creates a venv (Python 3.11 + PyTorch + the ROS 2 wheels of one distro from PyPI + colcon),
 # installs this package editable, patches the wheels' CMake exports and runs `colcon build`.
 # Kilted (default): .venv, build/, install/, log/; Jazzy: .venv-jazzy, build-jazzy/, ... (see
@@ -9,6 +9,8 @@
 #   --with-test-interfaces  also build semantic_inference_msgs (ovseg_ros/frame/definitions:
 #                           the FeatureImage interface, for tests; users install MIT-SPARK's)
 #   --force                 re-run the pip steps even if the stamp matches
+#   --no-link               pip-install torch even where a sibling venv has it (set-ups of
+#                           two distros at once: the sibling's may be half-installed)
 # Every install also builds vision_msgs' LabelInfo/VisionClass (ovseg_ros/frame/definitions), so
 # the node publishes ~/label_info, unless a prefix on AMENT_PREFIX_PATH already has vision_msgs.
 # Then: `[OVSEG_DISTRO=...] source scripts/env.sh`.
@@ -19,11 +21,13 @@ cd "$ROOT"
 
 WITH_TEST_INTERFACES=0
 FORCE=0
+LINK=1
 for arg in "$@"; do
   case "$arg" in
     --with-test-interfaces) WITH_TEST_INTERFACES=1 ;;
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --no-link) LINK=0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -86,7 +90,7 @@ if [[ $FORCE == 1 ]] || [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want_hash"
   # same Python that has it (about 5 GB and a minute of unpacking saved); pip below then finds
   # it installed. Without one (or across file systems) pip installs it.
   for sibling in "$ROOT"/.venv "$ROOT"/.venv-*; do
-    [[ "$sibling" != "$VENV" && -x "$sibling/bin/python" ]] || continue
+    [[ $LINK == 1 && "$sibling" != "$VENV" && -x "$sibling/bin/python" ]] || continue
     same="$("$sibling/bin/python" -c 'import sys; print(sys.version)')"
     [[ "$same" == "$("$VENV/bin/python" -c 'import sys; print(sys.version)')" ]] || continue
     "$sibling/bin/python" -m pip show -q torch >/dev/null 2>&1 || continue
@@ -104,8 +108,13 @@ if [[ $FORCE == 1 ]] || [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want_hash"
   log "pip: ovseg_ros (editable)"
   # No build isolation: setuptools is already in the venv (colcon-core pins it below 80), and an
   # isolated build would fetch another copy from the index on every run. Dependencies are not
-  # skipped, so anything setup.py adds later is installed too.
-  quiet_pip install -q --no-build-isolation -e .
+  # skipped, so anything setup.py adds later is installed too. Two set-ups at once (one per
+  # distro) take turns: the editable build writes ovseg_ros.egg-info into this checkout.
+  if command -v flock >/dev/null; then
+    ( flock 9; quiet_pip install -q --no-build-isolation -e . ) 9>"$ROOT/.ovseg-editable.lock"
+  else
+    quiet_pip install -q --no-build-isolation -e .
+  fi
   echo "$want_hash" > "$STAMP"
 else
   log "pip: up to date (stamp $STAMP)"
