@@ -33,7 +33,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_STATIC_PEERS", None)
 if not os.environ.get("ROS_DOMAIN_ID"):
     os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
-# pytest-xdist (`-n 2`): each worker process on a domain of its own, next to the run's, so that
+# pytest-xdist (`-n N`): each worker process on a domain of its own, next to the run's, so that
 # the workers' nodes, named alike, never hear each other.
 if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
     worker = int(os.environ["PYTEST_XDIST_WORKER"][2:])

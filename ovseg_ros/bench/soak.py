@@ -37,6 +37,7 @@ from ovseg_ros.settings.parameters import BY_NAME
 BASE = ["person", "chair", "table", "door", "floor", "wall", "window", "lamp", "sofa", "plant",
         "cup", "bottle", "bag", "screen", "bed", "shelf"]
 NS = f"/soak{os.getpid()}"  # this run's namespace: runs on one ROS domain never mix
+ANSWER_TIMEOUT_S = 120.0  # a set_prompts with new names answers once they are encoded
 
 
 def vocabulary(k: int, new: int) -> list[str]:
@@ -137,17 +138,6 @@ class Driver:
             next_t += 1.0 / rate_hz
             time.sleep(max(0.0, next_t - time.monotonic()))
 
-    def set_prompts(self, names: list[str], timeout: float = 120.0) -> tuple[bool, str]:
-        if not self.client.wait_for_service(timeout_sec=timeout):
-            return False, "set_prompts not available"
-        done = threading.Event()
-        future = self.client.call_async(self.request(prompts=names))
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
-            return False, "no answer"
-        res = future.result()
-        return bool(res.success), res.message
-
     def start_set_prompts(self, names: list[str]) -> Callable[[], tuple[bool, str] | None]:
         """Send a set_prompts without waiting; poll() -> None until answered, then (success,
         message). The node answers a change with new names when they are encoded, which with
@@ -195,7 +185,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     changes = failed = 0
     change_s: list[float] = []
     pending: tuple[Callable[[], tuple[bool, str] | None], float] | None = None
-    if not driver.client.wait_for_service(timeout_sec=120.0):
+    if not driver.client.wait_for_service(timeout_sec=ANSWER_TIMEOUT_S):
         raise RuntimeError("set_prompts not available")
     duration = args.minutes * 60.0
     t0 = next_change = next_print = time.monotonic() + args.warmup_s
@@ -213,9 +203,9 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 if not ok:
                     print(f"  set_prompts refused/failed: {why}", flush=True)
                 pending = None
-            elif pending is not None and time.monotonic() - pending[1] > 120.0:
+            elif pending is not None and time.monotonic() - pending[1] > ANSWER_TIMEOUT_S:
                 failed += 1
-                print("  set_prompts: no answer in 120 s", flush=True)
+                print(f"  set_prompts: no answer in {ANSWER_TIMEOUT_S:.0f} s", flush=True)
                 pending = None
             if now >= next_change and pending is None:  # one change at a time
                 changes += 1
