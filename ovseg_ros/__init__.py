@@ -7,3 +7,9 @@
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
+
+# Intel MKL (PyTorch's fp32 matrix products on x86 CPUs) splits some products among threads in
+# ways whose rounding depends on the thread count. Its strict reproducibility mode gives the
+# same bits at any thread count; it must be chosen before MKL's first call, so here, before
+# anything imports torch. A value the user set is kept (core/reproducible.py).
+__import__("os").environ.setdefault("MKL_CBWR", "AUTO,STRICT")

@@ -33,6 +33,8 @@ from . import tiling
 from .config import ClipDiyConfig
 from .device import Runtime
 from .maskclip import GlobalClipEncoder, normalise_pixels
+from .reproducible import class_softmax, product, small_work
+from .resample import resample
 from .text import TextEmbeddingCache
 from .weights import default_cache_dir, load_clip
 
@@ -86,8 +88,7 @@ def resize_crops(crops: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(crops.shape[-2:]) == tuple(size):
         return crops
     shrink = crops.shape[-2] > size[0] or crops.shape[-1] > size[1]
-    out = F.interpolate(crops, size=size, mode="bicubic", align_corners=False, antialias=shrink)
-    return out.clamp_(0.0, 1.0)
+    return resample(crops, size, "bicubic", antialias=shrink).clamp_(0.0, 1.0)
 
 
 def interpolation_matrix(knots: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
@@ -112,7 +113,10 @@ def grid_to_pixels(grid: torch.Tensor, layout: ScaleLayout, size: tuple[int, int
     my = interpolation_matrix(cy, torch.arange(size[0], dtype=torch.float64) + 0.5)
     mx = interpolation_matrix(cx, torch.arange(size[1], dtype=torch.float64) + 0.5)
     my, mx = my.to(grid.device, grid.dtype), mx.to(grid.device, grid.dtype)
-    return torch.einsum("yi,bcij,xj->bcyx", my, grid, mx)
+    # Two products with many rows each (reproducible.py), not one small-row einsum.
+    b, c, ny, nx = grid.shape
+    cols = product(grid.reshape(b * c * ny, nx), mx.T).view(b * c, ny, -1)  # (B * C, ny, W)
+    return product(my, cols).view(b, c, size[0], size[1])
 
 
 def saliency_fusion(
@@ -134,12 +138,12 @@ def saliency_fusion(
     saliency, so it is not applied.
     """
     if background is None:
-        return torch.softmax(logit_scale * scores, dim=1)
+        return class_softmax(logit_scale * scores, dim=1)
     s = saliency.to(scores.dtype).unsqueeze(1)
     fg = torch.ones(scores.shape[1], dtype=torch.bool, device=scores.device)
     fg[background] = False
     weighted = torch.where(fg.view(1, -1, 1, 1), scores * s, scores * (1.0 - s))
-    return torch.softmax(logit_scale * weighted, dim=1)
+    return class_softmax(logit_scale * weighted, dim=1)
 
 
 class ClipDiy:
@@ -195,7 +199,9 @@ class ClipDiy:
         """(N, 3, c, c) in [0, 1] -> (N, D) unit-norm global image embeddings, batched."""
         pixels = normalise_pixels(resize_crops(crops, self.input_size)).to(self.runtime.dtype)
         step = self.batch_size()
-        feats = [self.image_encoder(pixels[i:i + step]) for i in range(0, len(pixels), step)]
+        tokens = (pixels.shape[-2] // 16) * (pixels.shape[-1] // 16) + 1  # per crop, about
+        with small_work(min(step, len(pixels)) * tokens):
+            feats = [self.image_encoder(pixels[i:i + step]) for i in range(0, len(pixels), step)]
         return F.normalize(torch.cat(feats).float(), dim=-1)
 
     @torch.inference_mode()
@@ -209,7 +215,7 @@ class ClipDiy:
         b, _, h, w = images.shape
         layouts = self.layouts(h, w)
         crops = [resize_crops(cut_crops(images, lay), self.input_size) for lay in layouts]
-        scores = self.embed_crops(torch.cat(crops)) @ text.float().t()  # (N, C)
+        scores = product(self.embed_crops(torch.cat(crops)), text.float().t())  # (N, C)
         grids, start = [], 0
         for lay in layouts:
             n = b * lay.count

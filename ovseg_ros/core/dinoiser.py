@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import DELTA, GAMMA
+from .reproducible import product
 from .weights import WeightsError, check_state_dict, load_state_dict
 
 PROJ_DIM = 256
@@ -44,8 +45,15 @@ class DinoiserHeads(nn.Module):
         return F.normalize(self.obj_proj(g), dim=1)
 
     def objectness(self, g: torch.Tensor) -> torch.Tensor:
-        """(B, W, h, w) -> objectness probability (B, h, w); the head reads unit-norm G."""
-        return torch.sigmoid(self.bkg_decoder(F.normalize(g, dim=1)))[:, 0]
+        """(B, W, h, w) -> objectness probability (B, h, w); the head reads unit-norm G.
+
+        The 1x1 conv with one output channel runs as a matmul: PyTorch's CPU convolution
+        splits that reduction by thread count, so its bits would depend on `threads`."""
+        b, width, h, w = g.shape
+        weight = self.bkg_decoder.weight.view(width, 1).to(g.dtype)
+        unit = F.normalize(g, dim=1).reshape(b, width, h * w).transpose(1, 2)  # (B, hw, W)
+        logits = product(unit, weight) + self.bkg_decoder.bias.to(g.dtype)  # (B, hw, 1)
+        return torch.sigmoid(logits).view(b, h, w)
 
 
 def check_heads_file(path: Path, model_name: str) -> None:
@@ -61,7 +69,7 @@ def check_heads_file(path: Path, model_name: str) -> None:
 def patch_correlations(proj: torch.Tensor) -> torch.Tensor:
     """Cosine correlations between all patches: (B, P, h, w) unit-norm -> (B, hw, hw)."""
     flat = proj.flatten(2)
-    return flat.transpose(1, 2) @ flat
+    return product(flat.transpose(1, 2), flat)
 
 
 def guided_pool(dense: torch.Tensor, corr: torch.Tensor, gamma: float = GAMMA) -> torch.Tensor:
@@ -73,7 +81,7 @@ def guided_pool(dense: torch.Tensor, corr: torch.Tensor, gamma: float = GAMMA) -
     b, d, h, w = dense.shape
     # A falsy gamma keeps every correlation, negative ones included (published behaviour).
     weights = corr.masked_fill(corr < gamma, 0.0) if gamma else corr
-    pooled = dense.flatten(2) @ weights.transpose(1, 2)  # (B, D, hw): sum over m of C_nm F_m
+    pooled = product(dense.flatten(2), weights.transpose(1, 2))  # (B, D, hw): sum_m C_nm F_m
     pooled = pooled / (weights.sum(dim=-1).unsqueeze(1) + 1e-6)
     return pooled.reshape(b, d, h, w)
 
@@ -83,8 +91,12 @@ def classify(dense: torch.Tensor, text: torch.Tensor, scale: float = 100.0) -> t
 
     dense (B, D, h, w), text (C, D) unit-norm -> (B, C, h, w).
     """
-    logits = torch.einsum("bdhw,cd->bchw", F.normalize(dense, dim=1), text)
-    return torch.softmax(scale * logits, dim=1)
+    # Pixels as the product's rows and a softmax over the last dimension (reproducible.py);
+    # the result is a permuted view.
+    b, _, h, w = dense.shape
+    unit = F.normalize(dense, dim=1).flatten(2).transpose(1, 2)  # (B, hw, D)
+    logits = product(unit, text.T).view(b, h, w, -1)
+    return torch.softmax(scale * logits, dim=-1).permute(0, 3, 1, 2)
 
 
 def apply_background_rule(

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .reproducible import product
+
 LOGIT_SCALE = 100.0  # dinoiser.classify's scale (CLIP's logit scale)
 # Bump when the computation of F' changes (model code, pooling, normalisation): features of two
 # versions are not comparable. Vocabulary-independent by construction.
@@ -57,7 +59,11 @@ class FrameFeatures:
 
     def logits(self, text: torch.Tensor) -> torch.Tensor:
         """LOGIT_SCALE * cosine against text (K, D) unit-norm -> (K, h, w), as `classify`."""
-        return LOGIT_SCALE * torch.einsum("dhw,kd->khw", self.unit(), text.to(self.pooled.device))
+        # Pixels as the product's rows (reproducible.py): a permuted view of (h, w, K).
+        h, w = self.grid
+        unit = self.unit().flatten(1).T  # (hw, D)
+        logits = product(unit, text.to(self.pooled.device).T).view(h, w, -1)
+        return LOGIT_SCALE * logits.permute(2, 0, 1)
 
     def grid_hwd(self, dtype: torch.dtype = torch.float16) -> torch.Tensor:
         """(h, w, D) contiguous L2-normalised features in `dtype` on the CPU (for messages)."""
@@ -86,4 +92,4 @@ def segment_means(features: FrameFeatures, segments: torch.Tensor, count: int) -
     weights = torch.bincount(pairs, minlength=(count + 1) * cells).view(count + 1, cells)[1:]
     unit = features.unit().reshape(features.dim, cells).T.cpu()  # (hw, D)
     sizes = weights.sum(dim=1, keepdim=True).clamp_min(1)
-    return (weights.float() @ unit) / sizes
+    return product(weights.float(), unit) / sizes

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .clipdiy import ClipDiy, ClipDiyConfig
+from .reproducible import class_softmax
 from .results import SegmentationResult, results_from_device
 from .vocabulary import BACKGROUND
 
@@ -109,7 +110,7 @@ def fuse_probabilities(p_dino: torch.Tensor, p_diy: torch.Tensor, weight: float)
     """Weighted geometric mean over classes (dim -3): (..., C, h, w) twice -> (..., C, h, w)."""
     logits = ((1.0 - weight) * torch.log(p_dino.float().clamp_min(EPS))
               + weight * torch.log(p_diy.float().clamp_min(EPS)))
-    return torch.softmax(logits, dim=-3)
+    return class_softmax(logits, dim=-3)
 
 
 def prior_weight(age: float, half_life: float) -> float:

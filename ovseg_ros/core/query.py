@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from . import tiling
+from .reproducible import class_logsumexp
 from .results import SegmentationResult
 from .vocabulary import check_name
 
@@ -106,7 +107,7 @@ def relevance_maps(segmenter, result: SegmentationResult, phrases: Sequence[str]
         vocab, phrase = logits[:len(feats.text)], logits[len(feats.text):]
         if feats.prior is not None:
             vocab = vocab + torch.log(feats.prior.to(dev).float().clamp_min(1e-30))[:, None, None]
-        probs = torch.sigmoid(phrase - torch.logsumexp(vocab, dim=0, keepdim=True))
+        probs = torch.sigmoid(phrase - class_logsumexp(vocab, dim=0))
         new_probs = dict(zip(new, probs, strict=True))
     patch_probs = torch.from_numpy(result.patch_probs)
     for name, channel in zip(names, channels, strict=True):

@@ -26,6 +26,7 @@ from .dinoiser import (
 )
 from .features import FrameFeatures
 from .maskclip import DenseClipEncoder, normalise_pixels, pad_to_multiple
+from .reproducible import small_work
 from .results import SegmentationResult, results_from_device
 from .settings import ConfigError, settings_of
 from .stage_timer import StageTimer, stage_timer
@@ -298,6 +299,14 @@ class Segmenter:
     def _segment_same_size(self, images: Sequence[np.ndarray], active: _Active,
                            prior: torch.Tensor | None = None) -> list[SegmentationResult]:
         """One batch of same-size frames: no device sync until the results' one download."""
+        h0, w0 = images[0].shape[:2]
+        hs, ws = self.processing_size((h0, w0))
+        p = self.encoder.patch
+        with small_work(len(images) * -(-hs // p) * -(-ws // p)):
+            return self._segment_same_size_now(images, active, prior)
+
+    def _segment_same_size_now(self, images: Sequence[np.ndarray], active: _Active,
+                               prior: torch.Tensor | None = None) -> list[SegmentationResult]:
         cfg = self.config  # one configuration for the whole batch
         timer = stage_timer(self.runtime.device, cfg.profile)
         batch = self.upload(images)

@@ -7,6 +7,9 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from .reproducible import one_thread, product
+from .resample import resample
+
 # The paper's test resize is (2048, 448) with kept aspect: short side 448 unless that would
 # make the long side exceed 2048. Scaled with `short`, this caps very thin frames (2 x 4000).
 LONG_TO_SHORT = 2048 / 448
@@ -28,8 +31,7 @@ def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(images.shape[-2:]) == tuple(size):
         return images
     shrink = size[0] < images.shape[-2] or size[1] < images.shape[-1]
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False,
-                         antialias=shrink)
+    return resample(images, size, "bilinear", antialias=shrink)
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:
@@ -51,7 +53,7 @@ def upsample_patches(probs: torch.Tensor, patch: int, size: tuple[int, int]) -> 
     """Patch scores (B, C, h, w) -> pixel scores (B, C, H, W): bilinear to the padded size, then
     the padding is cut off, so pixels keep their alignment with the patches that saw them."""
     h, w = probs.shape[-2:]
-    up = F.interpolate(probs, size=(h * patch, w * patch), mode="bilinear", align_corners=False)
+    up = resample(probs, (h * patch, w * patch), "bilinear")
     return up[..., : size[0], : size[1]]
 
 
@@ -64,13 +66,14 @@ def _axis_matrix(n: int, patch: int, crop: int, out: int, antialias: bool,
     (computed in float64, so they round once)."""
     # Channel k holds basis vector k along W (along H with W = 1, the antialiased kernel
     # gives other weights than it uses on real images).
-    eye = torch.eye(n, dtype=torch.float64).view(1, n, 1, n)
-    up = F.interpolate(eye, size=(1, n * patch), mode="bilinear", align_corners=False)
-    up = up[..., :crop]
-    if crop != out:
-        up = F.interpolate(up, size=(1, out), mode="bilinear", align_corners=False,
-                           antialias=antialias)
-    return up[0, :, 0, :].T.contiguous().to(device, torch.float32)
+    with one_thread():  # cached: its bits must not depend on who made it first
+        eye = torch.eye(n, dtype=torch.float64).view(1, n, 1, n)
+        up = F.interpolate(eye, size=(1, n * patch), mode="bilinear", align_corners=False)
+        up = up[..., :crop]
+        if crop != out:
+            up = F.interpolate(up, size=(1, out), mode="bilinear", align_corners=False,
+                               antialias=antialias)
+        return up[0, :, 0, :].T.contiguous().to(device, torch.float32)
 
 
 def upsample_to_image(maps: torch.Tensor, patch: int, size: tuple[int, int],
@@ -86,6 +89,8 @@ def upsample_to_image(maps: torch.Tensor, patch: int, size: tuple[int, int],
     shrink = image_hw[0] < size[0] or image_hw[1] < size[1]  # `resize`'s antialias rule
     ry = _axis_matrix(h, patch, size[0], image_hw[0], shrink, maps.device)
     rx = _axis_matrix(w, patch, size[1], image_hw[1], shrink, maps.device)
-    cols = (maps.float() @ rx.T).permute(0, 2, 3, 1).reshape(b, h, -1)  # (B, h, W * C)
-    out = (ry @ cols).view(b, image_hw[0], image_hw[1], c)  # (B, H, W, C)
+    # Contiguous maps: one product with B * C * h rows (a permuted view would run as B * C
+    # small products, whose rounding depends on the thread count: reproducible.py).
+    cols = product(maps.float().contiguous(), rx.T).permute(0, 2, 3, 1).reshape(b, h, -1)
+    out = product(ry, cols).view(b, image_hw[0], image_hw[1], c)  # (B, H, W, C)
     return out.permute(0, 3, 1, 2)
