@@ -11,6 +11,7 @@ from ovseg_ros.bag import BagError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ovseg_ros.frame.outputs import FRAME_TABLE
     from ovseg_ros.frame.types import DISTROS, default_distro
     from ovseg_ros.settings.options import (
         add_keyframe_options,
@@ -36,10 +37,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "and markers")
     io.add_argument("--camera-info-topic", action="append", default=[], metavar="T")
     io.add_argument("--ns", default="/ovseg", help="output namespace (the node's name)")
-    io.add_argument("--overlay", action="store_true", help="also write the colour overlay")
+    optional = [o for o in FRAME_TABLE if o.optional]
+    io.add_argument("--with", dest="with_outputs", action="append", default=[], metavar="NAME",
+                    choices=[o.name for o in optional],
+                    help="also write this optional output (repeat for several): " + "; ".join(
+                        f"{o.name}: {o.doc}" for o in optional))
+    io.add_argument("--overlay", action="store_true", help="the same as --with overlay")
     io.add_argument("--features", action="store_true",
-                    help="also write `features` (ovseg_ros/FeatureMap: the dense per-patch "
-                         "features 3D mappers fuse, as the node's ~/features); mode whole")
+                    help="the same as --with features (ovseg_ros/FeatureMap: the dense "
+                         "per-patch features 3D mappers fuse, as the node's ~/features)")
     io.add_argument("--no-copy", action="store_true",
                     help="write only the outputs, not the input's messages")
     io.add_argument("--distro", default=default_distro(), choices=DISTROS,
@@ -84,6 +90,7 @@ def parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace):
     from ovseg_ros.core.settings import check_config, from_values
+    from ovseg_ros.frame.outputs import BY_NAME as OUTPUTS
     from ovseg_ros.settings.options import parse_prompts
     from ovseg_ros.settings.parameters import NodeConfig
 
@@ -91,30 +98,33 @@ def settings_from_args(args: argparse.Namespace):
 
     if args.batch < 1:
         raise BagError("--batch must be >= 1")
-    if args.features and args.mode == "slide":
-        raise BagError("--features needs --mode whole (slide mode stitches windows and keeps "
-                       "no features)")
+    outputs = tuple(dict.fromkeys([*args.with_outputs, *(["overlay"] if args.overlay else []),
+                                   *(["features"] if args.features else [])]))
+    for name in outputs:
+        if "features" in OUTPUTS[name].needs and args.mode == "slide":
+            raise BagError(f"--with {name} needs --mode whole (slide mode stitches windows "
+                           "and keeps no features)")
     node = from_values(NodeConfig, {**vars(args), "prompts": parse_prompts(args.prompts),
                                     "use_depth": bool(args.depth_topic)})
     check_config(node)
     return BagSettings(node=node, image_topics=tuple(args.image_topic),
                        depth_topics=tuple(args.depth_topic),
                        info_topics=tuple(args.camera_info_topic), ns=args.ns,
-                       copy=not args.no_copy, overlay=args.overlay, features=args.features,
+                       copy=not args.no_copy, outputs=outputs,
                        batch=args.batch,
                        start=args.start, end=args.end, distro=args.distro)
 
 
 def job_from_args(args: argparse.Namespace):
     """The BagJob of these options: the model loaded, the prompts set."""
-    from ovseg_ros.core.tiny import TINY, register_tiny
+    from ovseg_ros.core.tiny import CONFIGS, register_tiny
     from ovseg_ros.settings.options import config_from_args, keyframes_from_args, load_pipeline
 
     from .process import BagJob
 
     settings = settings_from_args(args)
-    if args.model == TINY:  # the benchmarks' and tests' seeded tiny model, in any process
-        register_tiny()
+    if args.model in CONFIGS:  # the benchmarks' and tests' seeded tiny models, in any process
+        register_tiny(name=args.model)
     pipeline, random = load_pipeline(config_from_args(args), args.random_fallback,
                                      keyframes_from_args(args))
     pipeline.set_prompts(list(settings.node.prompts))

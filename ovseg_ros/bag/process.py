@@ -21,13 +21,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ovseg_ros.bag import BagError
-from ovseg_ros.bag.sink import OutputBag, Topic, prepare_output, read_partial
+from ovseg_ros.bag.run_record import check_resumable, run_record, write_record
+from ovseg_ros.bag.sink import OutputBag, Topic, partial_path, prepare_output, read_partial
 from ovseg_ros.bag.source import IMAGE_TYPES, InputBag
 from ovseg_ros.bag.topics import BagCamera, cameras_for, output_topics
 from ovseg_ros.frame.builder import MessageBuilder, builder_for
 from ovseg_ros.frame.log import FrameLog
-from ovseg_ros.frame.messages import FeatureSpace
-from ovseg_ros.frame.step import FrameResult, FrameStep, Incoming, StepCamera, StepSettings
+from ovseg_ros.frame.step import (
+    BaseSink,
+    FrameResult,
+    FrameStep,
+    Incoming,
+    StepCamera,
+    StepSettings,
+    make_step,
+)
 from ovseg_ros.frame.types import default_distro
 
 if TYPE_CHECKING:
@@ -46,8 +54,7 @@ class BagSettings:
     info_topics: tuple[str, ...] = ()
     ns: str = "/ovseg"
     copy: bool = True
-    overlay: bool = False
-    features: bool = False  # also `features` (FeatureMap), as the node's ~/features
+    outputs: tuple[str, ...] = ()  # the optional outputs to write too (frame/outputs.py)
     batch: int = 1
     start: float | None = None  # seconds from the bag's start, or an absolute stamp (> 1e9)
     end: float | None = None
@@ -94,7 +101,7 @@ class _Pending:
     incoming: Incoming
 
 
-class BagSink:
+class BagSink(BaseSink):
     """Writes the frame step's outputs into the output bag, at each input frame's bag time."""
 
     def __init__(self, out: OutputBag, topics: dict[tuple[str, str], Topic],
@@ -105,12 +112,6 @@ class BagSink:
     def wants(self, camera: str, output: str) -> bool:
         return (camera, output) in self.topics
 
-    def timing(self, frame: FrameResult) -> tuple[float, float, int]:
-        return 0.0, 0.0, 0  # wall-clock fields of the live node; the report has the run's
-
-    def accepting(self) -> bool:
-        return True
-
     def emit(self, camera: str, output: str, msg: Any, frame: FrameResult | None) -> None:
         time_ns = frame.incoming.bag_time_ns if frame is not None else 0
         self.out.write_raw(self.topics[(camera, output)], time_ns, self.builder.serialize(msg))
@@ -118,9 +119,6 @@ class BagSink:
     def frame_done(self, frame: FrameResult) -> None:
         self.report.frames[self.image_topic[frame.camera]] += 1
         self.report.last_time_ns = frame.incoming.bag_time_ns
-
-    def frame_refused(self, camera: str, reason: str, text: str) -> None:
-        pass  # counted and logged by the step's FrameLog (the report's `skipped`)
 
 
 class BagJob:
@@ -144,13 +142,21 @@ class BagJob:
         frame_log = FrameLog(log)
         try:
             cams = cameras_for(bag, self.s, log, frame_log.throttle)
+            record = run_record(self.pipeline, self.s)
             old = prepare_output(output, overwrite, resume, fresh_partial)
+            if old is not None:
+                try:
+                    check_resumable(old, record, str(partial_path(output)))
+                except BagError:
+                    old.rename(partial_path(output))  # kept as it was, for a matching run
+                    raise
             start_ns, stop_ns = self._slice(bag)
             image_topics = {c.image_topic for c in cams}
             if total is not None:
                 total(bag.count(image_topics))
             step = self._step(cams, frame_log)
             with OutputBag(output, self.s.distro) as out:
+                write_record(out.partial, record)
                 try:
                     topics = output_topics(out, cams, self.s)
                     sink = BagSink(out, topics, self.builder, report, cams)
@@ -179,14 +185,11 @@ class BagJob:
         return report
 
     def _step(self, cams: list[BagCamera], frame_log: FrameLog) -> FrameStep:
-        from ovseg_ros.core.features import FEATURE_VERSION, LOGIT_SCALE
-
-        seg, node = self.pipeline.segmenter, self.s.node
+        node = self.s.node
         settings = StepSettings(node.max_image_pixels, node.overlay_alpha)
-        return FrameStep(self.pipeline, [StepCamera(c.name, c.image_topic, c.depth)
+        return make_step(self.pipeline, [StepCamera(c.name, c.image_topic, c.depth)
                                          for c in cams], lambda: settings, self.builder,
-                         frame_log, FeatureSpace(seg.config.model, seg.weights_id,
-                                                 FEATURE_VERSION), LOGIT_SCALE)
+                         frame_log)
 
     # ---- the frame loop ---------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from ovseg_ros.bag import BagError
 from ovseg_ros.bag.sink import OutputBag, Topic
 from ovseg_ros.bag.source import IMAGE_TYPES, InputBag
 from ovseg_ros.frame.depth import DepthInput
-from ovseg_ros.frame.outputs import OUTPUT_TYPES, VOCABULARY_OUTPUTS, qos_for
+from ovseg_ros.frame.outputs import VOCABULARY_TABLE, frame_outputs
 
 # Trailing parts of an image topic that do not name the camera.
 _IMAGE_WORDS = {"image", "image_raw", "image_rect", "image_color", "image_rect_color",
@@ -84,23 +84,16 @@ def cameras_for(bag: InputBag, s: Any, log: Any, throttle: Any) -> list[BagCamer
 
 
 def output_topics(out: OutputBag, cams: list[BagCamera], s: Any) -> dict[tuple[str, str], Topic]:
-    """{(camera name, output): Topic} for what will be written, and ("", "label_map"),
-    ("", "label_info") (transient local, as the node latches them)."""
+    """{(camera name, output): Topic} for what will be written (the output table's rows each
+    camera has, the optional ones when asked), and ("", "label_map"), ("", "label_info")
+    (transient local, as the node latches them)."""
     ns = "/" + s.ns.strip("/") if s.ns.strip("/") else ""
     topics: dict[tuple[str, str], Topic] = {}
-    outputs = ["labels", "confidence", "segmentation"]
-    if s.node.publish_confidence_mono8 or any(c.depth for c in cams):
-        outputs.append("confidence_mono8")
-    if s.overlay:
-        outputs.append("overlay")
-    if s.features:
-        outputs.append("features")
     for cam in cams:
         base = f"{ns}/{cam.name}" if cam.name else ns
-        names = outputs + (["points", "markers"] if cam.depth is not None else [])
-        for name in names:
-            topics[(cam.name, name)] = out.output_topic(f"{base}/{name}", OUTPUT_TYPES[name],
-                                                        qos_for(name))
-    for name in VOCABULARY_OUTPUTS:
-        topics[("", name)] = out.output_topic(f"{ns}/{name}", OUTPUT_TYPES[name], qos_for(name))
+        for row in frame_outputs(s.node, cam.depth is not None, s.outputs):
+            topics[(cam.name, row.name)] = out.output_topic(f"{base}/{row.name}", row.msgtype,
+                                                            row.qos)
+    for row in VOCABULARY_TABLE:
+        topics[("", row.name)] = out.output_topic(f"{ns}/{row.name}", row.msgtype, row.qos)
     return topics

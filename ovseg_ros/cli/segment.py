@@ -18,12 +18,17 @@ from typing import Any
 import numpy as np
 
 from ovseg_ros.core.query import relevance_maps, validate_phrases
-from ovseg_ros.frame.builder import MessageBuilder, builder_for
+from ovseg_ros.frame.builder import builder_for
 from ovseg_ros.frame.log import FrameLog
-from ovseg_ros.frame.messages import image_msg
-from ovseg_ros.frame.step import FrameResult, FrameStep, Incoming, StepCamera, StepSettings
+from ovseg_ros.frame.step import (
+    BaseSink,
+    FrameResult,
+    Incoming,
+    StepCamera,
+    StepSettings,
+    make_step,
+)
 from ovseg_ros.frame.types import default_distro
-from ovseg_ros.io import encode_rgb
 from ovseg_ros.settings.options import (
     config_from_args,
     keyframes_from_args,
@@ -34,8 +39,9 @@ from ovseg_ros.settings.options import (
 log = logging.getLogger("ovseg")
 
 
-class FilesSink:
-    """Writes each frame's label PNG, overlay PNG and JSON summary (no ROS messages)."""
+class FilesSink(BaseSink):
+    """Writes each frame's label PNG, overlay PNG and JSON summary from the frame itself: it
+    wants no message, so the step builds none."""
 
     def __init__(self, out: Path, background: bool, random_weights: bool,
                  queries: list[str], segmenter: Any, keep_scores: bool) -> None:
@@ -44,21 +50,6 @@ class FilesSink:
         self.media: Any = None  # the io.media.Frame being segmented
         self.scores: dict[str, np.ndarray] = {}  # --save-scores: patch probabilities by name
         self.last: FrameResult | None = None
-
-    def wants(self, camera: str, output: str) -> bool:
-        return False  # files are written from the frame itself, in frame_done
-
-    def timing(self, frame: FrameResult) -> tuple[float, float, int]:
-        return 0.0, 0.0, 0
-
-    def accepting(self) -> bool:
-        return True
-
-    def emit(self, camera: str, output: str, msg: Any, frame: FrameResult | None) -> None:
-        pass
-
-    def frame_refused(self, camera: str, reason: str, text: str) -> None:
-        pass  # counted and logged by the step's FrameLog
 
     def frame_done(self, frame: FrameResult) -> None:
         from ovseg_ros.io.media import write_png
@@ -85,12 +76,6 @@ class FilesSink:
         self.last = frame
 
 
-def media_message(b: MessageBuilder, rgb: np.ndarray, stamp: float) -> Any:
-    """A media frame as the rgb8 Image the step takes (decoding it is a view, no copy)."""
-    sec = int(stamp)
-    return image_msg(b, encode_rgb(rgb), b.header(sec, int(round((stamp - sec) * 1e9)), ""))
-
-
 def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
     from tqdm import tqdm
 
@@ -109,7 +94,7 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
     out.mkdir(parents=True, exist_ok=True)
     b = builder_for(default_distro())
     settings = StepSettings(max_image_pixels=2**62, overlay_alpha=args.overlay_alpha)
-    step = FrameStep(pipeline, [StepCamera("", str(args.input))], lambda: settings, b,
+    step = make_step(pipeline, [StepCamera("", str(args.input))], lambda: settings, b,
                      FrameLog(log))
     sink = FilesSink(out, cfg.background, is_random, queries, pipeline.segmenter,
                      bool(args.save_scores))
@@ -120,7 +105,7 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
                                        disable=frames.kind == "image", unit="frame",
                                        desc="ovseg")):
             sink.media = frame
-            step.run([("", Incoming(media_message(b, frame.rgb, float(i)), 0.0))], sink)
+            step.run([("", Incoming.decoded(frame.rgb, float(i)))], sink)
             names.append(frame.name)
             count = i + 1
     pipeline.close()

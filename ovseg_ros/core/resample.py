@@ -34,7 +34,7 @@ def axis_taps(n_in: int, n_out: int, mode: str, antialias: bool
         used = response != 0
         taps = max(int(used.sum(dim=1).max()), 1)
         # Each row's non-zero inputs in ascending order, then padding (index 0, weight 0).
-        order = torch.argsort((~used).to(torch.int8) * n_in
+        order = torch.argsort((~used).long() * n_in
                               + torch.arange(n_in)[None], dim=1, stable=True)[:, :taps]
         weights = response.gather(1, order).float()
         return order.contiguous(), weights.contiguous()

@@ -12,6 +12,7 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from torch import nn
 
 from .device import Runtime
+from .reproducible import one_thread
 from .text_store import TextEmbeddingStore, store_key
 
 # Plain format strings, so they can be filled and tokenised without calling lambdas each time.
@@ -243,7 +244,19 @@ class TextEmbeddingCache:
         return [n for n in missing if n not in found]
 
     def _encode(self, names: list[str]) -> torch.Tensor:
-        """Template-averaged embeddings (N, D) float32 for `names`."""
+        """Template-averaged embeddings (N, D) float32 for `names`.
+
+        Each name runs alone (its own batches, shapes decided by the name only) on one thread:
+        a name's bits then never depend on which names were encoded with it, on the thread
+        count or on the machine's load (reproducible.py), so an embedding read from the disk
+        store equals one encoded here."""
+        with one_thread():
+            return torch.cat([self.encode_together([name]) for name in names])
+
+    def encode_together(self, names: Sequence[str]) -> torch.Tensor:
+        """(N, D) float32 for `names` in shared batches, on the calling thread's threads: the
+        bits of one name then depend on the others and on the thread count. For `_encode` (one
+        name at a time) and the benchmark that measures what that costs."""
         prompts = [t.format(name) for name in names for t in self.templates]
         tokens = self.tokenizer(prompts).to(self.runtime.device)
         template = torch.arange(len(self.templates), device=tokens.device).repeat(len(names))

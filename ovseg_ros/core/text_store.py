@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"OVSEGTXT"
 # Bump when the text encoder's arithmetic changes: older files then sit in a folder no key
-# names any more.
-FORMAT = 1
+# names any more. 2: each name encoded alone on one thread (text.py).
+FORMAT = 2
 _HEADER = struct.Struct("<I")
 _MAX_HEADER = 4096
 
@@ -67,10 +67,14 @@ def _version(name: str) -> str:
 def store_key(model: str, clip: nn.Module, templates: Sequence[str], device: torch.device,
               dtype: torch.dtype, encoder: str) -> dict[str, Any]:
     """Everything an embedding's value depends on. encoder: the code path ("prefix" when the
-    templates' shared prefixes are reused, "full" otherwise)."""
+    templates' shared prefixes are reused, "full" otherwise). Not the thread count, nor the
+    names encoded beside it: neither changes a bit (text.py)."""
     return {"format": FORMAT, "model": model, "text_weights": text_weights_digest(clip),
             "templates": hashlib.sha256("\n".join(templates).encode()).hexdigest(),
             "device": device.type, "dtype": str(dtype).replace("torch.", ""),
+            # The CPU kernels (AVX2, AVX512, ...) round differently: a folder shared by machines
+            # of several CPU classes keeps one set of files per class.
+            "kernels": torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else "",
             "encoder": encoder,
             "versions": {"torch": torch.__version__, "open_clip": _version("open_clip_torch")}}
 

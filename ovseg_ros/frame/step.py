@@ -23,21 +23,13 @@ import numpy as np
 from ovseg_ros.core import device
 from ovseg_ros.core.results import SegmentationResult
 from ovseg_ros.core.vocabulary import VocabularySnapshot
-from ovseg_ros.frame import cloud_messages, messages
+from ovseg_ros.frame import messages
 from ovseg_ros.frame.builder import MessageBuilder
 from ovseg_ros.frame.depth import DepthInput
 from ovseg_ros.frame.log import FrameLog, one_line
-from ovseg_ros.frame.outputs import VOCABULARY_OUTPUTS
+from ovseg_ros.frame.outputs import FRAME_TABLE, VOCABULARY_OUTPUTS
 from ovseg_ros.geometry import ClassPoint, PairRequest, SemanticCloud
-from ovseg_ros.io import (
-    ImageDecodeError,
-    decode_compressed,
-    decode_image,
-    encode_float,
-    encode_labels,
-    encode_mono8,
-    encode_rgb,
-)
+from ovseg_ros.io import ImageDecodeError, decode_compressed, decode_image
 from ovseg_ros.viz import overlay as blend
 
 
@@ -51,12 +43,19 @@ def decode_rgb(msg: Any, max_pixels: int) -> np.ndarray:
 
 
 class Incoming(NamedTuple):
-    """A message waiting for the step (no decoding on the thread that received it)."""
+    """A frame waiting for the step (no decoding on the thread that received it): a message,
+    or (`ovseg segment`) RGB already decoded from a file, with its stamp."""
 
-    msg: Any  # sensor_msgs Image or CompressedImage
+    msg: Any  # sensor_msgs Image or CompressedImage; None with `rgb`
     received: float  # time.monotonic() at arrival
     pair: PairRequest | None = None  # with depth: the search for this frame's depth
     bag_time_ns: int = 0  # offline: the input message's bag time
+    rgb: np.ndarray | None = None  # (H, W, 3) uint8, instead of a message
+    stamp: float = 0.0  # with `rgb`: the header's stamp, seconds
+
+    @classmethod
+    def decoded(cls, rgb: np.ndarray, stamp: float) -> Incoming:
+        return cls(None, time.monotonic(), rgb=rgb, stamp=stamp)
 
 
 @dataclass
@@ -103,7 +102,7 @@ class FrameResult:
 
 
 class FrameSink(Protocol):
-    """Where a step's outputs go."""
+    """Where a step's outputs go (`BaseSink` has the defaults)."""
 
     def wants(self, camera: str, output: str) -> bool:
         """Build this output? (the node: subscribed or enabled; a bag: chosen at start)"""
@@ -123,6 +122,29 @@ class FrameSink(Protocol):
 
     def frame_refused(self, camera: str, reason: str, text: str) -> None:
         """A frame produced no output (undecodable, out of memory, ...)."""
+
+
+class BaseSink:
+    """A sink that wants no message, has no live timing and ignores refusals: what sinks that
+    write files or bags start from."""
+
+    def wants(self, camera: str, output: str) -> bool:
+        return False
+
+    def timing(self, frame: FrameResult) -> tuple[float, float, int]:
+        return 0.0, 0.0, 0  # the live node's wall-clock fields
+
+    def accepting(self) -> bool:
+        return True
+
+    def emit(self, camera: str, output: str, msg: Any, frame: FrameResult | None) -> None:
+        pass
+
+    def frame_done(self, frame: FrameResult) -> None:
+        pass
+
+    def frame_refused(self, camera: str, reason: str, text: str) -> None:
+        pass  # counted and logged by the step's FrameLog
 
 
 @dataclass(frozen=True)
@@ -192,6 +214,9 @@ class FrameStep:
 
     def _decode(self, name: str, item: Incoming, cfg: StepSettings, sink: FrameSink):
         t0 = time.perf_counter()
+        if item.rgb is not None:
+            header = self.builder.header(*messages.time_of(item.stamp), "")
+            return name, item, header, item.rgb, time.perf_counter() - t0
         try:
             rgb = decode_rgb(item.msg, cfg.max_image_pixels)
         except ImageDecodeError as exc:
@@ -252,36 +277,14 @@ class FrameStep:
             sink.emit(frame.camera, output, msg, frame)
 
     def frame_messages(self, frame: FrameResult, sink: FrameSink) -> list[tuple[str, Any]]:
-        """(output, message) for every output of `frame` the sink wants, in FRAME_OUTPUTS
-        order; the points and markers come only with a cloud."""
-        b, res, header, cam = self.builder, frame.result, frame.header, frame.camera
+        """(output, message) for every output of `frame` the sink wants, in table order
+        (frame/outputs.py); an output with nothing for this frame is left out."""
         out: list[tuple[str, Any]] = []
-        if frame.cloud is not None:
-            out.append(("points", cloud_messages.pointcloud2_msg(b, frame.cloud, header)))
-            if sink.wants(cam, "markers"):
-                names = dict(zip(res.class_ids, res.class_names, strict=True))
-                out.append(("markers", cloud_messages.markers_msg(b, frame.points_3d or {},
-                                                                  names, header)))
-        max_id = max(res.class_ids, default=0)
-        out.append(("labels", messages.image_msg(b, encode_labels(res.labels, max_id=max_id),
-                                                 header)))
-        out.append(("confidence", messages.image_msg(b, encode_float(res.confidence), header)))
-        if sink.wants(cam, "confidence_mono8"):
-            out.append(("confidence_mono8", messages.image_msg(
-                b, encode_mono8(messages.confidence_mono8(res.confidence)), header)))
-        if sink.wants(cam, "overlay"):
-            out.append(("overlay", messages.image_msg(b, encode_rgb(frame.overlay()), header)))
-        if res.features is not None and self.feature_space is not None:
-            if sink.wants(cam, "features"):
-                out.append(("features", messages.feature_map_msg(
-                    b, res.features, header, self.feature_space, self.logit_scale)))
-            if sink.wants(cam, "feature_image"):
-                msg = messages.feature_image_msg(b, res, header)
+        for row in FRAME_TABLE:
+            if sink.wants(frame.camera, row.name):
+                msg = row.build(self, frame)
                 if msg is not None:
-                    out.append(("feature_image", msg))
-        inference_ms, latency_ms, dropped = frame.timing
-        out.append(("segmentation", messages.segmentation_msg(
-            b, res, header, inference_ms, latency_ms, dropped, frame.points_3d)))
+                    out.append((row.name, msg))
         return out
 
     # ---- the vocabulary ----------------------------------------------------------------------
@@ -328,3 +331,15 @@ class FrameStep:
             self._announced = (version, frame_id)
             self._frame_id = frame_id
 
+
+
+def make_step(pipeline: Any, cameras: Sequence[StepCamera],
+              settings: Callable[[], StepSettings], builder: MessageBuilder,
+              log: FrameLog) -> FrameStep:
+    """The frame step of a loaded pipeline, as the node, `ovseg bag` and `ovseg segment` run
+    it: its feature outputs name the pipeline's model and weights."""
+    from ovseg_ros.core.features import FEATURE_VERSION, LOGIT_SCALE
+
+    seg = pipeline.segmenter
+    space = messages.FeatureSpace(seg.config.model, seg.weights_id, FEATURE_VERSION)
+    return FrameStep(pipeline, cameras, settings, builder, log, space, LOGIT_SCALE)

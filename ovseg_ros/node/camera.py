@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.publisher import Publisher
 
 from ovseg_ros.frame.depth import DepthInput
-from ovseg_ros.frame.outputs import FRAME_OUTPUTS
 from ovseg_ros.frame.step import FrameResult
 from ovseg_ros.node.diagnostics import HealthMonitor
 from ovseg_ros.node.features import FeatureOutputs
@@ -32,28 +31,16 @@ class Camera:
     name: str
     input_topic: str
     health: HealthMonitor
-    labels: Publisher  # lifecycle publishers: they publish only while the node is active
-    confidence: Publisher
-    confidence_mono8: Publisher | None
-    overlay: Publisher
-    segmentation: Publisher
-    points: Publisher | None = None  # use_depth: ~/points, ~/markers
-    markers: Publisher | None = None
+    # Lifecycle publishers by output name (frame/outputs.py): they publish only while the node
+    # is active. An output without a publisher here does not exist for this camera.
+    publishers: dict[str, Publisher] = field(default_factory=dict)
     depth: DepthInput | None = None
     qos_desc: str = ""  # the input's QoS, chosen at activation (inputs.InputSubscriptions)
-    extras: FeatureOutputs | None = None  # ~/features, ~/feature_image, the ~/query slot
-
-    @property
-    def publishers(self) -> list[Publisher]:
-        return [p for p in (self.labels, self.confidence, self.confidence_mono8, self.overlay,
-                            self.segmentation, self.points, self.markers) if p is not None] + (
-            self.extras.publishers if self.extras is not None else [])
+    extras: FeatureOutputs | None = None  # the feature space and the slot ~/query reads
 
     def publisher(self, output: str) -> Any | None:
-        """The publisher of one of the step's outputs (frame.outputs.FRAME_OUTPUTS), or None."""
-        if output in ("features", "feature_image"):
-            return getattr(self.extras, output, None) if self.extras is not None else None
-        return getattr(self, output) if output in FRAME_OUTPUTS else None
+        """The publisher of one of the step's outputs, or None."""
+        return self.publishers.get(output)
 
     def keep_latest(self, frame: FrameResult) -> None:
         """The frame ~/query answers from (a reference swap)."""

@@ -1,6 +1,5 @@
-"""A camera's feature publishers and its latest frame: ~/features (FeatureMap),
-~/feature_image (semantic_inference_msgs/FeatureImage, when importable), and the slot ~/query
-answers from. The messages themselves come from the frame step (frame/messages.py).
+"""A camera's feature space and its latest frame, the slot ~/query answers from. The feature
+messages (~/features, ~/feature_image) are rows of the output table (frame/outputs.py).
 
 The worker keeps each published frame here (`keep`); the query service reads the slot from
 executor threads. The slot is swapped under a lock held only for the assignment, so a query
@@ -17,12 +16,7 @@ from ovseg_ros.core.results import SegmentationResult
 from ovseg_ros.frame.messages import FeatureSpace
 from ovseg_ros.geometry import SemanticCloud
 
-try:  # optional: MIT-SPARK's interfaces (Khronos, Clio); the tests build a copy
-    from semantic_inference_msgs.msg import FeatureImage
-except ImportError:
-    FeatureImage = None
-
-__all__ = ["FeatureImage", "FeatureOutputs", "FeatureSpace", "LatestFrame"]
+__all__ = ["FeatureOutputs", "FeatureSpace", "LatestFrame"]
 
 
 @dataclass(frozen=True)
@@ -37,20 +31,14 @@ class LatestFrame:
 
 
 class FeatureOutputs:
-    """One camera's ~/features and ~/feature_image publishers and latest-frame slot."""
+    """One camera's feature space (what its ~/features vectors are comparable with) and
+    latest-frame slot."""
 
-    def __init__(self, camera: str, features: Any, feature_image: Any | None,
-                 space: FeatureSpace) -> None:
+    def __init__(self, camera: str, space: FeatureSpace) -> None:
         self.camera = camera
-        self.features = features
-        self.feature_image = feature_image
         self.space = space
         self._lock = threading.Lock()
         self._latest: LatestFrame | None = None
-
-    @property
-    def publishers(self) -> list[Any]:
-        return [p for p in (self.features, self.feature_image) if p is not None]
 
     def latest(self) -> LatestFrame | None:
         with self._lock:

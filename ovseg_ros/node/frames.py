@@ -18,7 +18,8 @@ from typing import Any
 from ovseg_ros.frame.builder import MessageBuilder
 from ovseg_ros.frame.log import FrameLog, kind_of, one_line
 from ovseg_ros.frame.messages import stamp_seconds
-from ovseg_ros.frame.step import FrameResult, FrameStep, Incoming
+from ovseg_ros.frame.outputs import BY_NAME
+from ovseg_ros.frame.step import BaseSink, FrameResult, FrameStep, Incoming
 from ovseg_ros.node.camera import Camera, latency_s
 
 __all__ = ["FrameProcessor", "FrameReport", "Incoming", "LabelSink", "NodeSink"]
@@ -66,7 +67,7 @@ class NodeSink:
         if pub is None:
             return False
         # The costly or rarely read outputs are built only while someone listens.
-        if output in ("overlay", "markers", "features", "feature_image"):
+        if BY_NAME[output].optional:
             return pub.get_subscription_count() > 0
         return True
 
@@ -106,7 +107,7 @@ class NodeSink:
             health.frame_failed(text)
 
 
-class LabelSink:
+class LabelSink(BaseSink):
     """The vocabulary's outputs alone (label map, LabelInfo), for announcements made outside
     a frame: at activation and when the vocabulary or the threshold changes."""
 

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sensor_msgs.msg import Image, PointCloud2
-from visualization_msgs.msg import MarkerArray
-
 from ovseg_ros.core.config import KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.device import free_device_memory, release_memory
 from ovseg_ros.core.pipeline import FramePipeline
@@ -18,22 +15,23 @@ from ovseg_ros.core.vocabulary import Vocabulary
 from ovseg_ros.frame.builder import builder_for
 from ovseg_ros.frame.depth import DepthInput
 from ovseg_ros.frame.log import FrameLog, Throttle
-from ovseg_ros.frame.step import FrameStep, StepCamera, StepSettings
+from ovseg_ros.frame.outputs import VOCABULARY_TABLE, Output, frame_outputs
+from ovseg_ros.frame.step import FrameStep, StepCamera, StepSettings, make_step
 from ovseg_ros.frame.types import default_distro
-from ovseg_ros.msg import FeatureMap, LabelMap, Segmentation
 from ovseg_ros.node import qos
 from ovseg_ros.node.camera import Camera
 from ovseg_ros.node.diagnostics import HealthMonitor
 from ovseg_ros.node.dynamic import DynamicSettings
-from ovseg_ros.node.features import FeatureImage, FeatureOutputs, FeatureSpace
+from ovseg_ros.node.features import FeatureOutputs, FeatureSpace
 from ovseg_ros.node.vocabulary_outputs import VocabularyOutputs
-from ovseg_ros.node.wire import check_wire
+from ovseg_ros.node.wire import check_wire, message_class
 from ovseg_ros.settings.parameters import NodeConfig
 
-try:  # optional: not every ROS install has vision_msgs
-    from vision_msgs.msg import LabelInfo
-except ImportError:
-    LabelInfo = None
+# What a missing optional interface package costs, said once at configure.
+MISSING_PACKAGE = {
+    "vision_msgs": "install ros-$ROS_DISTRO-vision-msgs (scripts/setup.sh builds it)",
+    "semantic_inference_msgs": "install MIT-SPARK's semantic_inference_msgs",
+}
 
 
 class Outputs:
@@ -51,6 +49,7 @@ class Outputs:
                                             self.log, lambda: node.get_clock().now().to_msg())
         self.settings = DynamicSettings(node_config, self.vocabulary)
         self.step: FrameStep | None = None  # set by create()
+        self._missing: dict[str, list[str]] = {}  # optional package -> outputs left out
 
     @property
     def node_config(self) -> NodeConfig:
@@ -71,14 +70,9 @@ class Outputs:
             out.vocabulary.write_label_space()  # at configure; then with every label map
             out.vocabulary.warn_mono16()
             out.cameras = [out._camera(node, name, made) for name in cfg.cameras or [""]]
-            out.label_map = _pub(node, made, LabelMap, "~/label_map", qos.latched())
-            if LabelInfo is not None:
-                out.label_info = _pub(node, made, LabelInfo, "~/label_info", qos.latched())
-            else:
-                node.get_logger().warning(
-                    "vision_msgs is not installed: ~/label_info (Nav2's class map) is not "
-                    "published; install ros-$ROS_DISTRO-vision-msgs (scripts/setup.sh builds "
-                    "it)")
+            vocab = {row.name: out._publisher(node, made, row, "~/") for row in VOCABULARY_TABLE}
+            out.label_map, out.label_info = vocab["label_map"], vocab["label_info"]
+            out._warn_missing()
             out.step = out._frame_step()
             out.vocabulary.publishers, out.vocabulary.step = out.vocabulary_publishers, out.step
             check_wire(out.step.builder, [p.msg_type for p in made])
@@ -90,13 +84,9 @@ class Outputs:
         return out
 
     def _frame_step(self) -> FrameStep:
-        seg = self.pipeline.segmenter
-        from ovseg_ros.core.features import FEATURE_VERSION, LOGIT_SCALE
-
         cams = [StepCamera(c.name, c.input_topic, c.depth) for c in self.cameras]
-        return FrameStep(self.pipeline, cams, self.step_settings, builder_for(default_distro()),
-                         self.frame_log, FeatureSpace(seg.config.model, seg.weights_id,
-                                                      FEATURE_VERSION), LOGIT_SCALE)
+        return make_step(self.pipeline, cams, self.step_settings,
+                         builder_for(default_distro()), self.frame_log)
 
     def step_settings(self) -> StepSettings:
         """The frame step's settings from the node's current (dynamic) values."""
@@ -109,38 +99,46 @@ class Outputs:
                                   ("label_info", self.label_info)) if v is not None}
 
     def _camera(self, node: Any, name: str, made: list[Any]) -> Camera:
+        """One camera: a publisher per output row it has (frame/outputs.py), its health
+        monitor, its latest-frame slot and, with use_depth, its depth input."""
         cfg = self.node_config
         base = f"{name}/" if name else ""
         topic = node.resolve_topic_name(base + ("image/compressed"
                                                 if cfg.input_transport == "compressed"
                                                 else "image"))
-        out, prefix = qos.outputs(), f"~/{base}"
-        conf8 = (_pub(node, made, Image, prefix + "confidence_mono8", out)
-                 if cfg.publish_confidence_mono8 or cfg.use_depth else None)
         # Dynamic settings are read where they act (no copy to update on a change).
         health = HealthMonitor(lambda: self.node_config.no_input_warn_s, topic)
-        cam = Camera(name, topic, health,
-                       _pub(node, made, Image, prefix + "labels", out),
-                       _pub(node, made, Image, prefix + "confidence", out), conf8,
-                       _pub(node, made, Image, prefix + "overlay", out),
-                       _pub(node, made, Segmentation, prefix + "segmentation", out))
+        cam = Camera(name, topic, health)
+        for row in frame_outputs(cfg, cfg.use_depth):
+            pub = self._publisher(node, made, row, f"~/{base}")
+            if pub is not None:
+                cam.publishers[row.name] = pub
         seg = self.pipeline.segmenter
         from ovseg_ros.core.features import FEATURE_VERSION
 
-        cam.extras = FeatureOutputs(
-            name, _pub(node, made, FeatureMap, prefix + "features", out),
-            _pub(node, made, FeatureImage, prefix + "feature_image", out)
-            if FeatureImage is not None else None,
-            FeatureSpace(seg.config.model, seg.weights_id, FEATURE_VERSION))
+        cam.extras = FeatureOutputs(name, FeatureSpace(seg.config.model, seg.weights_id,
+                                                       FEATURE_VERSION))
         if cfg.use_depth:
-            cam.points = _pub(node, made, PointCloud2, prefix + "points", out)
-            cam.markers = _pub(node, made, MarkerArray, prefix + "markers", out)
             cam.depth = DepthInput(node.resolve_topic_name(base + "depth"),
                                    node.resolve_topic_name(base + "camera_info"),
                                    cfg.depth_slop_s, cfg.points_stride,
                                    lambda: self.node_config.max_image_pixels, self.log,
                                    self.throttle)
         return cam
+
+    def _publisher(self, node: Any, made: list[Any], row: Output, prefix: str) -> Any | None:
+        """A lifecycle publisher for one output row, or None when its message package is not
+        installed (noted for `_warn_missing`)."""
+        cls = message_class(row.msgtype)
+        if cls is None:
+            self._missing.setdefault(row.package, []).append(prefix + row.name)
+            return None
+        return _pub(node, made, cls, prefix + row.name, qos.profile(row.qos))
+
+    def _warn_missing(self) -> None:
+        for package, topics in self._missing.items():
+            self.log.warning(f"{package} is not installed: {', '.join(topics)} not published; "
+                             f"{MISSING_PACKAGE.get(package, f'install {package}')}")
 
     def release_cache(self) -> None:
         """After deactivate: drop the kept latest frames (their features hold device memory;
@@ -154,7 +152,7 @@ class Outputs:
     def destroy(self, node: Any) -> None:
         """Cleanup: publishers gone, model unloaded and its memory returned."""
         for cam in self.cameras:
-            for pub in cam.publishers:
+            for pub in cam.publishers.values():
                 node.destroy_lifecycle_publisher(pub)
         for pub in (self.label_map, self.label_info):
             if pub is not None:

@@ -5,7 +5,9 @@ configure, once per type, by reading a message of each back with rclpy."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
+from functools import cache
 
 from rclpy.serialization import deserialize_message, serialize_message
 
@@ -19,6 +21,17 @@ class WireError(RuntimeError):
 def type_name(cls: type) -> str:
     """'sensor_msgs/msg/Image' for the rclpy class sensor_msgs.msg.Image."""
     return f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
+
+
+@cache
+def message_class(msgtype: str) -> type | None:
+    """The installed rclpy class of 'pkg/msg/Name', or None when that package is not installed
+    (vision_msgs, semantic_inference_msgs are optional)."""
+    package, _, name = msgtype.split("/")
+    try:
+        return getattr(importlib.import_module(f"{package}.msg"), name)
+    except (ImportError, AttributeError):
+        return None
 
 
 def check_wire(builder: MessageBuilder, msg_types: Iterable[type]) -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.bag_helpers import model_args, read_rosbags, run_bag
+from helpers.bag_helpers import first_difference, model_args, read_rosbags, run_bag
 
 from ovseg_ros.bag import fleet
 from ovseg_ros.bag.sample import write_sample_bag
@@ -105,7 +105,8 @@ def bare_ray(work, out: Path, env: dict[str, str]) -> subprocess.CompletedProces
 def same_as_reference(work, out: Path) -> None:
     d, _, bags = work
     for b in bags:
-        assert read_rosbags(out / b.name) == read_rosbags(d / "ref" / b.name)
+        diff = first_difference(read_rosbags(out / b.name), read_rosbags(d / "ref" / b.name))
+        assert diff is None, diff
 
 
 def test_our_lookup_reads_the_file_ray_itself_reads(started, monkeypatch):

@@ -56,7 +56,7 @@ def confidence_array(msg: Image) -> np.ndarray:
 def test_one_pixel_frame_gives_one_pixel_outputs(ros, seg_node, input_size):
     node, ns = seg_node(input_size=input_size)
     out = outputs(ros, ns)  # an overlay subscriber too: its legend drawing sees 1x1
-    assert wait_for(lambda: node.cameras[0].overlay.get_subscription_count() > 0)
+    assert wait_for(lambda: node.cameras[0].publisher("overlay").get_subscription_count() > 0)
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
     got = serve(pub, image_fields_msg(np.full((1, 1, 3), 200, np.uint8)), out, 11,
                 ("labels", "confidence", "overlay", "segmentation"))

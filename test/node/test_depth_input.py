@@ -77,7 +77,7 @@ def test_markers_sit_at_the_class_medians(ros, autostart_node):
     node, ns = autostart_node(use_depth=True, qos="reliable")
     rig = Rig(ros, ns)
     markers = ros.collect(MarkerArray, f"{ns}/ovseg/markers")
-    assert wait_for(lambda: node.cameras[0].markers.get_subscription_count() > 0)
+    assert wait_for(lambda: node.cameras[0].publisher("markers").get_subscription_count() > 0)
     depth = plane_mm().astype(np.float32) / 1000.0
     depth[H // 2:, :] = 2.0  # two depths, so medians differ per class
     depth[5, 10] = 50.0  # one far outlier: a median does not move

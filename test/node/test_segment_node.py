@@ -312,7 +312,7 @@ def test_overlay_is_computed_only_while_someone_subscribes(ros, seg_node):
     assert node.health.overlays == 0
 
     overlays = ros.collect(Image, f"{ns}/ovseg/overlay")
-    assert wait_for(lambda: node.cameras[0].overlay.get_subscription_count() > 0)
+    assert wait_for(lambda: node.cameras[0].publisher("overlay").get_subscription_count() > 0)
     assert send_until(pub, lambda: image_fields_msg(pic, stamp=now(ros)),
                       lambda: overlays.count >= 2)
     assert node.health.overlays >= 2
