@@ -30,7 +30,7 @@ from .timing import machine_header, matmul_gflops, peak_rss_mb
 
 SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "cli_vocab",
             "node", "storms", "bag", "memory", "lifecycle")
-OPT_IN = ("compile", "attention")  # run only when named in --only
+OPT_IN = ("compile", "attention", "cli_ab", "reproducible")  # run only when named in --only
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=",".join(SECTIONS),
                    help="comma list of sections; also opt-in: " + ", ".join(OPT_IN))
     p.add_argument("--no-plain", action="store_true", help="skip the plain fp32 baselines")
+    p.add_argument("--against", default="b0db3ff",
+                   help="cli_ab: the git revision `ovseg segment` is compared with")
     return p
 
 
@@ -154,6 +156,23 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
         out["cli_vocab"] = bench_cli_vocabulary(
             model, model_argv, sizes[0], frames=5 if args.smoke else max(8, reps + 3),
             rounds=1 if args.smoke else 2, counts=(5, 20) if args.smoke else (5, 250))
+    if "cli_ab" in only:
+        from .revision_ab import bench_revision_ab
+
+        print(f"[cli_ab against {args.against}]", flush=True)
+        out["cli_ab"] = bench_revision_ab(args.against, model, model_argv, sizes[0],
+                                          frames=5 if args.smoke else max(8, reps + 3),
+                                          rounds=1 if args.smoke else 3)
+    if "reproducible" in only:
+        import tempfile
+
+        from .reproducible_bench import bench_reproducible
+
+        print("[reproducible]", flush=True)
+        with tempfile.TemporaryDirectory(prefix="ovseg-repro-") as cache:
+            out["reproducible"] = bench_reproducible(
+                seg, model, sizes[0], reps, names=4 if args.smoke else 20,
+                rounds=1 if args.smoke else 2, cache=cache)
     plain = None  # free the fp32 copy before the node runs
     if "backends" in only:
         print("[backends]", flush=True)

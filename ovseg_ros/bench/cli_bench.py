@@ -96,14 +96,14 @@ def bench_cli(model: str, model_argv: list[str], plain: PlainPipeline | None,
                     if i >= SKIP + 1:
                         plain_s.append(time.perf_counter() - t0)
     frame = {n: float(np.median(g)) for n, g in gaps.items()}
-    stages = {n: {"per_frame": _stat(g)} for n, g in gaps.items()}
+    stages = {n: {"per_frame": summary(g)} for n, g in gaps.items()}
     ratios: dict[str, float] = {}
     exact = [n for n in EXACT if n in frame]
     if "defaults" in frame and exact:
         best = min(exact, key=frame.get)
         ratios["defaults_vs_fastest_exact"] = frame["defaults"] / frame[best]
     if plain_s:
-        stages["authors_plain_fp32"] = {"per_frame": _stat(plain_s)}
+        stages["authors_plain_fp32"] = {"per_frame": summary(plain_s)}
         for n in frame:
             ratios[f"authors_plain_fp32_vs_{n}"] = float(np.median(plain_s)) / frame[n]
     if left_out:
@@ -141,11 +141,11 @@ def bench_cli_vocabulary(model: str, model_argv: list[str], size: tuple[int, int
     small, large = counts
     frame = {n: float(np.median(g)) for n, g in gaps.items()}
     return {"size": list(size), "frames": frames, "rounds": rounds, "counts": list(counts),
-            "stages": {f"prompts_{n}": {"per_frame": _stat(g)} for n, g in gaps.items()},
+            "stages": {f"prompts_{n}": {"per_frame": summary(g)} for n, g in gaps.items()},
             "ratio_large_vs_small": frame[large] / frame[small]}
 
 
-def _stat(samples: list[float]) -> dict[str, float]:
+def summary(samples: list[float]) -> dict[str, float]:
     return {"median": float(np.median(samples)), "p90": float(np.percentile(samples, 90)),
             "min": float(min(samples)), "n": len(samples)}
 

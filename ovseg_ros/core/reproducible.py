@@ -11,7 +11,7 @@ thread counts.
   products with at least 64 rows or 100 columns; smaller ones take a path that ignores it, so
   they run on one thread (`product`, `one_thread`): they are cheap.
 - Softmax and logsumexp over a middle dimension (below).
-- Resampling: see resample.py.
+- Resampling (F.interpolate): on one thread (resample.py).
 - Fused attention for a single query: never used (maskclip.GlobalClipEncoder).
 
 PyTorch's CPU softmax and logsumexp over a dimension that is not the last one split the other

@@ -180,3 +180,16 @@ def test_opt_in_attention_section_compares_equal_blocks():
     low = results["header"]["dtype"] in ("bfloat16", "float16")
     assert att["max_rel_diff"] < (2e-2 if low else 1e-4)
     assert att["ratios"]["module_vs_sdpa"] > 0
+
+
+@pytest.mark.slow
+def test_opt_in_sections_compare_in_one_run(tmp_path):
+    """The reproducibility costs and the A/B against an earlier revision, as a smoke."""
+    args = bench.build_parser().parse_args(["--smoke", "--only", "reproducible,cli_ab",
+                                            "--no-plain"])
+    sections = bench.run(args, "python -m ovseg_ros.bench --smoke")["sections"]
+    repro = sections["reproducible"]
+    assert _positive_stages({"reproducible": repro}) == 6
+    assert all(v > 0 for v in repro["ratios"].values())
+    ab = sections["cli_ab"]
+    assert ab["against"] == "b0db3ff" and ab["ratios"]["then_over_now_per_frame"] > 0

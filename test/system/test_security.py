@@ -23,6 +23,16 @@ SUBPROCESS_ALLOWED = {
     # The command-line benchmark: sys.executable -m ovseg_ros.bench.cli_bench with the model and
     # `ovseg segment` options it was given, on frames and a cache folder it made itself.
     ("bench/cli_bench.py", "_run_ovseg"),
+    # The reproducibility costs: sys.executable -c with a constant program, the model name,
+    # frame size and repetitions it was given and a cache folder it made itself; MKL_CBWR set
+    # to one of two constants in the child's environment.
+    ("bench/reproducible_bench.py", "_frame_times"),
+    # The A/B against an earlier revision: `git worktree add/remove` (constant program) of the
+    # revision it was given into a temporary folder it made itself, and sys.executable -m
+    # ovseg_ros.bench.cli_bench there with `ovseg segment` options it built.
+    ("bench/revision_ab.py", "_worktree"),
+    ("bench/revision_ab.py", "_segment"),
+    ("bench/revision_ab.py", "bench_revision_ab"),
     # The memory soak's node: sys.executable -m ovseg_ros.bench.soak --node, then ROS
     # arguments built from the soak's own options.
     ("bench/soak.py", "soak"),
