@@ -4,8 +4,9 @@ halves disagree.
 
 The record holds the resolved model and runtime (weights, backend and precision as `auto`
 chose them, the CPU kernel class, the library versions), the segmentation and keyframe
-settings, the vocabulary and every bag option that changes a written byte. Not the thread count
-or the batch's wall-clock timing: they change no bit (core/reproducible.py).
+settings, the vocabulary and every bag option that changes a written byte (`--batch` too: frames
+segmented together round differently). Not the thread count: it changes no bit
+(core/reproducible.py).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def run_record(pipeline: Any, settings: Any) -> dict[str, Any]:
                  text_dtype=str(seg.text_cache.dtype).replace("torch.", ""))
     keyframes = dataclasses.asdict(pipeline.config) if pipeline.config.enabled else False
     bag = {name: getattr(settings, name) for name in (
-        "image_topics", "depth_topics", "info_topics", "ns", "copy", "outputs", "start", "end",
-        "distro")}
+        "image_topics", "depth_topics", "info_topics", "ns", "copy", "outputs", "batch",
+        "start", "end", "distro")}
     bag.update({name: getattr(node, name) for name in (
         "prompts", "overlay_alpha", "publish_confidence_mono8", "depth_slop_s",
         "points_stride", "max_image_pixels")})
