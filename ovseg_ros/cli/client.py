@@ -32,7 +32,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "namespace /robot1/ovseg)")
     p.add_argument("--timeout", type=float, default=FIND_TIMEOUT_S, metavar="S",
                    help=f"how long to wait for the node to appear (default {FIND_TIMEOUT_S:g} "
-                        "s: a node started a moment ago needs a few seconds)")
+                        "s: a node started a moment ago needs a few seconds), and at least "
+                        "that long for its answer (a node loading its model answers once it "
+                        "has)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

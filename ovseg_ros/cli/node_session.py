@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-# How long a node that was found may take to answer a service: a vocabulary change encodes its
-# new names first (about 70 ms a name on a 2-core CPU, seconds on a busy one), and a node that
-# is still loading its model answers once it has.
+# How long a node that was found may take to answer a service (or the session's timeout, when
+# longer): a vocabulary change encodes its new names first (about 70 ms a name on a 2-core CPU,
+# seconds on a busy one), and a node still loading its model (its services exist from the
+# start) answers once it has: minutes, when its first start downloads the weights.
 ANSWER_TIMEOUT_S = 60.0
 # How long the clients wait for the node to appear by default: a node started a moment ago
 # takes seconds (its imports) before its services exist. After NOTICE_AFTER_S without it, the
@@ -103,8 +104,10 @@ class NodeSession:
 
     def call(self, srv_type: Any, relative: str, request: Any) -> Any:
         """The response of the node's service `relative`; NoAnswer when no node offers it
-        within the timeout, or it does not answer within ANSWER_TIMEOUT_S."""
+        within the timeout, or it does not answer within ANSWER_TIMEOUT_S (or the timeout, when
+        longer)."""
         service = self.name(relative)
+        answer_s = max(ANSWER_TIMEOUT_S, self.timeout)
         client = self.node.create_client(srv_type, service)
         try:
             if not self.wait(lambda s: client.wait_for_service(timeout_sec=s), service):
@@ -112,12 +115,12 @@ class NodeSession:
             future = client.call_async(request)
             self.executor.spin_until_future_complete(future, timeout_sec=NOTICE_AFTER_S)
             if not future.done():  # a node still loading its model answers once it has
-                print(f"ovseg: waiting up to {ANSWER_TIMEOUT_S:g} s for {service} to answer",
-                      file=sys.stderr, flush=True)
+                print(f"ovseg: waiting up to {answer_s:g} s for {service} to answer (a node "
+                      "loading its model answers once it has)", file=sys.stderr, flush=True)
                 self.executor.spin_until_future_complete(
-                    future, timeout_sec=ANSWER_TIMEOUT_S - NOTICE_AFTER_S)
+                    future, timeout_sec=answer_s - NOTICE_AFTER_S)
             if not future.done():
-                raise NoAnswer(f"{service} did not answer within {ANSWER_TIMEOUT_S:g} s")
+                raise NoAnswer(f"{service} did not answer within {answer_s:g} s")
             if future.exception() is not None:
                 raise NoAnswer(f"{service} failed: {future.exception()}")
             return future.result()
