@@ -22,7 +22,13 @@ import math
 import sys
 from typing import Any
 
-from ovseg_ros.cli.node_session import FIND_TIMEOUT_S, NoAnswer, NodeSession, RosMissing
+from ovseg_ros.cli.node_session import (
+    ANSWER_TIMEOUT_S,
+    FIND_TIMEOUT_S,
+    NoAnswer,
+    NodeSession,
+    RosMissing,
+)
 
 NO_ANSWER, REFUSED = 1, 2
 
@@ -32,9 +38,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "namespace /robot1/ovseg)")
     p.add_argument("--timeout", type=float, default=FIND_TIMEOUT_S, metavar="S",
                    help=f"how long to wait for the node to appear (default {FIND_TIMEOUT_S:g} "
-                        "s: a node started a moment ago needs a few seconds), and at least "
-                        "that long for its answer (a node loading its model answers once it "
-                        "has)")
+                        "s: a node started a moment ago needs a few seconds); its answer is "
+                        f"awaited {ANSWER_TIMEOUT_S:g} s, or this long when longer (a node "
+                        "loading its model answers once it has)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

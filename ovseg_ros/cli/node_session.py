@@ -17,8 +17,9 @@ from typing import Any
 # How long a node that was found may take to answer a service (or the session's timeout, when
 # longer): a vocabulary change encodes its new names first (about 70 ms a name on a 2-core CPU,
 # seconds on a busy one), and a node still loading its model (its services exist from the
-# start) answers once it has: minutes, when its first start downloads the weights.
-ANSWER_TIMEOUT_S = 60.0
+# start) answers once it has: a first start exports the encoder and times the backends (a
+# minute or two on a 2-core CPU), and downloads the weights where they are missing.
+ANSWER_TIMEOUT_S = 300.0
 # How long the clients wait for the node to appear by default: a node started a moment ago
 # takes seconds (its imports) before its services exist. After NOTICE_AFTER_S without it, the
 # client says once on stderr that it is waiting.
@@ -120,7 +121,9 @@ class NodeSession:
                 self.executor.spin_until_future_complete(
                     future, timeout_sec=answer_s - NOTICE_AFTER_S)
             if not future.done():
-                raise NoAnswer(f"{service} did not answer within {answer_s:g} s")
+                raise NoAnswer(f"{service} did not answer within {answer_s:g} s (a node on its "
+                               "first start may take longer: wait for its 'ready: active' "
+                               "line, or give --timeout)")
             if future.exception() is not None:
                 raise NoAnswer(f"{service} failed: {future.exception()}")
             return future.result()
