@@ -24,7 +24,7 @@ ANSWER_TIMEOUT_S = 300.0
 # takes seconds (its imports) before its services exist. After NOTICE_AFTER_S without it, the
 # client says once on stderr that it is waiting.
 FIND_TIMEOUT_S = 30.0
-NOTICE_AFTER_S = 2.0
+NOTICE_AFTER_S = 3.0
 
 
 class NoAnswer(RuntimeError):

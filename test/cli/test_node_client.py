@@ -150,15 +150,15 @@ def test_no_node_is_one_line_and_exit_1(argv):
 
 
 def test_default_node_and_a_wait_it_announces():
-    """Without --node, /ovseg; past NOTICE_AFTER_S (2 s) without it, one line says the client
+    """Without --node, /ovseg; past NOTICE_AFTER_S (3 s) without it, one line says the client
     waits, then the no-node line."""
-    out = ovseg("prompts", "get", "--timeout", "3", timeout=60)  # no /ovseg in this domain
+    out = ovseg("prompts", "get", "--timeout", "4", timeout=60)  # no /ovseg in this domain
     assert out.returncode == 1 and out.stdout == ""
     lines = out.stderr.splitlines()
     assert lines == [
-        "ovseg: waiting up to 3 s for /ovseg/get_prompts (is the node starting?)",
+        "ovseg: waiting up to 4 s for /ovseg/get_prompts (is the node starting?)",
         lines[1]], out.stderr
-    assert lines[1].startswith("ovseg: no node /ovseg answered within 3 s; is it running, "
+    assert lines[1].startswith("ovseg: no node /ovseg answered within 4 s; is it running, "
                                "in this ROS_DOMAIN_ID?")
     assert "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST finds nodes on this machine only" in lines[1]
 
