@@ -9,11 +9,6 @@ import importlib
 import logging
 import sys
 
-from ovseg_ros.bag import BagError
-from ovseg_ros.core.errors import DeviceError, WeightsError
-from ovseg_ros.core.settings import ConfigError
-from ovseg_ros.core.vocabulary import VocabularyError
-
 log = logging.getLogger("ovseg")
 # The sub-commands, in the order `ovseg --help` lists them, and the module that registers each:
 # its add_parser(sub) adds its sub-command(s) and sets `handler`, the function that runs the
@@ -70,15 +65,26 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except (WeightsError, DeviceError, VocabularyError, ConfigError, ValueError,
-            BagError) as exc:
-        print(f"ovseg: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # media errors and the like: one line, not a traceback
+    except Exception as exc:
+        if isinstance(exc, refused_types()):  # a setting, input or prompt the user can fix
+            print(f"ovseg: error: {exc}", file=sys.stderr)
+            return 2
         if args.verbose:
             raise
+        # media errors and the like: one line, not a traceback
         print(f"ovseg: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def refused_types() -> tuple[type[Exception], ...]:
+    """The errors that mean "refused: fix the input" (exit code 2). Imported only once an
+    error happened, so the node clients' start-up does not load the settings schema."""
+    from ovseg_ros.bag import BagError
+    from ovseg_ros.core.errors import DeviceError, WeightsError
+    from ovseg_ros.core.settings import ConfigError
+    from ovseg_ros.core.vocabulary import VocabularyError
+
+    return (WeightsError, DeviceError, VocabularyError, ConfigError, ValueError, BagError)
 
 
 if __name__ == "__main__":
