@@ -92,6 +92,7 @@ def test_labelspace_imports_no_model(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "chair" in (tmp_path / "ovseg_label_space.yaml").read_text()
     assert_light(names, "ovseg labelspace")
+    assert "cv2" not in names, "ovseg labelspace imported OpenCV (the palette needs numpy only)"
 
 
 def test_the_registry_names_every_sub_command():
