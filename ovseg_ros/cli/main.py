@@ -9,7 +9,6 @@ import importlib
 import logging
 import sys
 
-log = logging.getLogger("ovseg")
 # The sub-commands, in the order `ovseg --help` lists them, and the module that registers each:
 # its add_parser(sub) adds its sub-command(s) and sets `handler`, the function that runs the
 # parsed command. At import time the modules load only the standard library and the settings
