@@ -48,7 +48,7 @@ setup(
     python_requires=">=3.10",
     install_requires=requirements(),
     # The onnxruntime backend of the dense encoder (CPU fp32 and int8; doc/performance.md):
-    # pip install 'ovseg_ros[onnxruntime]'. The core runs without it.
+    # pip install '.[onnxruntime]' in a clone. The core runs without it.
     # `ovseg bag --ray`: many bags on a Ray cluster (doc/bags.md).
     extras_require={"onnxruntime": ["onnxruntime>=1.20", "onnx>=1.17", "onnxscript>=0.5"],
                     "ray": ["ray>=2.40"]},

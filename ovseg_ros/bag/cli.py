@@ -12,14 +12,31 @@ from pathlib import Path
 from ovseg_ros.bag import BagError
 from ovseg_ros.bag.options import add_arguments, job_from_args, settings_from_args
 
-DESCRIPTION = __doc__
+DESCRIPTION = (
+    "Label recorded data offline with the node's own frame path: a rosbag2 (MCAP or sqlite3) "
+    "in, the same bag plus what the node publishes for each frame (labels, confidence, label "
+    "map, with --depth-topic the labelled cloud) out. Several bags (or --list FILE, or a "
+    "folder of bags): one output per bag, here, split over jobs with --shard I/N, or on a Ray "
+    "cluster with --ray.")
+EPILOG = """examples:
+  ovseg bag recording/ -o labelled/ --prompts "person, chair, door"
+  ovseg bag runs/ -o labelled_runs/ --shard 0/4       the first of four jobs
+  ovseg bag runs/ -o labelled_runs/ --ray --workers 2"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("bag", help="segment a rosbag2/MCAP bag (or many) into a labelled bag",
-                       description=DESCRIPTION)
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
+    p.set_defaults(handler=run_command)
     return p
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The parsed `ovseg bag` command; `args.argv`: the command line as given, whose options
+    the Ray workers get."""
+    return run(args, args.argv[args.argv.index("bag") + 1:])
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -18,8 +18,8 @@ from ovseg_ros.bag import BagError
 from ovseg_ros.bag.process import BagReport
 from ovseg_ros.bag.source import is_bag
 
-RAY_MISSING = ("--ray needs the optional dependency ray: pip install 'ovseg_ros[ray]' "
-               "(or pip install ray)")
+RAY_MISSING = ("--ray needs the optional dependency ray: pip install ray (in a clone of "
+               "ovseg_ros: pip install '.[ray]')")
 
 
 def expand_inputs(paths: Sequence[str], list_file: str | None = None) -> list[Path]:

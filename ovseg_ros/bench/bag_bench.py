@@ -78,7 +78,7 @@ def _bench_ray(src: Path, tmp: Path, model_argv: list[str],
     try:
         import ray
     except ImportError:
-        return {"skipped": "ray not installed (pip install 'ovseg_ros[ray]')"}
+        return {"skipped": "ray not installed (pip install ray)"}
     from ovseg_ros.bag.fleet import run_ray
     from ovseg_ros.bag.progress import Progress
 

@@ -9,9 +9,10 @@ prints one line per answer:
     ovseg param get threshold              <node>/get_parameters
     ovseg watch [-n N]                     the latest ~/segmentation summary (N of them; 0: all)
 
-`--node /ovseg` (the default) picks the node. Exit codes: 0 done, 1 no node answered (one line,
-no traceback), 2 the node refused (its reason printed). rclpy is imported only when one of these
-runs, so the other `ovseg` commands work where ROS is not installed.
+`--node /ovseg` (the default) picks the node; each command waits up to `--timeout` (30 s) for
+it to appear, as a node started a moment ago needs a few seconds. Exit codes: 0 done, 1 no node
+answered (one line, no traceback), 2 the node refused (its reason printed). rclpy is imported
+only when one of these runs, so the other `ovseg` commands work where ROS is not installed.
 """
 
 from __future__ import annotations
@@ -21,23 +22,33 @@ import math
 import sys
 from typing import Any
 
-from ovseg_ros.cli.node_session import NoAnswer, NodeSession, RosMissing
+from ovseg_ros.cli.node_session import (
+    ANSWER_TIMEOUT_S,
+    FIND_TIMEOUT_S,
+    NoAnswer,
+    NodeSession,
+    RosMissing,
+)
 
-COMMANDS = ("prompts", "query", "param", "watch")
 NO_ANSWER, REFUSED = 1, 2
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node", default="/ovseg", help="the node's name (default /ovseg; with a "
                    "namespace /robot1/ovseg)")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                   help="how long to wait for the node to be found (default 5 s)")
+    p.add_argument("--timeout", type=float, default=FIND_TIMEOUT_S, metavar="S",
+                   help=f"how long to wait for the node to appear (default {FIND_TIMEOUT_S:g} "
+                        "s: a node started a moment ago needs a few seconds); its answer is "
+                        f"awaited {ANSWER_TIMEOUT_S:g} s, or this long when longer (a node "
+                        "loading its model answers once it has)")
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """The client sub-commands; `handler` (this module's run) runs the parsed command, which
     `client_run` names."""
-    prompts = sub.add_parser("prompts", help="get or set a running node's vocabulary")
+    prompts = sub.add_parser("prompts", help="get or set a running node's vocabulary",
+                             description="Get or set the classes a running node segments.",
+                             epilog='example: ovseg prompts set "person, chair, cup"')
     psub = prompts.add_subparsers(dest="action", required=True)
     pset = psub.add_parser("set", help="replace the vocabulary (~/set_prompts)")
     pset.add_argument("prompts", help='comma-separated class names: "person, chair"')
@@ -48,7 +59,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     pget.set_defaults(client_run=prompts_get, handler=run)
 
     query = sub.add_parser("query", help="phrases against a running node's latest frame "
-                           "(~/query; the vocabulary is not changed)")
+                           "(~/query; the vocabulary is not changed)",
+                           description="Where in the running node's latest frame each phrase "
+                           "is (relevance peak, mask, 3D point with depth); the vocabulary is "
+                           "not changed. Needs a frame segmented first.",
+                           epilog='example: ovseg query "red mug" "door handle"')
     query.add_argument("phrases", nargs="+", metavar="PHRASE")
     query.add_argument("--camera", default="", help="with several cameras: which one")
     query.add_argument("--threshold", type=float, default=0.0,
@@ -56,7 +71,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _common(query)
     query.set_defaults(client_run=run_query, handler=run)
 
-    param = sub.add_parser("param", help="get or set a running node's parameter")
+    param = sub.add_parser("param", help="get or set a running node's parameter",
+                           description="Get or set a running node's parameter; dynamic ones "
+                           "apply at once (doc/parameters.md lists them).",
+                           epilog="example: ovseg param set threshold 0.3")
     asub = param.add_subparsers(dest="action", required=True)
     aset = asub.add_parser("set", help="set a parameter (typed as the node declares it)")
     aset.add_argument("name")
@@ -69,7 +87,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     aget.set_defaults(client_run=param_get, handler=run)
 
     watch = sub.add_parser("watch", help="print the latest segmentation summary of a running "
-                           "node (~/segmentation)")
+                           "node (~/segmentation)",
+                           description="One line per segmented frame of a running node: the "
+                           "classes present, largest first, with timing and dropped frames.",
+                           epilog="example: ovseg watch -n 0   (until Ctrl-C)")
     watch.add_argument("-n", "--count", type=int, default=1,
                        help="how many frames to print (default 1; 0: until Ctrl-C)")
     watch.add_argument("--camera", default="", help="with several cameras: which one")
@@ -90,21 +111,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a bad --node or parameter value, before anything is sent
         print(f"ovseg: error: {exc}", file=sys.stderr)
         return REFUSED
-
-
-def main(argv: list[str]) -> int:
-    """The client commands alone: what `ovseg` runs for them, without loading the model
-    modules the other commands import (cli/entry.py)."""
-    parser = argparse.ArgumentParser(prog="ovseg")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv))
-
-
-def is_client_command(argv: list[str]) -> bool:
-    """Whether the first word of `argv` that is not an option names a client command."""
-    first = next((a for a in argv if not a.startswith("-")), "")
-    return first in COMMANDS
 
 
 # ---- the commands -------------------------------------------------------------------------------

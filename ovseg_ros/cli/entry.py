@@ -1,9 +1,10 @@
 """The `ovseg` executable: a Ctrl-C at any moment ends it with one line and exit code 130.
 
-Importing the command line pulls in torch and open_clip (seconds). A KeyboardInterrupt during
-those imports, or while frames are segmented, would otherwise end in a traceback. Nothing here
-imports more than the standard library before the interrupt is caught; sub-commands that
-handle Ctrl-C themselves (`ovseg bag` finishes its output and returns 130) still do so.
+A command that loads the model imports torch and open_clip (seconds) once it runs; a
+KeyboardInterrupt during those imports, or while frames are segmented, would otherwise end in a
+traceback. Nothing here imports more than the standard library before the interrupt is caught;
+sub-commands that handle Ctrl-C themselves (`ovseg bag` finishes its output and returns 130)
+still do so.
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command ended by Ctr
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        from ovseg_ros.cli import client
-
-        if client.is_client_command(argv):  # a node client: no torch, no model modules
-            return client.main(argv)
         from ovseg_ros.cli.main import main as run
 
         return run(argv)

@@ -1,105 +1,89 @@
-"""The `ovseg` command line: `ovseg segment` and `ovseg demo` (cli/segment.py), `ovseg bag`
-(bag/), `ovseg eval` (eval/), `ovseg labelspace` (Hydra's label-space files, cli/labelspace.py).
-"""
+"""The `ovseg` command line: the top-level parser, the sub-commands' registry and the one-line
+error handling. Parsing imports no model module (torch, open_clip, onnxruntime) and no rclpy:
+`--help` and argument errors answer at once (test/cli/test_cli_imports.py)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
-from ovseg_ros.bag import BagError
-from ovseg_ros.core import ConfigError, DeviceError, VocabularyError, WeightsError
-from ovseg_ros.io.media import samples_dir
-from ovseg_ros.settings.options import (
-    add_keyframe_options,
-    add_model_options,
-    add_setting_options,
-    config_from_args,
-    parse_prompts,
-)
-from ovseg_ros.settings.parameters import BY_NAME
+# The sub-commands, in the order `ovseg --help` lists them, and the module that registers each:
+# its add_parser(sub) adds its sub-command(s) and sets `handler`, the function that runs the
+# parsed command. At import time the modules load only the standard library and the settings
+# schema; a handler imports what its command needs. A new sub-command is one line here.
+SUBCOMMANDS = {
+    "segment": "ovseg_ros.cli.segment_command",
+    "demo": "ovseg_ros.cli.segment_command",
+    "bag": "ovseg_ros.bag.cli",
+    "eval": "ovseg_ros.eval.cli",
+    "labelspace": "ovseg_ros.cli.labelspace",
+    "weights": "ovseg_ros.cli.weights",
+    "prompts": "ovseg_ros.cli.client",  # prompts, query, param, watch: a running node
+    "query": "ovseg_ros.cli.client",
+    "param": "ovseg_ros.cli.client",
+    "watch": "ovseg_ros.cli.client",
+}
 
-log = logging.getLogger("ovseg")
-# Re-exported for sub-commands that add the same options (ovseg_ros.eval).
-__all__ = ["add_model_options", "config_from_args", "main"]
-DEMO_PROMPTS = "person, cat, cup, rocket, grass, sky, building, table"
+DESCRIPTION = """\
+Open-vocabulary semantic segmentation: name the classes, get label images. Runs on images,
+videos and recorded bags without ROS, and talks to a running ovseg_ros node."""
+EPILOG = """examples:
+  ovseg demo                                      segment the shipped sample images
+  ovseg segment photo.jpg --prompts "chair, person" -o out/
+  ovseg bag recording/ -o labelled/ --prompts "person, door"
+  ovseg weights --download                        fetch the model files (about 600 MB)
+  ovseg prompts set "person, chair, cup"          change a running node's classes
+  ovseg watch                                     the running node's latest frame
+
+`ovseg COMMAND --help` shows a command's options and an example; the package's README and
+doc/cli.md say more."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ovseg", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    seg = sub.add_parser("segment", help="segment an image, a folder of images or a video")
-    seg.add_argument("input", help="image file, folder of images, or video file")
-    seg.add_argument("--prompts", required=True, help='comma-separated class names: "a,b,c"')
-    seg.add_argument("-o", "--output", default="ovseg_out", help="output folder")
-    add_setting_options(seg, [BY_NAME["overlay_alpha"]], aliases={"overlay_alpha": "--alpha"})
-    seg.add_argument("--save-scores", metavar="FILE.npz", default=None,
-                     help="store patch-level probabilities (key patch_probs)")
-    seg.add_argument("--query", action="append", default=[], metavar="PHRASE",
-                     help="also write each frame's relevance image for PHRASE (repeatable; "
-                          "the vocabulary is not changed)")
-    seg.add_argument("--random-fallback", action="store_true",
-                     help="when real weights cannot be had, say so and use seeded random ones")
-    add_model_options(seg)
-    add_keyframe_options(seg)
-    demo = sub.add_parser("demo", help="segment the shipped sample images")
-    demo.add_argument("-o", "--output", default="ovseg_demo", help="output folder")
-    demo.add_argument("--prompts", default=DEMO_PROMPTS)
-    add_model_options(demo)
-    add_keyframe_options(demo)
-    from ovseg_ros.eval import cli as eval_cli  # adds its sub-command
-
-    eval_cli.add_parser(sub)
-    from ovseg_ros.cli import labelspace
-
-    labelspace.add_parser(sub)
-    from ovseg_ros.bag import cli as bag_cli
-
-    bag_cli.add_parser(sub)
-    from ovseg_ros.cli import client, weights  # set `handler`: the function that runs them
-
-    weights.add_parser(sub)
-    client.add_parsers(sub)
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command; of only the one `argv` names, when it names one."""
+    parser = argparse.ArgumentParser(prog="ovseg", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log each step (INFO) and show the traceback of an unexpected "
+                             "error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    named = next((a for a in argv or [] if not a.startswith("-")), "")
+    modules = [SUBCOMMANDS[named]] if named in SUBCOMMANDS else SUBCOMMANDS.values()
+    for module in dict.fromkeys(modules):  # each once, in order
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
+    args.argv = argv  # the command line as given (`ovseg bag` hands it to its Ray workers)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "demo":
-        args.input, args.save_scores = str(samples_dir()), None
-        args.overlay_alpha = BY_NAME["overlay_alpha"].default
     try:
-        if (handler := getattr(args, "handler", None)) is not None:
-            return handler(args)
-        if args.command == "labelspace":
-            from ovseg_ros.cli import labelspace
-
-            return labelspace.run(args, parse_prompts(args.prompts))
-        if args.command == "eval":
-            from ovseg_ros.eval import cli as eval_cli
-
-            return eval_cli.run(args)
-        if args.command == "bag":
-            from ovseg_ros.bag import cli as bag_cli
-
-            return bag_cli.run(args, argv[argv.index("bag") + 1:])
-        from ovseg_ros.cli.segment import run_segment
-
-        return run_segment(args, random_fallback=args.command == "demo" or args.random_fallback)
-    except (WeightsError, DeviceError, VocabularyError, ConfigError, ValueError,
-            BagError) as exc:
-        print(f"ovseg: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # media errors and the like: one line, not a traceback
+        return args.handler(args)
+    except Exception as exc:
+        if isinstance(exc, refused_types()):  # a setting, input or prompt the user can fix
+            print(f"ovseg: error: {exc}", file=sys.stderr)
+            return 2
         if args.verbose:
             raise
+        # media errors and the like: one line, not a traceback
         print(f"ovseg: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def refused_types() -> tuple[type[Exception], ...]:
+    """The errors that mean "refused: fix the input" (exit code 2). Imported only once an
+    error happened, so the node clients' start-up does not load the settings schema."""
+    from ovseg_ros.bag import BagError
+    from ovseg_ros.core.errors import DeviceError, WeightsError
+    from ovseg_ros.core.settings import ConfigError
+    from ovseg_ros.core.vocabulary import VocabularyError
+
+    return (WeightsError, DeviceError, VocabularyError, ConfigError, ValueError, BagError)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,7 @@
-"""`ovseg weights [--download]`: where each weights file (the CLIP weights, the CLIP-DINOiser
-heads, CLIP-DIY's CLIP when it has its own) is looked for and found, with its size and sha256,
-checked by loading it as the node would; for what is missing, the exact URL and the path to put
-it at, so a robot without network can be given the files by hand. `--download` fetches what is
-missing (with a progress bar) when the machine is online.
-
-The look-ups and loads are core/weights.py's own; this only reports them. Exit code 0 when every
-file is there and loads, 1 otherwise (the lines say which and what to do).
+"""`ovseg weights [--download]`: the weights files' report, from the core's own look-ups
+(core/weight_paths.py) and loads (core/weights.py). Finding files imports no torch: only a
+file that is there is loaded (to check it), so a machine without the files gets its answer at
+once.
 """
 
 from __future__ import annotations
@@ -14,13 +10,22 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ovseg_ros.core.config import RANDOM, KeyframeConfig, SegmenterConfig
+from ovseg_ros.core import weight_paths as paths
+from ovseg_ros.core.config import DEFAULT_HEADS_URL, RANDOM, KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.settings import settings_of
 from ovseg_ros.settings.options import add_setting_options
 
 SETTINGS = ("model", "clip_weights", "heads", "heads_sha256", "cache_dir", "keyframe_model",
             "keyframe_weights")
 MB = 1 << 20
+DESCRIPTION = (
+    "Where each weights file (the CLIP weights, the CLIP-DINOiser heads, CLIP-DIY's CLIP when "
+    "it has its own) is looked for and found, with its size and sha256, checked by loading it "
+    "as the node does. For a missing file: the exact URL and the path to put it at, so a robot "
+    "without network can be given the files by hand; --download fetches what is missing where "
+    "there is network. Exit code 0 when every file is there and loads, 1 otherwise.")
+EPILOG = ("example: ovseg weights --download   (then the node and `ovseg segment` start "
+          "offline)")
 
 
 @dataclass
@@ -41,8 +46,8 @@ class WeightFile:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("weights", help="where the weights files are looked for and found; "
-                       "--download fetches what is missing", description=__doc__)
+    p = sub.add_parser("weights", help="where the model's weights files are, or where to put "
+                       "them; --download fetches them", description=DESCRIPTION, epilog=EPILOG)
     by_name = {s.name: s for s in settings_of(SegmenterConfig) + settings_of(KeyframeConfig)}
     add_setting_options(p, [by_name[n] for n in SETTINGS])
     p.add_argument("--download", action="store_true",
@@ -52,11 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def clip_file(model: str, weights: str, cache: Path | None) -> WeightFile:
     """The CLIP weights source `weights` of `model`: a tag, a file or random."""
-    from ovseg_ros.core import weights as weight_files
-
     if weights in ("", RANDOM):
         return WeightFile(f"CLIP weights {model}: random", random=True)
-    is_file = weight_files.is_weights_path(weights)
+    is_file = paths.is_weights_path(weights)
     item = WeightFile(f"CLIP weights {model} from {weights}" if is_file
                       else f"CLIP weights {model}/{weights}")
     if is_file:
@@ -64,25 +67,22 @@ def clip_file(model: str, weights: str, cache: Path | None) -> WeightFile:
         item.looked_for.append(f"{path} (the clip_weights setting)")
         item.found, item.target = (path if path.is_file() else None), path
         return item
-    placed = weight_files.clip_weights_path(model, weights, cache)
+    placed = paths.clip_weights_path(model, weights, cache)
     item.looked_for.append(f"{placed} (a copy put there by hand)")
-    hub = weight_files.clip_hub_folder(model, weights, cache)
+    hub = paths.clip_hub_folder(model, weights, cache)
     if hub is not None:
         item.looked_for.append(f"{hub.parent}/*/{hub.name} (a download)")
-    item.found = weight_files.local_clip_file(model, weights, cache)
-    item.url, item.target = weight_files.clip_weights_url(model, weights), placed
+    item.found = paths.local_clip_file(model, weights, cache)
+    item.url, item.target = paths.clip_weights_url(model, weights), placed
     return item
 
 
 def heads_file(heads: str, cache: Path | None) -> WeightFile:
-    from ovseg_ros.core import weights as weight_files
-    from ovseg_ros.core.config import DEFAULT_HEADS_URL
-
     if heads == RANDOM:
         return WeightFile("heads: random", random=True)
     item = WeightFile(f"heads {heads}")
     if "://" in heads:
-        path = weight_files.cached_path_for_url(heads, cache)
+        path = paths.cached_path_for_url(heads, cache)
         item.looked_for.append(f"{path} (the download cache for this URL)")
         item.url = heads
     else:
@@ -155,7 +155,7 @@ def download(item: WeightFile, model: str, weights: str, cache: Path | None,
 
 
 def run(args: argparse.Namespace) -> int:
-    from ovseg_ros.core import weights as weight_files
+    from ovseg_ros.core.errors import WeightsError
     from ovseg_ros.core.tiny import TINY, register_tiny
 
     if TINY in (args.model, args.keyframe_model):  # the tests' seeded tiny model
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         return [(clip_file(m, w, cache) if kind == "clip" else heads_file(w, cache), m, w)
                 for m, w, kind in sources]
 
-    print(f"ovseg weights: cache {cache or weight_files.default_cache_dir()}")
+    print(f"ovseg weights: cache {cache or paths.default_cache_dir()}")
     found = items()
     if args.download:
         failed = []
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             if item.found is None and not item.random:
                 try:
                     download(item, model, weights, cache, args.heads_sha256)
-                except weight_files.WeightsError as exc:
+                except WeightsError as exc:
                     failed.append(f"{item.what}: {exc}")
         for line in failed:
             print(f"  download failed: {line}")

@@ -13,17 +13,17 @@ _EXPORTS = {
     "BackendError": "backends",
     "ClipDiyConfig": "config",
     "ConfigError": "settings",
-    "DeviceError": "device",
+    "DeviceError": "errors",
     "FramePipeline": "pipeline",
     "KeyframeConfig": "config",
-    "NumericalError": "device",
+    "NumericalError": "errors",
     "Runtime": "device",
     "ClassStat": "results",
     "SegmentationResult": "results",
     "Segmenter": "segmenter",
     "SegmenterConfig": "config",
     "VocabularyError": "vocabulary",
-    "WeightsError": "weights",
+    "WeightsError": "errors",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -74,7 +74,7 @@ class SegmenterConfig:
         (see auto_probe); on CUDA bf16 (fp16 on cards without bf16). bf16/fp16 on a CPU without
         them is emulated and many times slower. int8 = the dense CLIP encoder dynamically
         quantised by ONNX Runtime (CPU only, needs the onnxruntime extra; an approximation
-        whose effect on accuracy with real weights is unmeasured here: see doc/evaluation.md
+        whose effect on accuracy with real weights is not measured yet: see doc/evaluation.md
         to measure it), the rest fp32.""")
     backend: str = setting("auto", group="compute", choices=BACKENDS, doc="""
         What runs the dense CLIP encoder (about 95% of a frame). auto on the CPU = whichever

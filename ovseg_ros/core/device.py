@@ -9,18 +9,11 @@ from pathlib import Path
 import torch
 
 from .config import PRECISIONS
+from .errors import DeviceError
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class DeviceError(RuntimeError):
-    """The requested device or precision cannot be used on this machine."""
-
-
-class NumericalError(RuntimeError):
-    """The model produced NaN or Inf (fp16 overflow, corrupt weights): the frame is unusable."""
 
 
 def _torch_cpu_reports_any(*checks: str) -> bool:

@@ -16,7 +16,7 @@ from . import tiling
 from .backends import choose_runtime, make_dense_encoder
 from .backends.text_precision import choose_text_precision, set_text_dtype
 from .config import RANDOM, SegmenterConfig
-from .device import NumericalError, resolve_device
+from .device import resolve_device
 from .dinoiser import (
     DinoiserHeads,
     apply_background_rule,
@@ -24,6 +24,7 @@ from .dinoiser import (
     guided_pool,
     patch_correlations,
 )
+from .errors import NumericalError
 from .features import FrameFeatures
 from .maskclip import DenseClipEncoder, normalise_pixels, pad_to_multiple
 from .reproducible import small_work

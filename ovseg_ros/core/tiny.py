@@ -8,8 +8,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import open_clip
-
 TINY = "ovseg-tiny"
 WIDTH = 64  # vision width: what a head checkpoint for it must have
 CONFIG = {
@@ -31,6 +29,8 @@ CONFIGS = {TINY: CONFIG,
 def register_tiny(directory: Path | None = None, name: str = TINY) -> str:
     """Register a tiny config (`CONFIGS`) with open_clip once per process (its JSON is written
     into `directory`, default a new temporary folder); returns its model name."""
+    import open_clip  # here: `ovseg weights` names TINY without loading open_clip
+
     if name not in open_clip.list_models():
         folder = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="ovseg-tiny-"))
         folder.mkdir(parents=True, exist_ok=True)

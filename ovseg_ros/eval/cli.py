@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ovseg_ros.settings.options import add_model_options
 
     p = sub.add_parser("eval", help="mIoU on a benchmark with the paper's protocol",
-                       description=DESCRIPTION)
+                       description=DESCRIPTION, epilog="example: ovseg eval --dataset voc21 "
+                       "--root data/VOCdevkit/VOC2012")
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--root", required=True,
                    help="the dataset's folder (e.g. VOCdevkit/VOC2012) or mmsegmentation's data/")
@@ -37,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "separated by commas")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_options(p)
+    p.set_defaults(handler=run)
     # The paper's protocol, where the shared model options default to the deployment setting.
     p.set_defaults(mode=get_protocol("voc21").mode, precision=get_protocol("voc21").precision)
     return p

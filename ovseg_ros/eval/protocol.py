@@ -14,9 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ovseg_ros.core import SegmenterConfig
-from ovseg_ros.core.dinoiser import DELTA, GAMMA
-from ovseg_ros.core.tiling import LONG_TO_SHORT
+from ovseg_ros.core.config import DELTA, GAMMA, SegmenterConfig
 
 from .classes import CLASS_LISTS
 
@@ -98,6 +96,8 @@ def segmenter_config(cfg: SegmenterConfig, protocol: Protocol) -> SegmenterConfi
 def deviations(cfg: SegmenterConfig, protocol: Protocol, precision: str) -> list[str]:
     """Settings of `cfg` (as given to the Segmenter) and the resolved `precision` that differ
     from the paper's protocol, one readable line each; empty for a faithful run."""
+    from ovseg_ros.core.tiling import LONG_TO_SHORT  # torch: here, not when `ovseg` parses
+
     if round(protocol.short_side * LONG_TO_SHORT) != protocol.long_side:
         raise AssertionError("the Segmenter's long-side cap no longer matches the protocol")
     checks = [("mode", cfg.mode, protocol.mode), ("input_size", cfg.input_size,

@@ -1,55 +1,46 @@
-"""Image I/O without ROS: ROS image encodings <-> numpy, media files (numpy + OpenCV only)."""
+"""Image I/O without ROS: ROS image encodings <-> numpy, media files (numpy + OpenCV only).
 
-from ovseg_ros.io.image_codec import (
-    DEFAULT_MAX_PIXELS,
-    SUPPORTED_ENCODINGS,
-    ImageDecodeError,
-    ImageFields,
-    decode_compressed,
-    decode_image,
-    encode_16uc1,
-    encode_float,
-    encode_labels,
-    encode_mono8,
-    encode_rgb,
-    image_rows,
-    peek_compressed_size,
-)
-from ovseg_ros.io.media import (
-    Frame,
-    FrameIterator,
-    MediaError,
-    VideoWriter,
-    count_frames,
-    iter_frames,
-    list_images,
-    read_image,
-    samples_dir,
-    write_png,
-)
+The names below are loaded on first use, so that `ovseg_ros.io.labelspace` (`ovseg
+labelspace`) imports without OpenCV.
+"""
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "SUPPORTED_ENCODINGS",
-    "Frame",
-    "FrameIterator",
-    "ImageDecodeError",
-    "ImageFields",
-    "MediaError",
-    "VideoWriter",
-    "count_frames",
-    "decode_compressed",
-    "decode_image",
-    "encode_16uc1",
-    "encode_float",
-    "encode_labels",
-    "encode_mono8",
-    "encode_rgb",
-    "image_rows",
-    "iter_frames",
-    "list_images",
-    "peek_compressed_size",
-    "read_image",
-    "samples_dir",
-    "write_png",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DEFAULT_MAX_PIXELS": "image_codec",
+    "SUPPORTED_ENCODINGS": "image_codec",
+    "ImageDecodeError": "image_codec",
+    "ImageFields": "image_codec",
+    "decode_compressed": "image_codec",
+    "decode_image": "image_codec",
+    "encode_16uc1": "image_codec",
+    "encode_float": "image_codec",
+    "encode_labels": "image_codec",
+    "encode_mono8": "image_codec",
+    "encode_rgb": "image_codec",
+    "image_rows": "image_codec",
+    "peek_compressed_size": "image_codec",
+    "Frame": "media",
+    "FrameIterator": "media",
+    "MediaError": "media",
+    "VideoWriter": "media",
+    "count_frames": "media",
+    "iter_frames": "media",
+    "list_images": "media",
+    "read_image": "media",
+    "samples_dir": "media",
+    "write_png": "media",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 # Ids 1.._N_GREEDY get colours picked greedily for maximum CIELAB distance from each other
@@ -21,7 +20,6 @@ import numpy as np
 _N_GREEDY = 64
 _N_IDS = 65536  # label images are at most mono16
 _GOLDEN = 0.6180339887498949
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -191,6 +189,8 @@ def overlay(
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"overlay: alpha must be in [0, 1], got {alpha}")
 
+    import cv2  # here: the palette (`ovseg labelspace`) needs no OpenCV
+
     out = np.array(rgb, copy=True, order="C")
     mask = labels != 0
     if alpha > 0 and mask.any():
@@ -203,10 +203,13 @@ def overlay(
 
 def draw_legend(img: np.ndarray, legend: Sequence[tuple[int, str]]) -> None:
     """Draw a legend box (swatch + name per entry) in the top-left corner of img, in place."""
+    import cv2
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
     h, w = img.shape[:2]
     scale = float(np.clip(min(h, w) / 900.0, 0.35, 1.6))
     thick = max(1, int(round(scale * 1.6)))
-    (_, text_h), base = cv2.getTextSize("Ag", _FONT, scale, thick)
+    (_, text_h), base = cv2.getTextSize("Ag", font, scale, thick)
     pad = max(2, (text_h + base) // 4)
     row_h = text_h + base + pad
     max_rows = (h - 2 * pad) // row_h
@@ -220,7 +223,7 @@ def draw_legend(img: np.ndarray, legend: Sequence[tuple[int, str]]) -> None:
         rows = list(entries[:shown]) + [(None, f"+{len(entries) - shown} more")]
     swatch = text_h + base
     text_x = pad + swatch + pad
-    widths = [cv2.getTextSize(name, _FONT, scale, thick)[0][0] for _, name in rows]
+    widths = [cv2.getTextSize(name, font, scale, thick)[0][0] for _, name in rows]
     x1 = min(w, text_x + max(widths) + pad)
     y1 = min(h, pad + len(rows) * row_h + pad)
 
@@ -233,5 +236,5 @@ def draw_legend(img: np.ndarray, legend: Sequence[tuple[int, str]]) -> None:
             cv2.rectangle(img, (pad, top), (pad + swatch - 1, top + swatch - 1), colour, -1)
             cv2.rectangle(img, (pad, top), (pad + swatch - 1, top + swatch - 1), (255, 255, 255), 1)
         cv2.putText(
-            img, name, (text_x, top + text_h), _FONT, scale, (255, 255, 255), thick, cv2.LINE_AA
+            img, name, (text_x, top + text_h), font, scale, (255, 255, 255), thick, cv2.LINE_AA
         )

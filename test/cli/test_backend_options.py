@@ -55,7 +55,7 @@ def test_cli_without_onnxruntime_is_one_clear_error(tmp_path, model_args, monkey
     assert main(["segment", str(img), "--prompts", "cat", "--backend", "onnxruntime",
                  "--precision", "fp32", *model_args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pip install 'ovseg_ros[onnxruntime]'" in err[0], err
+    assert len(err) == 1 and "pip install onnxruntime onnx onnxscript" in err[0], err
 
 
 @pytest.mark.slow

@@ -149,11 +149,44 @@ def test_no_node_is_one_line_and_exit_1(argv):
     assert took < 30  # a bound: the timeout plus the start-up of a Python process
 
 
-def test_default_node_and_timeout_in_the_message():
-    out = ovseg("prompts", "get", timeout=60)  # nothing named /ovseg runs in this domain
-    assert out.returncode == 1
-    assert out.stderr.startswith("ovseg: no node /ovseg answered within 5 s; is it running, "
-                                 "in this ROS_DOMAIN_ID?")
+def test_default_node_and_a_wait_it_announces():
+    """Without --node, /ovseg; past NOTICE_AFTER_S (3 s) without it, one line says the client
+    waits, then the no-node line."""
+    out = ovseg("prompts", "get", "--timeout", "4", timeout=60)  # no /ovseg in this domain
+    assert out.returncode == 1 and out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert lines == [
+        "ovseg: waiting up to 4 s for /ovseg/get_prompts (is the node starting?)",
+        lines[1]], out.stderr
+    assert lines[1].startswith("ovseg: no node /ovseg answered within 4 s; is it running, "
+                               "in this ROS_DOMAIN_ID?")
+    assert "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST finds nodes on this machine only" in lines[1]
+
+
+def test_a_client_started_before_the_node_waits_for_it(ros, tiny):
+    """The README's order: the node in the background, the command at once. The command waits
+    (saying so) and answers once the node is up."""
+    from helpers.node_fixtures import NodeFactory
+
+    ns = f"/late{os.getpid()}"
+    client = subprocess.Popen([str(OVSEG), "prompts", "get", "--node", f"{ns}/ovseg",
+                               "--timeout", "300"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    factory = NodeFactory(ros, tiny)
+    try:
+        notice = client.stderr.readline()  # the client is waiting: no node yet
+        assert notice == f"ovseg: waiting up to 300 s for {ns}/ovseg/get_prompts (is the " \
+                         "node starting?)\n"
+        factory(namespace=ns, prompts=["cat", "dog"])
+        out, err = client.communicate(timeout=300)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+        factory.close()
+    assert client.returncode == 0, err
+    assert out == f"{ns}/ovseg: 2 classes: 1 cat, 2 dog; 0 background\n"
+    assert "Traceback" not in err
 
 
 def test_the_client_commands_import_no_model_and_need_rclpy_only_when_run():

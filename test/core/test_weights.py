@@ -189,3 +189,14 @@ def test_earlier_hub_download_is_used_without_network(tmp_path, monkeypatch, no_
     want = torch.load(clip, weights_only=True)
     assert torch.equal(model.state_dict()["visual.proj"], want["visual.proj"])
     assert W.probe_weights(name, "hubtag", str(heads), tmp_path) is None
+
+
+def test_known_sources_are_open_clips_own():
+    """The tags whose download sources weight_paths knows without open_clip name the same
+    sources as open_clip's registry (a new open_clip release that moves them fails here)."""
+    from ovseg_ros.core.weight_paths import KNOWN_SOURCES
+
+    for (model, tag), source in KNOWN_SOURCES.items():
+        cfg = W.open_clip.get_pretrained_cfg(model, tag)
+        assert cfg, f"{model}/{tag} is not in open_clip's registry"
+        assert {k: cfg.get(k, "") for k in source} == source, (model, tag)

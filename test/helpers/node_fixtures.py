@@ -64,13 +64,13 @@ class NodeFactory:
     def __init__(self, ros: RosHarness, tiny, managed: bool = False) -> None:
         self.ros, self.tiny, self.managed, self.made = ros, tiny, managed, []
 
-    def __call__(self, **params: Any) -> tuple[Any, str]:
+    def __call__(self, namespace: str = "", **params: Any) -> tuple[Any, str]:
         from rclpy.parameter import Parameter
 
         from ovseg_ros.node.segment_node import SegmentNode
 
         name, clip, heads = self.tiny
-        ns = f"/n{next(_ns)}"
+        ns = namespace or f"/n{next(_ns)}"
         # A cache folder per test module: names encoded by another module's tests would be
         # read from disk (core/text_store.py), so a "new" name would not be new there.
         values = dict(BASE, model=name, clip_weights=str(clip), heads=str(heads),

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 # The optional dependencies of the onnxruntime backend: the runtime, and what the export
 # (torch.onnx's dynamo exporter) and the int8 quantiser need. setup.py's extra installs them.
 ONNX_MODULES = ("onnxruntime", "onnx", "onnxscript")
-INSTALL_HINT = "pip install 'ovseg_ros[onnxruntime]' (or: pip install onnxruntime onnx onnxscript)"
+INSTALL_HINT = ("pip install onnxruntime onnx onnxscript (in a clone of ovseg_ros: pip install "
+                "'.[onnxruntime]')")
 
 
 class BackendError(DeviceError):
