@@ -80,9 +80,10 @@ def boxes_3d(ids: np.ndarray, count: int, depth: np.ndarray, intrinsics: Pinhole
     inst = _sample(ids, h, w, stride)
     z = depth[::stride, ::stride]
     rv, cu = np.nonzero((inst > 0) & (z > 0) & (z < np.inf))
-    zs = z[rv, cu].astype(np.float64)
+    zs = z[rv, cu].astype(np.float32)
     rx, ry = pixel_rays(intrinsics, stride)
-    xyz = np.stack([rx[cu] * zs, ry[rv] * zs, zs], axis=1)
+    # float32 products, as build_cloud makes them: the same boxes from either path
+    xyz = np.stack([rx[cu] * zs, ry[rv] * zs, zs], axis=1).astype(np.float64)
     return _boxes(inst[rv, cu], xyz, count, trim, min_points)
 
 

@@ -45,10 +45,10 @@ def rank_instances(vectors: np.ndarray, phrase: np.ndarray, vocabulary: np.ndarr
     embedding; vocabulary: (C, D) the frame's text matrix (FrameFeatures.text, background row
     included when on); channel: the phrase's row in `vocabulary` when it is a class of it, else
     None; prior: (C,) class-prior factors or None."""
-    v = np.asarray(vectors, np.float64).reshape(len(vectors), -1)
+    v = np.asarray(vectors, np.float64)
     t = np.asarray(phrase, np.float64).reshape(-1)
     vocab = np.asarray(vocabulary, np.float64)
-    if v.shape[1:] != t.shape or vocab.ndim != 2 or vocab.shape[1] != t.size:
+    if v.ndim != 2 or v.shape[1:] != t.shape or vocab.ndim != 2 or vocab.shape[1] != t.size:
         raise ValueError(f"dimensions differ: vectors {v.shape}, phrase {t.shape}, "
                          f"vocabulary {vocab.shape}")
     if len(v) == 0:
