@@ -45,3 +45,14 @@ def test_cli_options_come_from_the_schema():
     assert cfg == ObjectsConfig(objects=True, object_min_area=0.002, object_close_gaps_px=3)
     with pytest.raises(SystemExit):
         parser.parse_args(["--track-min-iou", "0"])
+
+
+def test_the_schema_imports_without_opencv_scipy_or_torch():
+    """The launch file and the CLI read the settings: objects' config must stay light."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ovseg_ros.settings.parameters; "
+            "heavy = [m for m in ('cv2', 'scipy', 'torch') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -130,6 +130,7 @@ def test_same_frames_same_ids():
         tr = Tracker()
         runs.append([tr.update(f, 0.1 * (k + 1)).tolist() for k, f in enumerate(frames)])
     assert runs[0] == runs[1]
+    assert all(len(set(ids)) == len(ids) for ids in runs[0]), "an id twice in one frame"
 
 
 @pytest.mark.parametrize("masks", [True, False])
