@@ -11,8 +11,9 @@
 #   --force                 re-run the pip steps even if the stamp matches
 #   --no-link               pip-install torch even where a sibling venv has it (set-ups of
 #                           two distros at once: the sibling's may be half-installed)
-# Every install also builds vision_msgs' LabelInfo/VisionClass (ovseg_ros/frame/definitions), so
-# the node publishes ~/label_info, unless a prefix on AMENT_PREFIX_PATH already has vision_msgs.
+# Every install also builds the vision_msgs messages the node publishes (LabelInfo, the object
+# detections; ovseg_ros/frame/definitions), so it publishes ~/label_info and ~/detections,
+# unless a prefix on AMENT_PREFIX_PATH already has vision_msgs.
 # Then: `[OVSEG_DISTRO=...] source scripts/env.sh`.
 set -euo pipefail
 
@@ -165,9 +166,9 @@ set +u
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
 set -u
-# vision_msgs (LabelInfo) from its definition in the package, so the node publishes
-# ~/label_info in this install too; unless a prefix outside this workspace already has one
-# (the real package, with ROS 2 from apt through rosdep).
+# vision_msgs (LabelInfo, Detection2D/3D) from its definitions in the package, so the node
+# publishes ~/label_info and ~/detections in this install too; unless a prefix outside this
+# workspace already has one (the real package, with ROS 2 from apt through rosdep).
 PATHS=(.)
 # shellcheck source=scripts/distro.sh
 source "$ROOT/scripts/distro.sh"  # env.sh unset its functions

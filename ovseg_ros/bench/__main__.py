@@ -28,8 +28,8 @@ from .memory import bench_load_memory, bench_memory
 from .points import bench_points
 from .timing import machine_header, matmul_gflops, peak_rss_mb
 
-SECTIONS = ("core", "points", "vocab", "query", "clipdiy", "backends", "cli", "cli_vocab",
-            "node", "storms", "bag", "memory", "lifecycle")
+SECTIONS = ("core", "points", "vocab", "query", "objects", "tracking", "clipdiy", "backends",
+            "cli", "cli_vocab", "node", "storms", "bag", "memory", "lifecycle")
 OPT_IN = ("compile", "attention", "cli_ab", "reproducible")  # run only when named in --only
 
 
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plain", action="store_true", help="skip the plain fp32 baselines")
     p.add_argument("--against", default="b0db3ff",
                    help="cli_ab: the git revision `ovseg segment` is compared with")
+    p.add_argument("--tracking-frames", type=int, default=300,
+                   help="frames per generated sequence of the tracking section")
     return p
 
 
@@ -128,6 +130,19 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
         print(f"[query {size[1]}x{size[0]}]", flush=True)
         out["query"] = bench_query(seg, size, reps)
         seg.set_prompts(sections.CLASSES[:20])
+    if "objects" in only:
+        from .objects_bench import bench_objects
+
+        size = next((s for s in node_sizes if s == (480, 640)), node_sizes[0])
+        print(f"[objects {size[1]}x{size[0]}]", flush=True)
+        out["objects"] = bench_objects(seg, size, reps, prompts=20 if args.smoke else 250)
+        seg.set_prompts(sections.CLASSES[:20])
+    if "tracking" in only:
+        from .tracking import bench_tracking
+
+        print("[tracking]", flush=True)
+        out["tracking"] = bench_tracking(frames=40 if args.smoke else args.tracking_frames,
+                                         size=(240, 320) if args.smoke else (480, 640))
     if "clipdiy" in only:
         print("[clipdiy]", flush=True)
         diy_reps = 1 if args.smoke else max(2, reps // 3)

@@ -285,6 +285,14 @@ def markdown(results: dict[str, Any], command: str) -> str:
                      f"{life['cleanup_minus_before_configure_mb']:+.0f} MB (target <= "
                      f"{life['target_mb']:.0f}: {'met' if life['target_met'] else 'NOT met'}); "
                      "transitions s " + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()) + ".")
+    if "objects" in sec:
+        from .objects_bench import markdown_lines as objects_lines
+
+        notes += objects_lines(sec["objects"])
+    if "runs" in sec.get("tracking", {}):
+        from .tracking import markdown_lines as tracking_lines
+
+        notes += tracking_lines(sec["tracking"])
     storms = sec.get("storms", {})
     if "phases" in storms:
         from .storms import table

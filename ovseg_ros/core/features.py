@@ -70,14 +70,21 @@ class FrameFeatures:
         return self.unit().permute(1, 2, 0).to("cpu", dtype).contiguous()
 
 
-def pixel_patches(features: FrameFeatures) -> torch.Tensor:
-    """(H, W) int64: the index (row * w + column) of the patch each image pixel's centre lies
-    in, by the mapping of FeatureMap.msg (resize without crop, padding at the bottom/right)."""
+def patch_axes(features: FrameFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+    """((H,) patch row of each image row, (W,) patch column of each image column), int64, by
+    the mapping of FeatureMap.msg (resize without crop, padding at the bottom/right)."""
     (hs, ws), (hi, wi), p = features.processing_size, features.image_size, features.patch
     h, w = features.grid
     rows = ((torch.arange(hi) + 0.5) * hs / hi / p).long().clamp_(0, h - 1)
     cols = ((torch.arange(wi) + 0.5) * ws / wi / p).long().clamp_(0, w - 1)
-    return rows[:, None] * w + cols[None, :]
+    return rows, cols
+
+
+def pixel_patches(features: FrameFeatures) -> torch.Tensor:
+    """(H, W) int64: the index (row * w + column) of the patch each image pixel's centre lies
+    in (`patch_axes`)."""
+    rows, cols = patch_axes(features)
+    return rows[:, None] * features.grid[1] + cols[None, :]
 
 
 def segment_means(features: FrameFeatures, segments: torch.Tensor, count: int) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """The message types every output is built with, without ROS: a rosbags typestore per ROS 2
-distro, with this package's messages and the two foreign interfaces it publishes (vision_msgs'
-LabelInfo, semantic_inference_msgs' FeatureImage) registered from their definition text.
+distro, with this package's messages and the foreign interfaces it publishes (vision_msgs'
+LabelInfo and Detection2DArray/Detection3DArray, semantic_inference_msgs' FeatureImage)
+registered from their definition text.
 
 The definition texts travel inside the Python package (`definitions/<package>/msg/`): a wheel
 from `pip install .` carries this package's own `msg/*.msg` there too (setup.py copies them at
@@ -24,6 +25,11 @@ SOURCE_MSG = Path(__file__).resolve().parents[2] / "msg"  # a source checkout's 
 REGISTERED = (("ovseg_ros", "LabelEntry"), ("ovseg_ros", "ClassStat"), ("ovseg_ros", "LabelMap"),
               ("ovseg_ros", "Segmentation"), ("ovseg_ros", "FeatureMap"),
               ("vision_msgs", "VisionClass"), ("vision_msgs", "LabelInfo"),
+              ("vision_msgs", "Point2D"), ("vision_msgs", "Pose2D"),
+              ("vision_msgs", "BoundingBox2D"), ("vision_msgs", "ObjectHypothesis"),
+              ("vision_msgs", "ObjectHypothesisWithPose"), ("vision_msgs", "Detection2D"),
+              ("vision_msgs", "Detection2DArray"), ("vision_msgs", "BoundingBox3D"),
+              ("vision_msgs", "Detection3D"), ("vision_msgs", "Detection3DArray"),
               ("semantic_inference_msgs", "FeatureVector"),
               ("semantic_inference_msgs", "FeatureImage"))
 

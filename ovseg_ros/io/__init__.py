@@ -17,6 +17,7 @@ _EXPORTS = {
     "decode_compressed": "image_codec",
     "decode_image": "image_codec",
     "encode_16uc1": "image_codec",
+    "encode_32sc1": "image_codec",
     "encode_float": "image_codec",
     "encode_labels": "image_codec",
     "encode_mono8": "image_codec",

@@ -346,6 +346,14 @@ def encode_16uc1(arr: np.ndarray) -> ImageFields:
     return _fields(arr.astype("<u2", copy=False), "16UC1", 2)
 
 
+def encode_32sc1(arr: np.ndarray) -> ImageFields:
+    """int32 image (H, W) -> 32SC1 (e.g. Hydra's class + instance image)."""
+    _require(arr, 2, "encode_32sc1")
+    if arr.dtype != np.int32:
+        raise ValueError(f"encode_32sc1: expected int32, got {arr.dtype}")
+    return _fields(arr.astype("<i4", copy=False), "32SC1", 4)
+
+
 def encode_rgb(arr: np.ndarray) -> ImageFields:
     """RGB uint8 (H, W, 3) -> rgb8."""
     _require(arr, 3, "encode_rgb")

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from ovseg_ros.core.config import RANDOM, KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.settings import ConfigError, Setting, from_values, settings_of
+from ovseg_ros.objects.config import ObjectsConfig
 
 
 def flag(s: Setting) -> str:
@@ -94,3 +95,13 @@ def load_pipeline(cfg: SegmenterConfig, random_fallback: bool,
         print(f"ovseg: real weights unavailable ({exc}); running on SEEDED RANDOM weights: "
               "the labels are meaningless.", file=sys.stderr)
         return build_pipeline(replace(cfg, clip_weights=RANDOM, heads=RANDOM), keyframes), True
+
+
+def add_objects_options(parser: argparse.ArgumentParser) -> None:
+    """The objects' settings (instances, tracks, 3D boxes; --objects turns them on)."""
+    group = parser.add_argument_group("objects")
+    add_setting_options(group, settings_of(ObjectsConfig))
+
+
+def objects_from_args(args: argparse.Namespace) -> ObjectsConfig:
+    return from_values(ObjectsConfig, vars(args))

@@ -1,9 +1,10 @@
 """The node's own settings, and the full list of the segment node's parameters.
 
 The node's parameters are the core's settings (SegmenterConfig, KeyframeConfig: the model,
-weights, device, inference and keyframe settings) plus the node-only settings below (input,
-outputs, health, lifecycle), all declared with `setting` (core/settings.py). ROS-free and
-torch-free: the launch file, the CLI and the docs generator read it.
+weights, device, inference and keyframe settings), the objects' (ObjectsConfig: instances,
+tracks, 3D boxes) and the node-only settings below (input, outputs, health, lifecycle), all
+declared with `setting` (core/settings.py). ROS-free and torch-free: the launch file, the CLI
+and the docs generator read it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ovseg_ros.core.config import KeyframeConfig, SegmenterConfig
 from ovseg_ros.core.settings import (
@@ -22,6 +23,7 @@ from ovseg_ros.core.settings import (
     setting,
     settings_of,
 )
+from ovseg_ros.objects.config import ObjectsConfig
 
 DEFAULT_PROMPTS = ["person", "chair", "table", "door", "floor", "wall"]
 MAX_CAMERAS = 16
@@ -133,31 +135,48 @@ class NodeConfig:
 # Groups in the order they are declared and documented, with their titles.
 GROUPS = {"vocabulary": "vocabulary", "lifecycle": "lifecycle", "model": "model and weights",
           "compute": "compute", "inference": "inference", "outputs": "outputs",
-          "input": "input", "depth": "3D from registered depth", "health": "health",
+          "input": "input", "depth": "3D from registered depth",
+          "objects": "objects (instances, tracks, 3D boxes)", "health": "health",
           "background": "background work (text encoding, queries)",
           "keyframes": "CLIP-DIY keyframes"}
 # Every parameter of the segment node, grouped (field order within a group).
 SETTINGS: tuple[Setting, ...] = tuple(sorted(
-    settings_of(NodeConfig) + settings_of(SegmenterConfig) + settings_of(KeyframeConfig),
+    settings_of(NodeConfig) + settings_of(SegmenterConfig) + settings_of(KeyframeConfig)
+    + settings_of(ObjectsConfig),
     key=lambda s: list(GROUPS).index(s.group)))
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 assert len(BY_NAME) == len(SETTINGS), "a setting name is declared twice"
 DYNAMIC: frozenset[str] = frozenset(s.name for s in SETTINGS if s.dynamic)
 
 
-def build_configs(values: Mapping[str, Any]
-                  ) -> tuple[SegmenterConfig, KeyframeConfig, NodeConfig]:
-    """The three configurations from parameter values; ConfigError naming every problem."""
+class Configs(NamedTuple):
+    """Every configuration the segment node's parameters make."""
+
+    segmenter: SegmenterConfig
+    keyframes: KeyframeConfig
+    node: NodeConfig
+    objects: ObjectsConfig
+
+
+def build_all(values: Mapping[str, Any]) -> Configs:
+    """All configurations from parameter values; ConfigError naming every problem."""
     made: list[Any] = []
     found: list[str] = []
-    for cls in (SegmenterConfig, KeyframeConfig, NodeConfig):
+    for cls in (SegmenterConfig, KeyframeConfig, NodeConfig, ObjectsConfig):
         try:
             made.append(from_values(cls, values))
         except ConfigError as exc:
             found.append(str(exc).removeprefix("invalid settings: "))
     if found:
         raise ConfigError("invalid settings: " + "; ".join(found))
-    seg, keyframes, node = made
+    return Configs(*made)
+
+
+def build_configs(values: Mapping[str, Any]
+                  ) -> tuple[SegmenterConfig, KeyframeConfig, NodeConfig]:
+    """The core's and the node's configurations (`build_all` without the objects', which it
+    still checks); ConfigError naming every problem."""
+    seg, keyframes, node, _ = build_all(values)
     return seg, keyframes, node
 
 

@@ -39,7 +39,7 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     for key in ("cpu", "device", "dtype", "threads", "torch", "open_clip", "matmul_gflops"):
         assert header[key], key
     assert set(sections) == set(bench.SECTIONS)
-    for name in ("core", "points", "vocab", "clipdiy", "backends", "node", "bag"):
+    for name in ("core", "points", "vocab", "objects", "clipdiy", "backends", "node", "bag"):
         assert "skipped" not in sections[name], sections[name]
         assert _positive_stages({name: sections[name]}) > 0, name
     core = next(iter(sections["core"].values()))
@@ -51,6 +51,11 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
     node = next(iter(sections["node"].values()))
     assert node["frames"] > 0 and node["ratios"]["node_overhead_vs_inference"] > 0
     assert sections["memory"]["peak_rss_mb"] > 0
+    objects = sections["objects"]  # beside the frame, same run
+    assert objects["instances"] > 0 and objects["ratios"]["objects_vs_frame"] > 0
+    for stage in ("instances", "tracks", "boxes_3d", "vectors", "messages"):
+        assert objects["stages"]["objects"][stage]["median"] > 0, stage
+    assert sections["tracking"]["targets_met"] == {"clean": True, "drops": True}
     bag = sections["bag"]  # ovseg bag beside inference and beside the node, same run
     assert bag["batch1"]["frames_per_s"] > 0 and bag["ratios"]["bag_share_of_frame_pct"] > 0
     assert bag["ratios"]["bag_fps_over_node_fps"] > 0

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ovseg_ros"
 # The folders of ovseg_ros, bottom first: a module imports its own folder's modules and those
 # of folders in lower layers, never higher or beside it (node and bag are independent). The
 # package's own __init__ is below everything.
-LAYERS = (("core",), ("viz",), ("io",), ("geometry",), ("settings",), ("frame",),
+LAYERS = (("core",), ("viz",), ("io",), ("geometry",), ("objects",), ("settings",), ("frame",),
           ("node", "bag"), ("eval",), ("cli",), ("bench",))
 
 
