@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ovseg_ros.settings.options import (
         add_keyframe_options,
         add_model_options,
+        add_objects_options,
         add_setting_options,
     )
     from ovseg_ros.settings.parameters import BY_NAME, DEFAULT_PROMPTS
@@ -80,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             "sets torch's)")
     add_model_options(p)
     add_keyframe_options(p)
+    add_objects_options(p)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace):
     from ovseg_ros.core.settings import check_config, from_values
     from ovseg_ros.frame.outputs import BY_NAME as OUTPUTS
-    from ovseg_ros.settings.options import parse_prompts
+    from ovseg_ros.settings.options import objects_from_args, parse_prompts
     from ovseg_ros.settings.parameters import NodeConfig
 
     from .process import BagSettings
@@ -110,7 +112,7 @@ def settings_from_args(args: argparse.Namespace):
     return BagSettings(node=node, image_topics=tuple(args.image_topic),
                        depth_topics=tuple(args.depth_topic),
                        info_topics=tuple(args.camera_info_topic), ns=args.ns,
-                       copy=not args.no_copy, outputs=outputs,
+                       copy=not args.no_copy, outputs=outputs, objects=objects_from_args(args),
                        batch=args.batch,
                        start=args.start, end=args.end, distro=args.distro)
 

@@ -39,7 +39,14 @@ from ovseg_ros.frame.step import (
 from ovseg_ros.frame.types import default_distro
 
 if TYPE_CHECKING:
+    from ovseg_ros.objects.config import ObjectsConfig
     from ovseg_ros.settings.parameters import NodeConfig
+
+
+def _objects_off() -> ObjectsConfig:
+    from ovseg_ros.objects.config import ObjectsConfig
+
+    return ObjectsConfig()
 
 log = logging.getLogger("ovseg.bag")
 
@@ -49,6 +56,7 @@ class BagSettings:
     """What `ovseg bag` does besides the model settings (those are the pipeline's)."""
 
     node: NodeConfig  # prompts, overlay_alpha, publish_confidence_mono8, depth, max_image_pixels
+    objects: ObjectsConfig = field(default_factory=lambda: _objects_off())
     image_topics: tuple[str, ...] = ()  # empty: the bag's one image topic
     depth_topics: tuple[str, ...] = ()  # one per image topic, or none
     info_topics: tuple[str, ...] = ()
@@ -186,7 +194,7 @@ class BagJob:
 
     def _step(self, cams: list[BagCamera], frame_log: FrameLog) -> FrameStep:
         node = self.s.node
-        settings = StepSettings(node.max_image_pixels, node.overlay_alpha)
+        settings = StepSettings(node.max_image_pixels, node.overlay_alpha, self.s.objects)
         return make_step(self.pipeline, [StepCamera(c.name, c.image_topic, c.depth)
                                          for c in cams], lambda: settings, self.builder,
                          frame_log)

@@ -46,8 +46,9 @@ def run_record(pipeline: Any, settings: Any) -> dict[str, Any]:
     software = {"ovseg_ros": ovseg_ros.__version__, "torch": torch.__version__,
                 "kernels": torch.backends.cpu.get_cpu_capability()
                 if rt.device.type == "cpu" else rt.device.type}
-    return json.loads(json.dumps({"model": model, "keyframes": keyframes, "bag": bag,
-                                  "software": software}, default=list))
+    objects = dataclasses.asdict(settings.objects) if settings.objects.objects else False
+    return json.loads(json.dumps({"model": model, "keyframes": keyframes, "objects": objects,
+                                  "bag": bag, "software": software}, default=list))
 
 
 def write_record(folder: Path, record: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from ovseg_ros.bag import BagError
 from ovseg_ros.bag.sink import OutputBag, Topic
 from ovseg_ros.bag.source import IMAGE_TYPES, InputBag
 from ovseg_ros.frame.depth import DepthInput
-from ovseg_ros.frame.outputs import VOCABULARY_TABLE, frame_outputs
+from ovseg_ros.frame.outputs import VOCABULARY_TABLE, OutputSettings, frame_outputs
 
 # Trailing parts of an image topic that do not name the camera.
 _IMAGE_WORDS = {"image", "image_raw", "image_rect", "image_color", "image_rect_color",
@@ -91,7 +91,8 @@ def output_topics(out: OutputBag, cams: list[BagCamera], s: Any) -> dict[tuple[s
     topics: dict[tuple[str, str], Topic] = {}
     for cam in cams:
         base = f"{ns}/{cam.name}" if cam.name else ns
-        for row in frame_outputs(s.node, cam.depth is not None, s.outputs):
+        for row in frame_outputs(OutputSettings(s.node, s.objects), cam.depth is not None,
+                                 s.outputs):
             topics[(cam.name, row.name)] = out.output_topic(f"{base}/{row.name}", row.msgtype,
                                                             row.qos)
     for row in VOCABULARY_TABLE:

@@ -61,13 +61,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     query = sub.add_parser("query", help="phrases against a running node's latest frame "
                            "(~/query; the vocabulary is not changed)",
                            description="Where in the running node's latest frame each phrase "
-                           "is (relevance peak, mask, 3D point with depth); the vocabulary is "
-                           "not changed. Needs a frame segmented first.",
+                           "is (relevance peak, mask, 3D point with depth) and, with the node's "
+                           "objects on, which objects match it best; the vocabulary is not "
+                           "changed. Needs a frame segmented first.",
                            epilog='example: ovseg query "red mug" "door handle"')
     query.add_argument("phrases", nargs="+", metavar="PHRASE")
     query.add_argument("--camera", default="", help="with several cameras: which one")
     query.add_argument("--threshold", type=float, default=0.0,
                        help="mask threshold on the relevance in (0, 1] (0: the node's 0.5)")
+    query.add_argument("--objects", type=int, default=3, metavar="N",
+                       help="print the N best-matching objects per phrase (objects on; "
+                            "default 3)")
     _common(query)
     query.set_defaults(client_run=run_query, handler=run)
 
@@ -172,7 +176,16 @@ def run_query(args: argparse.Namespace) -> int:
     stamp = res.header.stamp.sec + res.header.stamp.nanosec * 1e-9
     for answer in res.answers:
         print(f"{answer_line(answer)} (frame {stamp:.3f}, {res.header.frame_id or '-'})")
+        for match in list(answer.objects)[:args.objects]:
+            print(f"  {object_line(match)}")
     return 0
+
+
+def object_line(match: Any) -> str:
+    """One object of a ~/query answer (ovseg_ros/ObjectMatch) as a line."""
+    return (f"object {match.instance_id} ({match.class_name} #{match.track_id}): relevance "
+            f"{match.relevance:.3f}, cosine {match.cosine:.3f}, box x={match.x} y={match.y} "
+            f"{match.width}x{match.height}")
 
 
 def typed_value(name: str, text: str) -> Any:

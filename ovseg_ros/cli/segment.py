@@ -4,7 +4,9 @@ through the node's frame step, into files.
 Writes, per frame: <name>_labels.png (label ids, 16-bit when ids exceed 255), <name>_overlay.png
 (colour blend with a legend of the visible classes) and <name>.json (id -> name map and
 per-class statistics); with --query, <name>_query<k>.png per phrase (relevance, 16-bit) and
-their scores in the JSON.
+their scores in the JSON; with --objects, <name>_instances.json: the frame's objects in COCO's
+results format (objects/coco.py), with track ids that run across the frames of a folder or
+video.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ovseg_ros.settings.options import (
     config_from_args,
     keyframes_from_args,
     load_pipeline,
+    objects_from_args,
     parse_prompts,
 )
 
@@ -70,6 +73,12 @@ class FilesSink(BaseSink):
         }
         if self.queries:
             report["queries"] = write_queries(self.out, name, self.segmenter, res, self.queries)
+        if frame.objects is not None and (found := frame.objects.found) is not None:
+            from ovseg_ros.objects import coco_results
+
+            results = coco_results(found.instances, found.track_ids, image_id=name)
+            (self.out / f"{name}_instances.json").write_text(json.dumps(results))
+            report["objects"] = len(results)
         (self.out / f"{name}.json").write_text(json.dumps(report, indent=2))
         if self.keep_scores:
             self.scores[name] = res.patch_probs
@@ -93,7 +102,8 @@ def run_segment(args: argparse.Namespace, random_fallback: bool) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     b = builder_for(default_distro())
-    settings = StepSettings(max_image_pixels=2**62, overlay_alpha=args.overlay_alpha)
+    settings = StepSettings(max_image_pixels=2**62, overlay_alpha=args.overlay_alpha,
+                            objects=objects_from_args(args))
     step = make_step(pipeline, [StepCamera("", str(args.input))], lambda: settings, b,
                      FrameLog(log))
     sink = FilesSink(out, cfg.background, is_random, queries, pipeline.segmenter,

@@ -8,6 +8,7 @@ import argparse
 from ovseg_ros.settings.options import (
     add_keyframe_options,
     add_model_options,
+    add_objects_options,
     add_setting_options,
 )
 from ovseg_ros.settings.parameters import BY_NAME
@@ -16,8 +17,10 @@ DEMO_PROMPTS = "person, cat, cup, rocket, grass, sky, building, table"
 SEGMENT_EPILOG = """examples:
   ovseg segment photo.jpg --prompts "chair, person, door handle" -o out/
   ovseg segment drive.mp4 --prompts "car, road, person" --keyframe-every-n 10
+  ovseg segment frames/ --prompts "cup, bottle, chair" --objects
 writes per frame: NAME_labels.png (label ids), NAME_overlay.png (colours and a legend) and
-NAME.json (id -> name and per-class statistics)."""
+NAME.json (id -> name and per-class statistics); with --objects also NAME_instances.json
+(COCO results: RLE masks, boxes, scores, track ids across the frames of a folder or video)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="when real weights cannot be had, say so and use seeded random ones")
     add_model_options(seg)
     add_keyframe_options(seg)
+    add_objects_options(seg)
     seg.set_defaults(handler=run_segment)
 
     demo = sub.add_parser("demo", help="segment the shipped sample images (no camera, no ROS)",
@@ -51,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help=f'comma-separated class names (default "{DEMO_PROMPTS}")')
     add_model_options(demo)
     add_keyframe_options(demo)
+    add_objects_options(demo)
     demo.set_defaults(handler=run_demo)
 
 

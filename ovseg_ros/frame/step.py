@@ -27,9 +27,11 @@ from ovseg_ros.frame import messages
 from ovseg_ros.frame.builder import MessageBuilder
 from ovseg_ros.frame.depth import DepthInput
 from ovseg_ros.frame.log import FrameLog, one_line
+from ovseg_ros.frame.objects import ObjectsOfFrame, StepObjects
 from ovseg_ros.frame.outputs import FRAME_TABLE, VOCABULARY_OUTPUTS
 from ovseg_ros.geometry import ClassPoint, PairRequest, SemanticCloud
 from ovseg_ros.io import ImageDecodeError, decode_compressed, decode_image
+from ovseg_ros.objects.config import ObjectsConfig
 from ovseg_ros.viz import overlay as blend
 
 
@@ -87,6 +89,7 @@ class FrameResult:
     overlay_alpha: float = 0.5
     timing: tuple[float, float, int] = (0.0, 0.0, 0)  # the sink's (inference_ms, latency_ms,
     # frames_dropped), as the segmentation message carries them
+    objects: ObjectsOfFrame | None = None  # with the `objects` setting on (made on first use)
     _overlay: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -153,6 +156,7 @@ class StepSettings:
 
     max_image_pixels: int
     overlay_alpha: float
+    objects: ObjectsConfig | None = None  # None: no objects
 
 
 class FrameStep:
@@ -171,6 +175,7 @@ class FrameStep:
         self.feature_space = feature_space
         self.logit_scale = logit_scale
         self.frames_out_of_memory = 0
+        self.objects = StepObjects(log)
         self._announce_lock = threading.Lock()
         self._announced = (-1, None)  # (vocabulary version, frame_id) last announced
         self._announced_vocab: VocabularySnapshot | None = None
@@ -205,6 +210,11 @@ class FrameStep:
                                 result, decode_s, inference_s, len(decoded),
                                 overlay_alpha=cfg.overlay_alpha)
             self._cloud(frame)
+            if cfg.objects is not None and cfg.objects.objects:
+                # Files have no clock (their stamps count frames): their tracks age in frames.
+                stamp = frame.stamp if item.rgb is None else 0.0
+                frame.objects = self.objects.for_frame(name, cfg.objects, result, stamp,
+                                                       lambda f=frame: f.cloud)
             t1 = time.perf_counter()
             self._emit_frame(frame, sink)
             frame.emit_s = time.perf_counter() - t1

@@ -66,6 +66,8 @@ class HealthMonitor:
         self._start = clock()
         self._last_input: float | None = None
         self.received = self.rejected = self.succeeded = self.failed = self.overlays = 0
+        self.objects_last = -1  # objects in the last frame that made them (-1: none yet)
+        self.objects_without_depth = 0  # objects left out of ~/detections_3d: too few points
         self._last_reject = ""
         self._error: str | None = None  # set by a failed frame, cleared by the next success
         self._arrivals: deque[float] = deque(maxlen=RATE_FRAMES)
@@ -102,6 +104,11 @@ class HealthMonitor:
         with self._lock:
             self.overlays += 1
 
+    def objects_found(self, count: int, without_depth: int) -> None:
+        with self._lock:
+            self.objects_last = count
+            self.objects_without_depth += without_depth
+
     def seconds_without_input(self) -> float:
         with self._lock:
             since = self._last_input if self._last_input is not None else self._start
@@ -123,6 +130,7 @@ class HealthMonitor:
             arrivals, outputs = list(self._arrivals), list(self._outputs)
             error, last_reject = self._error, self._last_reject
             counters = (self.received, self.succeeded, self.rejected, self.failed, self.overlays)
+            objects = (self.objects_last, self.objects_without_depth)
             if publishers == 0:
                 self._publishers_since = None
             elif self._publishers_since is None:
@@ -170,6 +178,8 @@ class HealthMonitor:
             ("frames_rejected", str(rejected)),
             ("frames_failed", str(failed)),
             ("overlays_computed", str(overlays)),
+            *((("objects_last_frame", str(objects[0])),
+               ("objects_without_depth", str(objects[1]))) if objects[0] >= 0 else ()),
             ("seconds_since_input", f"{idle:.1f}"),
             ("input_topic", self.topic),
             ("input_publishers", str(publishers)),

@@ -8,14 +8,18 @@ from dataclasses import replace
 from typing import Any
 
 from ovseg_ros.node.vocabulary_outputs import VocabularyOutputs
+from ovseg_ros.objects.config import ObjectsConfig
 from ovseg_ros.settings.parameters import DYNAMIC, NodeConfig
 
 
 class DynamicSettings:
-    """`current` is read where a setting acts (no copy to update on a change)."""
+    """`current` and `objects` are read where a setting acts (no copy to update on a
+    change)."""
 
-    def __init__(self, config: NodeConfig, vocabulary: VocabularyOutputs) -> None:
+    def __init__(self, config: NodeConfig, objects: ObjectsConfig,
+                 vocabulary: VocabularyOutputs) -> None:
         self.current = config
+        self.objects = objects
         self.vocabulary = vocabulary
 
     def apply(self, new: dict[str, Any]) -> str | None:
@@ -39,7 +43,10 @@ class DynamicSettings:
             if not limit_first:
                 seg.reconfigure(**core)
             node = {k: v for k, v in new.items() if hasattr(self.current, k)}
+            objects = {k: v for k, v in new.items() if hasattr(self.objects, k)}
+            new_objects = replace(self.objects, **objects)  # ConfigError before any swap
             self.current = replace(self.current, **node)
+            self.objects = new_objects
         except Exception as exc:  # ConfigError, VocabularyError
             seg.reconfigure(**old_core)
             return str(exc)

@@ -28,6 +28,7 @@ class LatestFrame:
     header: Any  # std_msgs/Header fields (stamp, frame_id)
     result: SegmentationResult
     cloud: SemanticCloud | None
+    objects: Any = None  # frame.objects.ObjectsOfFrame with the `objects` setting on
 
 
 class FeatureOutputs:
@@ -50,6 +51,7 @@ class FeatureOutputs:
 
     def keep(self, frame: Any) -> None:
         """Keep a published frame (frame.step.FrameResult) for queries."""
-        latest = LatestFrame(self.camera, frame.header, frame.result, frame.cloud)
+        latest = LatestFrame(self.camera, frame.header, frame.result, frame.cloud,
+                             frame.objects)
         with self._lock:
             self._latest = latest

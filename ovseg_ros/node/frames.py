@@ -92,6 +92,10 @@ class NodeSink:
         inference_ms, latency_ms, _ = frame.timing
         if frame.overlay_made:
             cam.health.overlay_computed()
+        if frame.objects is not None and frame.objects.made and frame.objects.found is not None:
+            boxes = frame.objects.boxes if cam.depth is not None else None
+            cam.health.objects_found(len(frame.objects.found),
+                                     len(boxes.too_few_points) if boxes is not None else 0)
         cam.health.frame_done(latency_ms, inference_ms)
         cam.keep_latest(frame)
         report = FrameReport(frame.camera, frame.stamp, frame.decode_s, frame.inference_s,

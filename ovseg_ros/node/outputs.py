@@ -15,7 +15,7 @@ from ovseg_ros.core.vocabulary import Vocabulary
 from ovseg_ros.frame.builder import builder_for
 from ovseg_ros.frame.depth import DepthInput
 from ovseg_ros.frame.log import FrameLog, Throttle
-from ovseg_ros.frame.outputs import VOCABULARY_TABLE, Output, frame_outputs
+from ovseg_ros.frame.outputs import VOCABULARY_TABLE, Output, OutputSettings, frame_outputs
 from ovseg_ros.frame.step import FrameStep, StepCamera, StepSettings, make_step
 from ovseg_ros.frame.types import default_distro
 from ovseg_ros.node import qos
@@ -25,6 +25,7 @@ from ovseg_ros.node.dynamic import DynamicSettings
 from ovseg_ros.node.features import FeatureOutputs, FeatureSpace
 from ovseg_ros.node.vocabulary_outputs import VocabularyOutputs
 from ovseg_ros.node.wire import check_wire, message_class
+from ovseg_ros.objects.config import ObjectsConfig
 from ovseg_ros.settings.parameters import NodeConfig
 
 # What a missing optional interface package costs, said once at configure.
@@ -37,7 +38,8 @@ MISSING_PACKAGE = {
 class Outputs:
     """The configured part of the node."""
 
-    def __init__(self, node: Any, pipeline: FramePipeline, node_config: NodeConfig) -> None:
+    def __init__(self, node: Any, pipeline: FramePipeline, node_config: NodeConfig,
+                 objects: ObjectsConfig) -> None:
         self.pipeline = pipeline
         self.cameras: list[Camera] = []
         self.label_map: Any = None
@@ -47,7 +49,7 @@ class Outputs:
         self.frame_log = FrameLog(self.log)  # refused frames: one line per kind per 5 s
         self.vocabulary = VocabularyOutputs(pipeline, lambda: self.node_config.label_space_dir,
                                             self.log, lambda: node.get_clock().now().to_msg())
-        self.settings = DynamicSettings(node_config, self.vocabulary)
+        self.settings = DynamicSettings(node_config, objects, self.vocabulary)
         self.step: FrameStep | None = None  # set by create()
         self._missing: dict[str, list[str]] = {}  # optional package -> outputs left out
 
@@ -58,12 +60,13 @@ class Outputs:
 
     @classmethod
     def create(cls, node: Any, seg: SegmenterConfig, keyframes: KeyframeConfig,
-               cfg: NodeConfig, ids_from: Vocabulary | None = None) -> Outputs:
+               cfg: NodeConfig, objects: ObjectsConfig,
+               ids_from: Vocabulary | None = None) -> Outputs:
         """Load the model, encode the prompts, create the publishers (raises on failure, with
         nothing left behind). ids_from: the previous configuration's vocabulary, whose label
         ids and version carry over."""
         pipeline = FramePipeline(Segmenter(seg, ids_from), keyframes)
-        out = cls(node, pipeline, cfg)
+        out = cls(node, pipeline, cfg, objects)
         made: list[Any] = []
         try:
             pipeline.set_prompts(cfg.prompts)
@@ -91,7 +94,7 @@ class Outputs:
     def step_settings(self) -> StepSettings:
         """The frame step's settings from the node's current (dynamic) values."""
         cfg = self.node_config
-        return StepSettings(cfg.max_image_pixels, cfg.overlay_alpha)
+        return StepSettings(cfg.max_image_pixels, cfg.overlay_alpha, self.settings.objects)
 
     @property
     def vocabulary_publishers(self) -> dict[str, Any]:
@@ -109,7 +112,7 @@ class Outputs:
         # Dynamic settings are read where they act (no copy to update on a change).
         health = HealthMonitor(lambda: self.node_config.no_input_warn_s, topic)
         cam = Camera(name, topic, health)
-        for row in frame_outputs(cfg, cfg.use_depth):
+        for row in frame_outputs(OutputSettings(cfg, self.settings.objects), cfg.use_depth):
             pub = self._publisher(node, made, row, f"~/{base}")
             if pub is not None:
                 cam.publishers[row.name] = pub

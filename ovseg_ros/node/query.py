@@ -26,7 +26,7 @@ from ovseg_ros.core.features import LOGIT_SCALE
 from ovseg_ros.core.query import QueryError, relevance_maps, validate_phrases
 from ovseg_ros.geometry import mask_point
 from ovseg_ros.io import encode_float, encode_mono8
-from ovseg_ros.msg import QueryAnswer
+from ovseg_ros.msg import ObjectMatch, QueryAnswer
 from ovseg_ros.node.awaiting import wait_for
 from ovseg_ros.node.background import Busy, Cancelled
 from ovseg_ros.node.diagnostics import one_line
@@ -120,6 +120,7 @@ class QueryServices:
               header: Any) -> list[QueryAnswer]:
         """The answers (on the query worker): relevance maps, masks, 3D points, messages."""
         maps = relevance_maps(segmenter, latest.result, names)
+        matches = object_matches(segmenter, latest, names)
         answers = []
         for pm in maps:
             mask = pm.mask(threshold)
@@ -133,7 +134,7 @@ class QueryServices:
                 relevance=image_msg(encode_float(pm.relevance), header),
                 mask=image_msg(encode_mono8(mask.astype(np.uint8) * 255), header),
                 score=pm.score, u=u, v=v, point=Point(x=point[0], y=point[1], z=point[2]),
-                point_count=count))
+                point_count=count, objects=matches.get(pm.phrase, [])))
         return answers
 
     # ---- ~/encode_text ----------------------------------------------------------------------
@@ -166,6 +167,40 @@ class QueryServices:
             res.message = str(exc) if isinstance(exc, (QueryError, Busy, Cancelled)) else (
                 f"encode_text failed: {one_line(exc)}")
         return res
+
+
+def object_matches(segmenter: Any, latest: Any, names: list[str]) -> dict[str, list[Any]]:
+    """{phrase: ObjectMatch list, best first} for the objects of the latest frame, from their
+    CLIP vectors (objects/ranking.py); empty without objects (setting off, no features, or a
+    frame whose objects were not made because nobody read them)."""
+    objects = latest.objects
+    feats = latest.result.features
+    if objects is None or not objects.made or feats is None:
+        return {}
+    found, vectors = objects.found, objects.vectors
+    if found is None or vectors is None or len(found) == 0:
+        return {}
+    from ovseg_ros.objects import rank_instances
+
+    channel_of = {n.casefold(): c for c, n in enumerate(latest.result.class_names)}
+    with torch.inference_mode():
+        text = segmenter.text_cache.embed(names).float().cpu().numpy()
+    vocab = feats.text.float().cpu().numpy()
+    prior = None if feats.prior is None else feats.prior.float().cpu().numpy()
+    instances = found.instances.instances
+    out = {}
+    for name, phrase in zip(names, text, strict=True):
+        ranked = rank_instances(vectors, phrase, vocab, channel_of.get(name.casefold()), prior)
+        matches = []
+        for s in ranked:
+            inst = instances[s.index - 1]
+            x, y, w, h = (int(v) for v in inst.bbox_xywh)
+            matches.append(ObjectMatch(
+                instance_id=s.index, track_id=str(int(found.track_ids[s.index - 1])),
+                class_name=inst.name, x=x, y=y, width=w, height=h, cosine=s.cosine,
+                relevance=s.relevance))
+        out[name] = matches
+    return out
 
 
 def query_markers(answers: list[QueryAnswer], header) -> MarkerArray:

@@ -61,7 +61,7 @@ from ovseg_ros.node.query import QueryServices
 from ovseg_ros.node.runner import run_main
 from ovseg_ros.node.vocabulary_outputs import vocabulary_text
 from ovseg_ros.node.worker import FrameWorker
-from ovseg_ros.settings.parameters import build_configs
+from ovseg_ros.settings.parameters import build_all
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 DEACTIVATE_WAIT_S = 10.0  # how long deactivate waits for the frame in flight
@@ -162,8 +162,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.state = "configuring"
         used = dict(self.values)
         try:
-            seg_cfg, kf_cfg, node_cfg = build_configs(used)
-            outputs = Outputs.create(self, seg_cfg, kf_cfg, node_cfg, self._ids)
+            seg_cfg, kf_cfg, node_cfg, objects_cfg = build_all(used)
+            outputs = Outputs.create(self, seg_cfg, kf_cfg, node_cfg, objects_cfg, self._ids)
         except Exception as exc:  # ConfigError, WeightsError, DeviceError, VocabularyError, ...
             self.last_error = one_line(exc)
             if not self.context.ok():  # SIGTERM meanwhile: "context is invalid" is no fault
