@@ -68,7 +68,7 @@ def test_impossible_combinations_are_typed_errors(backend, device, precision, me
 def test_missing_onnxruntime_is_one_clear_error(no_onnx, tmp_path):
     assert choice.missing_onnx_modules() == list(choice.ONNX_MODULES)
     for backend, precision in (("onnxruntime", "fp32"), ("auto", "int8")):
-        with pytest.raises(B.BackendError, match=r"pip install 'ovseg_ros\[onnxruntime\]'"):
+        with pytest.raises(B.BackendError, match=r"pip install '\.\[onnxruntime\]'"):
             tiny_segmenter(tmp_path, backend=backend, precision=precision)
     assert tiny_segmenter(tmp_path, backend="auto").runtime.backend == "torch"  # falls back
 
