@@ -8,6 +8,7 @@ prints one line per answer:
     ovseg param set threshold 0.3          <node>/set_parameters (typed by the settings schema)
     ovseg param get threshold              <node>/get_parameters
     ovseg watch [-n N]                     the latest ~/segmentation summary (N of them; 0: all)
+    ovseg console                          a browser page on the node (cli/console/)
 
 `--node /ovseg` (the default) picks the node. Exit codes: 0 done, 1 no node answered (one line,
 no traceback), 2 the node refused (its reason printed). rclpy is imported only when one of these
@@ -23,7 +24,7 @@ from typing import Any
 
 from ovseg_ros.cli.node_session import NoAnswer, NodeSession, RosMissing
 
-COMMANDS = ("prompts", "query", "param", "watch")
+COMMANDS = ("prompts", "query", "param", "watch", "console")
 NO_ANSWER, REFUSED = 1, 2
 
 
@@ -78,6 +79,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _common(watch)
     watch.set_defaults(client_run=run_watch, handler=run)
 
+    from ovseg_ros.cli.console import command as console
+
+    console.add_parser(sub)
+    sub.choices["console"].set_defaults(handler=run)
+
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed client command: one line per answer on stdout; errors one line on
@@ -95,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     """The client commands alone: what `ovseg` runs for them, without loading the model
     modules the other commands import (cli/entry.py)."""
+    from ovseg_ros.cli.console.command import ros_args_removed
+
+    argv = ros_args_removed(argv)  # `ros2 launch` appends them to `ovseg console`
     parser = argparse.ArgumentParser(prog="ovseg")
     parser.add_argument("-v", "--verbose", action="store_true")
     add_parsers(parser.add_subparsers(dest="command", required=True))
