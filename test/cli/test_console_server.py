@@ -9,12 +9,14 @@ import json
 import socket
 import subprocess
 import sys
+from importlib import resources
 from urllib.parse import urlsplit
 
 import pytest
 
 from ovseg_ros.bench.browser import ConsoleProcess
 from ovseg_ros.cli.console.security import MAX_BODY, Access, ConsoleConfigError
+from ovseg_ros.cli.console.server import ASSETS
 
 TOKEN = "a-test-token-of-enough-length"
 
@@ -67,9 +69,13 @@ def test_the_page_and_its_assets_with_safe_headers(console):
     assert "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-frame-options"] == "DENY" and headers["referrer-policy"] == "no-referrer"
-    for asset, kind in (("console.js", "text/javascript"), ("console.css", "text/css")):
+    served = {n for n in ASSETS if n != "index.html"}
+    shipped = {p.name for p in resources.files("ovseg_ros.cli.console").joinpath(
+        "static").iterdir()} - {"index.html"}
+    assert served == shipped  # every file of the page, nothing else
+    for asset in sorted(served):
         status, headers, body = request(console, "GET", f"/static/{asset}")
-        assert status == 200 and headers["content-type"].startswith(kind) and body
+        assert status == 200 and headers["content-type"].startswith(ASSETS[asset]) and body
     # Nothing outside the assets: no other file, no path out of the folder.
     for path in ("/static/index.htm", "/static/..%2Fserver.py", "/static/../server.py",
                  "/static/nope.js", "/server.py"):

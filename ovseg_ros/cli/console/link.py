@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from ovseg_ros.io.image_codec import ImageDecodeError, image_rows
 
 DISCOVERY_S = 1.0
 RECONCILE_S = 0.05
+DISCOVER_SERVICE_S = 2.0  # how long a service the console has not used yet may take to appear
 
 
 def split_name(path: str) -> tuple[str, str]:
@@ -239,6 +241,9 @@ class NodeLink:
         client = self._clients.get(name)
         if client is None:  # clients stay: creating one per call would churn discovery
             client = self._clients[name] = self.node.create_client(srv_type, name)
+            deadline = time.monotonic() + DISCOVER_SERVICE_S
+            while not client.service_is_ready() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)  # a new client: matching takes a moment
         if not client.service_is_ready():
             raise LinkError(f"{name} is not offered: is the node {self.node_name} running (in "
                             f"ROS_DOMAIN_ID {os.environ.get('ROS_DOMAIN_ID', '0')})?")

@@ -61,6 +61,7 @@ class Hub:
         self.pages: set[Page] = set()
         self.latest: dict[str, tuple[Frame, float]] = {}  # camera -> (frame, ready at)
         self._seq = 0
+        self._tasks: set[asyncio.Task] = set()  # sends in flight (the loop keeps weak refs)
         self.state: dict[str, Any] = {"found": False, "cameras": [], "vocabulary": None}
 
     # ---- from the ROS thread ----------------------------------------------------------------
@@ -86,7 +87,12 @@ class Hub:
         else:  # "problem": a message the pages show
             message = {"type": "problem", "message": str(value)}
         for page in list(self.pages):
-            self.loop.create_task(page.send_json(message))
+            self._spawn(page.send_json(message))
+
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ---- pages ------------------------------------------------------------------------------
 
@@ -106,6 +112,8 @@ class Hub:
         for page in self.pages:
             if page.camera is not None:
                 demand[page.camera] = demand.get(page.camera, False) or page.overlay
+        for camera in [c for c in self.latest if c not in demand]:
+            del self.latest[camera]  # unwatched: no longer updated, so never shown again
         self.demand(demand)
 
     def acknowledged(self, page: Page, seq: int) -> None:
@@ -114,7 +122,7 @@ class Hub:
             return
         page.waiting_ack = False
         now = time.monotonic()
-        self.loop.create_task(page.send_json({
+        self._spawn(page.send_json({
             "type": "delivery", "seq": seq, "ms": round((now - page.ready_at) * 1e3, 1)}))
         page.wake.set()
 
