@@ -242,6 +242,7 @@ def run_console(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
     if args.threads > 0:
         params["threads"] = args.threads
     return bench_console(params, register=model if model in CONFIGS else "", size=size,
+                         rate_hz=15.0 if args.smoke else 30.0,
                          window_s=2.0 if args.smoke else args.node_duration,
                          rounds=1 if args.smoke else 3)
 

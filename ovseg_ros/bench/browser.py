@@ -49,15 +49,22 @@ def find_browser() -> tuple[str, str]:
     return browser, driver
 
 
-def headless_chromium(width: int = 1400, height: int = 900) -> Any:
-    """A Selenium WebDriver on a headless Chromium with a fresh profile (quit() ends it)."""
+def headless_chromium(width: int = 1400, height: int = 900, nice: int = 0) -> Any:
+    """A Selenium WebDriver on a headless Chromium with a fresh profile (quit() ends it);
+    `nice` > 0 runs the browser's processes at that lower CPU priority (a stand-in for a
+    browser on another machine)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     browser, driver = find_browser()
     options = webdriver.ChromeOptions()
-    options.binary_location = browser
     profile = tempfile.mkdtemp(prefix="ovseg-chromium-")
+    if nice:  # every process Chromium starts inherits its priority
+        wrapper = Path(profile) / "chromium-niced"
+        wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {browser} "$@"\n')
+        wrapper.chmod(0o755)
+        browser = str(wrapper)
+    options.binary_location = browser
     for flag in FLAGS + (f"--user-data-dir={profile}", f"--window-size={width},{height}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})

@@ -300,7 +300,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
         notes += ["", f"`ovseg console` (node process, camera {console['camera_size'][0]}x"
                   f"{console['camera_size'][1]} at {console['camera_hz']:g} Hz, "
                   f"{console['window_s']:g} s windows, {console['rounds']} rounds of no page / "
-                  f"1 page / 5 pages between two windows without a console, headless Chromium "
-                  f"on the same machine; {console['node_configured']}):", "",
+                  f"1 page / 5 pages / 5 overlay pages between two windows without a console; "
+                  f"headless Chromium at nice 19 on the same machine; "
+                  f"{console['node_configured']}):", "",
                   console_table(console)]
     return "\n".join(lines + ([""] + notes if notes else []))

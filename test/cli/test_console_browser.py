@@ -33,6 +33,7 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.parameter import Parameter  # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
 
 from ovseg_ros.srv import GetPrompts, SetPrompts  # noqa: E402
 
@@ -93,6 +94,12 @@ def test_the_live_view_updates_and_shows_latency(rig):
     assert len(paints) >= 4 and all(p["paint_ms"] > 0 and p["publish_ms"] > 0 for p in paints)
     legend = named(chrome, "Legend").text
     assert all(name in legend for name in PROMPTS), legend
+    live = named(chrome, "Live view")
+    assert live.get_attribute("data-view") == "labels"  # the default: no work for the node
+    assert chrome.execute_script("return document.getElementById('view').value") == "labels"
+    for mode in ("overlay", "labels"):  # the node's overlay while it is shown, then back
+        Select(named(chrome, "View")).select_by_value(mode)
+        assert wait_for(lambda m=mode: live.get_attribute("data-view") == m, timeout=60), mode
 
 
 def test_apply_changes_the_vocabulary_and_a_refusal_shows_the_reason(rig, ros):
@@ -260,6 +267,9 @@ def test_no_request_leaves_loopback_and_no_errors(rig):
     assert chrome.execute_script("return window.ovsegConsole.errors") == []
     if os.environ.get("OVSEG_CONSOLE_SCREENSHOT"):  # the documentation's picture, on request
         chrome.set_window_size(1400, 1000)
+        Select(named(chrome, "View")).select_by_value("overlay")
+        assert wait_for(lambda: named(chrome, "Live view").get_attribute("data-view") ==
+                        "overlay", timeout=60)
         named(chrome, "Query").clear()
         named(chrome, "Query").send_keys("cat")  # a class: its probability, a clear heatmap
         assert wait_for(lambda: result.get_attribute("data-phrase") == "cat", timeout=60)

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-fps", type=float, default=15.0,
                    help="most frames per second sent to each page (default 15; 0: the node's "
                    "rate)")
+    p.add_argument("--nice", type=int, default=10,
+                   help="lower this process's CPU priority by this much (default 10: the "
+                   "node's frames come first; 0: keep it)")
     p.set_defaults(client_run=run_console)
 
 
@@ -56,6 +59,10 @@ def run_console(args: argparse.Namespace) -> int:
     if not (0 <= args.port <= 65535) or args.max_fps < 0:
         raise ValueError("--port must be 0..65535 and --max-fps >= 0")
     node_path(args.node)  # a bad name fails here, before anything starts
+    if not 0 <= args.nice <= 19:
+        raise ValueError("--nice must be 0..19")
+    if args.nice:  # a viewer yields the CPU to the node it watches (and to everything else)
+        os.nice(args.nice)
     try:
         access = Access.for_address(args.host, args.port,
                                     args.token or os.environ.get(TOKEN_ENV) or None)

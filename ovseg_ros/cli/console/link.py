@@ -107,7 +107,7 @@ def stamp_of(msg: Any) -> tuple[int, int]:
 
 class NodeLink:
     """link = NodeLink('/ovseg', events); link.start(); link.watch({'': True});
-    await link.call(...); link.close()"""
+    await link.call('query', Query.Request(...), 30.0); link.close()"""
 
     def __init__(self, node: str, events: Callable[[str, Any], None]) -> None:
         self.node_name = node_path(node)
@@ -118,7 +118,8 @@ class NodeLink:
         self._demand_lock = threading.Lock()
         self._subs: dict[tuple[str, str], Any] = {}  # (camera, output) -> subscription
         self._frames: dict[str, CameraFrames] = {}
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, Any] = {}  # service (relative name) -> client, made at start
+        self._used: set[str] = set()
         self.context = self.node = self.executor = self.spinner = None
 
     # ---- life -------------------------------------------------------------------------------
@@ -141,6 +142,13 @@ class NodeLink:
                          start_parameter_services=False, enable_rosout=False)
         self.node.create_subscription(LabelMap, f"{self.node_name}/label_map",
                                       self._on_label_map, qos.latched())
+        from ovseg_ros.srv import GetPrompts, PixelClasses, Query, SetPrompts
+
+        # Made before the spinner starts, and kept: one per call would churn discovery.
+        for kind, relative in ((SetPrompts, "set_prompts"), (GetPrompts, "get_prompts"),
+                               (Query, "query"), (PixelClasses, "pixel_classes")):
+            self._clients[relative] = self.node.create_client(kind, f"{self.node_name}/"
+                                                                     f"{relative}")
         self.node.create_timer(DISCOVERY_S, self._discover)
         self.node.create_timer(RECONCILE_S, self._reconcile)
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -234,13 +242,15 @@ class NodeLink:
 
     # ---- services ---------------------------------------------------------------------------
 
-    async def call(self, srv_type: Any, relative: str, request: Any, timeout: float) -> Any:
+    async def call(self, relative: str, request: Any, timeout: float) -> Any:
         """The node's answer to `request` on <node>/<relative>; LinkError when the node does
         not offer the service now or does not answer within `timeout` s."""
         name = f"{self.node_name}/{relative}"
-        client = self._clients.get(name)
-        if client is None:  # clients stay: creating one per call would churn discovery
-            client = self._clients[name] = self.node.create_client(srv_type, name)
+        client = self._clients.get(relative)
+        if client is None:
+            raise LinkError(f"the console does not call {name}")
+        if relative not in self._used:  # the first call soon after start: let it match
+            self._used.add(relative)
             deadline = time.monotonic() + DISCOVER_SERVICE_S
             while not client.service_is_ready() and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)  # a new client: matching takes a moment

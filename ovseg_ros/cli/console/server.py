@@ -146,14 +146,14 @@ class Console:
             raise BadRequest("the body must be a JSON object")
         return body
 
-    async def _call(self, srv_type: Any, relative: str, req: Any) -> Any:
+    async def _call(self, relative: str, req: Any) -> Any:
         count = self._in_flight.get(relative, 0)
         if count >= MAX_IN_FLIGHT:
             raise LinkError(f"busy: the console already waits for {count} answers of "
                             f"~/{relative}; try again when one is back")
         self._in_flight[relative] = count + 1
         try:
-            return await self.link.call(srv_type, relative, req, TIMEOUTS[relative])
+            return await self.link.call(relative, req, TIMEOUTS[relative])
         finally:
             self._in_flight[relative] -= 1
 
@@ -170,7 +170,7 @@ class Console:
         from ovseg_ros.srv import GetPrompts
 
         async def work(body: dict[str, Any]) -> dict[str, Any]:
-            res = await self._call(GetPrompts, "get_prompts", GetPrompts.Request())
+            res = await self._call("get_prompts", GetPrompts.Request())
             return {"ok": True, "names": list(res.class_names),
                     "ids": [int(i) for i in res.class_ids], "background": bool(res.background)}
 
@@ -186,7 +186,7 @@ class Console:
             if not all(isinstance(n, str) and len(n) <= MAX_TEXT for n in names):
                 raise BadRequest(f"every name must be a string of at most {MAX_TEXT} "
                                  "characters")
-            res = await self._call(SetPrompts, "set_prompts", SetPrompts.Request(prompts=names))
+            res = await self._call("set_prompts", SetPrompts.Request(prompts=names))
             return {"ok": bool(res.success), "message": res.message,
                     "names": list(res.class_names), "ids": [int(i) for i in res.class_ids]}
 
@@ -202,7 +202,7 @@ class Console:
             if not isinstance(threshold, (int, float)) or not (
                     math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
                 raise BadRequest("'threshold' must be a number in [0, 1] (0: the node's 0.5)")
-            res = await self._call(Query, "query", Query.Request(
+            res = await self._call("query", Query.Request(
                 phrases=[phrase], camera=camera, threshold=float(threshold)))
             if not res.success:
                 return {"ok": False, "message": res.message}
@@ -226,7 +226,7 @@ class Console:
             u, v = body.get("u"), body.get("v")
             if not all(isinstance(x, int) and 0 <= x < 2**31 for x in (u, v)):
                 raise BadRequest("'u' and 'v' must be pixel coordinates (integers >= 0)")
-            res = await self._call(PixelClasses, "pixel_classes", PixelClasses.Request(
+            res = await self._call("pixel_classes", PixelClasses.Request(
                 camera=camera, u=u, v=v, count=5))
             if not res.success:
                 return {"ok": False, "message": res.message}

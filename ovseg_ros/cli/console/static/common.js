@@ -10,7 +10,8 @@ export const live = $("live"), dim = $("dim"), heat = $("heat"), marks = $("mark
 export const layers = [live, dim, heat, marks];
 
 export const view = {
-  ws: null, retry: 1000, node: "", cameras: [], camera: null, mode: "overlay",
+  // The label view costs the node nothing; the overlay view makes it draw its overlay.
+  ws: null, retry: 1000, node: "", cameras: [], camera: null, mode: "labels",
   vocab: null, colours: new Map(), table: null,
   frame: null, hover: null, paintTimes: [], deliveryMs: null,
   query: { phrase: "", inFlight: false, pending: null, live: false, lastAt: 0, answer: null },

@@ -67,8 +67,10 @@ function paint(header, labels, bitmap) {
   const ctx = live.getContext("2d");
   if (bitmap && view.mode === "overlay") {
     ctx.drawImage(bitmap, 0, 0);
+    live.dataset.view = "overlay";
   } else {
     ctx.putImageData(colourise(labels, width, height), 0, 0);
+    live.dataset.view = "labels";
   }
   if (bitmap) bitmap.close();
   view.frame = { header, labels, width, height, summary: header.summary };
