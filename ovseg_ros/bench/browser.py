@@ -49,19 +49,20 @@ def find_browser() -> tuple[str, str]:
     return browser, driver
 
 
-def headless_chromium(width: int = 1400, height: int = 900, nice: int = 0) -> Any:
+def headless_chromium(width: int = 1400, height: int = 900, idle: bool = False) -> Any:
     """A Selenium WebDriver on a headless Chromium with a fresh profile (quit() ends it);
-    `nice` > 0 runs the browser's processes at that lower CPU priority (a stand-in for a
-    browser on another machine)."""
+    `idle` runs the browser's processes under the SCHED_IDLE policy, on CPU time nothing else
+    wants (a stand-in for a browser on another machine; a nice value would not hold: Chromium
+    sets its processes' own, and may raise them when run as root)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     browser, driver = find_browser()
     options = webdriver.ChromeOptions()
     profile = tempfile.mkdtemp(prefix="ovseg-chromium-")
-    if nice:  # every process Chromium starts inherits its priority
-        wrapper = Path(profile) / "chromium-niced"
-        wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {browser} "$@"\n')
+    if idle:  # every process Chromium starts inherits the policy
+        wrapper = Path(profile) / "chromium-idle"
+        wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {browser} "$@"\n')
         wrapper.chmod(0o755)
         browser = str(wrapper)
     options.binary_location = browser

@@ -4,8 +4,8 @@
 A node process labels a camera published from this process faster than it can keep up
 (StormRig, bench/storms.py); this process counts its ~/segmentation messages. First and last a
 window with no console at all; between them `ovseg console` (at its default priority, nice 10)
-runs beside five headless Chromium browsers at nice 19 (stand-ins for browsers on other
-machines: they take only CPU the node leaves), and `rounds` rounds of four windows each (order
+runs beside five headless Chromium browsers under SCHED_IDLE (stand-ins for browsers on other
+machines: they run on CPU time nothing else wants), and `rounds` rounds of four windows each (order
 rotated per round, so that a drift of the machine's load spreads over all four): no page open
 (every browser on about:blank), the console's page open in one browser and in all five (the
 default label view), and in all five in the overlay view (the node then draws its overlay).
@@ -29,7 +29,6 @@ from .storms import StormRig
 
 KINDS = ("0_pages", "1_page", "5_pages", "5_overlay")
 OPEN = {"0_pages": 0, "1_page": 1, "5_pages": 5, "5_overlay": 5}
-BROWSER_NICE = 19  # the browsers stand in for browsers on other machines
 
 
 def _window(rig: StormRig, seconds: float) -> dict[str, float]:
@@ -95,7 +94,7 @@ def bench_console(params: Mapping[str, Any], register: str = "",
         console = ConsoleProcess(f"{rig.ns}/ovseg")
         browsers: list[Any] = []
         try:
-            browsers = [headless_chromium(width=1280, height=900, nice=BROWSER_NICE)
+            browsers = [headless_chromium(width=1280, height=900, idle=True)
                          for _ in range(5)]
             for r in range(rounds):
                 for kind in KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]:

@@ -301,7 +301,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
                   f"{console['camera_size'][1]} at {console['camera_hz']:g} Hz, "
                   f"{console['window_s']:g} s windows, {console['rounds']} rounds of no page / "
                   f"1 page / 5 pages / 5 overlay pages between two windows without a console; "
-                  f"headless Chromium at nice 19 on the same machine; "
+                  f"headless Chromium under SCHED_IDLE on the same machine; "
                   f"{console['node_configured']}):", "",
                   console_table(console)]
     return "\n".join(lines + ([""] + notes if notes else []))
