@@ -10,7 +10,8 @@ rotated per round, so that a drift of the machine's load spreads over all four):
 (every browser on about:blank), the console's page open in one browser and in all five (the
 default label view), and in all five in the overlay view (the node then draws its overlay).
 Per kind of window: the node's frames/s (frames stamped in the window over its length) and its
-mean inference time, and their ratios to the windows with no page.
+mean inference time, and their ratios to the windows with no page. Last, one window with the
+page in a sixth browser at normal priority: the latency a user sees.
 
 Latency: a page's paint time of each frame (`performance.timeOrigin + performance.now()` in
 the page's requestAnimationFrame after drawing it) minus the time this process received the
@@ -76,11 +77,30 @@ def _show(browsers: list[Any], count: int, url: str, mode: str) -> None:
         _paints(chrome)  # from here on
 
 
+def _page_window(rig: StormRig, shown: list[Any], seconds: float,
+                 kind: str = "1_page_normal") -> dict[str, Any]:
+    """One window with `shown` browsers on the console's page: frames/s, paints, delays."""
+    from .browser import console_errors
+
+    window = {"kind": kind, **_window(rig, seconds)}
+    delays, painted = [], []
+    for chrome in shown:
+        paints = _paints(chrome)
+        painted.append(len(paints))
+        with rig._lock:
+            delays += [x["paint_ms"] - 1e3 * rig.arrived[(x["sec"], x["nanosec"])]
+                       for x in paints if (x["sec"], x["nanosec"]) in rig.arrived]
+    window["delays_ms"] = delays
+    window["frames_painted_per_page"] = painted
+    window["console_errors"] = sum(len(console_errors(c)) for c in shown)
+    return window
+
+
 def bench_console(params: Mapping[str, Any], register: str = "",
                   size: tuple[int, int] = (480, 640), rate_hz: float = 15.0,
                   window_s: float = 30.0, rounds: int = 3) -> dict[str, Any]:
     """See the module docstring; `size` is (H, W) of the camera."""
-    from .browser import ConsoleProcess, console_errors, headless_chromium
+    from .browser import ConsoleProcess, headless_chromium
 
     results: dict[str, Any] = {"params": dict(params), "camera_hz": rate_hz,
                                "camera_size": [size[1], size[0]], "window_s": window_s,
@@ -98,22 +118,15 @@ def bench_console(params: Mapping[str, Any], register: str = "",
                          for _ in range(5)]
             for r in range(rounds):
                 for kind in KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]:
-                    shown = browsers[:OPEN[kind]]
                     _show(browsers, OPEN[kind], console.url,
                           "overlay" if kind.endswith("overlay") else "labels")
-                    window = {"kind": kind, **_window(rig, window_s)}
-                    delays, painted = [], []
-                    for chrome in shown:
-                        paints = _paints(chrome)
-                        painted.append(len(paints))
-                        with rig._lock:
-                            delays += [x["paint_ms"] - 1e3 * rig.arrived[(x["sec"], x["nanosec"])]
-                                       for x in paints
-                                       if (x["sec"], x["nanosec"]) in rig.arrived]
-                    window["delays_ms"] = delays
-                    window["frames_painted_per_page"] = painted
-                    window["console_errors"] = sum(len(console_errors(c)) for c in shown)
-                    windows.append(window)
+                    windows.append({**_page_window(rig, browsers[:OPEN[kind]], window_s, kind),
+                                    "round": r})
+            # The latency a user sees: one more browser, at normal priority, on its own.
+            _show(browsers, 0, console.url, "labels")
+            browsers.append(headless_chromium(width=1280, height=900))
+            _show(browsers[-1:], 1, console.url, "labels")
+            windows.append(_page_window(rig, browsers[-1:], window_s))
         finally:
             for chrome in browsers:
                 chrome.quit()
@@ -130,7 +143,7 @@ def summarise(windows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per kind of window: frames/s and inference ms (means over its windows), their ratio to
     the windows with no page, and the publication-to-paint spread of all its paints."""
     kinds: dict[str, Any] = {}
-    for kind in ("no_console", *KINDS):
+    for kind in ("no_console", *KINDS, "1_page_normal"):
         mine = [w for w in windows if w["kind"] == kind]
         if not mine:
             continue
@@ -147,21 +160,32 @@ def summarise(windows: list[dict[str, Any]]) -> dict[str, Any]:
                                   if base.get("frames_per_s") else float("nan"))
         k["inference_vs_no_page"] = (k["inference_ms"] / base["inference_ms"]
                                      if base.get("inference_ms") else float("nan"))
+    # Each round's windows ran back to back: a ratio within a round sees one machine load.
+    no_page = {w["round"]: w["frames_per_s"] for w in windows
+               if w["kind"] == "0_pages" and "round" in w}
+    for kind, k in kinds.items():
+        ratios = [w["frames_per_s"] / no_page[w["round"]] for w in windows
+                  if w["kind"] == kind and no_page.get(w.get("round"))]
+        k["frames_vs_no_page_per_round"] = ratios
+        k["frames_vs_no_page_median"] = statistics.median(ratios) if ratios else float("nan")
     return kinds
 
 
 def table(results: Mapping[str, Any]) -> str:
-    rows = ["| windows | node frames/s | vs no page | node inference ms | vs no page | "
-            "publication -> paint ms (median / p90 / max, paints) |",
+    rows = ["| windows | node frames/s | vs no page | vs no page, per round (median) | "
+            "node inference ms | publication -> paint ms (median / p90 / max, paints) |",
             "| --- | --- | --- | --- | --- | --- |"]
     labels = {"no_console": "no console", "0_pages": "console, no page open",
               "1_page": "console, 1 page", "5_pages": "console, 5 pages (5 browsers)",
-              "5_overlay": "console, 5 pages in the overlay view"}
+              "5_overlay": "console, 5 pages in the overlay view",
+              "1_page_normal": "console, 1 page, its browser at normal priority"}
     for kind, k in results["kinds"].items():
         lat = k["publish_to_paint_ms"]
         latency = (f"{lat['median']:.0f} / {lat['p90']:.0f} / {lat['max']:.0f} "
                    f"({lat['count']})" if lat.get("count") else "-")
+        rounds = ", ".join(f"{x:.2f}" for x in k.get("frames_vs_no_page_per_round", []))
+        per_round = (f"{rounds} ({k['frames_vs_no_page_median']:.2f})" if rounds else "-")
         rows.append(f"| {labels[kind]} ({k['windows']}) | {k['frames_per_s']:.3f} | "
-                    f"{k['frames_vs_no_page']:.3f} | {k['inference_ms']:.0f} | "
-                    f"{k['inference_vs_no_page']:.3f} | {latency} |")
+                    f"{k['frames_vs_no_page']:.3f} | {per_round} | {k['inference_ms']:.0f} | "
+                    f"{latency} |")
     return "\n".join(rows)

@@ -190,10 +190,11 @@ def test_opt_in_console_section_measures_pages_beside_the_node():
     results = bench.run(args, "python -m ovseg_ros.bench --smoke --only console")
     sec = results["sections"]["console"]
     kinds = sec["kinds"]
-    assert set(kinds) == {"no_console", "0_pages", "1_page", "5_pages", "5_overlay"}
+    assert set(kinds) == {"no_console", "0_pages", "1_page", "5_pages", "5_overlay",
+                          "1_page_normal"}
     assert kinds["no_console"]["windows"] == 2 and kinds["5_pages"]["windows"] == 1
     assert all(k["frames"] > 0 and k["frames_per_s"] > 0 for k in kinds.values())
-    for kind, pages in (("1_page", 1), ("5_pages", 5), ("5_overlay", 5)):
+    for kind, pages in (("1_page", 1), ("5_pages", 5), ("5_overlay", 5), ("1_page_normal", 1)):
         (window,) = [w for w in sec["windows"] if w["kind"] == kind]
         assert len(window["frames_painted_per_page"]) == pages
         assert all(n > 0 for n in window["frames_painted_per_page"])
