@@ -106,9 +106,9 @@ class ConsoleProcess:
 
     def __init__(self, node: str, *extra: str, timeout: float = 60.0,
                  env: dict[str, str] | None = None) -> None:
-        argv = [sys.executable, "-m", "ovseg_ros.cli.entry", "console", "--node", node,
-                "--port", "0", *extra]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "ovseg_ros.cli.entry", "console",
+                                      "--node", node, "--port", "0", *extra],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
