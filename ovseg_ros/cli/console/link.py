@@ -10,8 +10,9 @@ finds the segmentation node, subscribes to what the pages watch and calls the no
   up, and large images are not lost in fragments as best effort loses them.
 - Subscriptions change on the spinner thread (a timer compares them with the pages' demand),
   never while the executor builds its wait set from another thread.
-- Services (`call`): awaited from asyncio; a node that does not offer the service answers at
-  once with why, never a wait.
+- Services (`call`): one client each, made at start; awaited from asyncio. A service the node
+  does not offer is answered with why: at once, but for the first call of each, which gives
+  discovery up to DISCOVER_SERVICE_S.
 
 Everything the node sends is handed to `events(kind, value)` on the spinner thread.
 """
