@@ -43,7 +43,9 @@ setup(
     packages=find_packages(include=["ovseg_ros", "ovseg_ros.*"]),
     # vision_msgs' and semantic_inference_msgs' definitions (also buildable ROS packages)
     package_data={"ovseg_ros.frame": ["definitions/*/msg/*.msg", "definitions/*/package.xml",
-                                      "definitions/*/CMakeLists.txt"]},
+                                      "definitions/*/CMakeLists.txt"],
+                  # `ovseg console`'s page: plain HTML/CSS/JS, served as they are
+                  "ovseg_ros.cli.console": ["static/*"]},
     cmdclass={"build_py": BuildPy},
     python_requires=">=3.10",
     install_requires=requirements(),

@@ -3,6 +3,8 @@
     ros2 launch ovseg_ros segment.launch.py camera:=realsense use_depth:=true
     ros2 launch ovseg_ros segment.launch.py image:=/my_camera/image_raw
     ros2 launch ovseg_ros segment.launch.py replay:=true rviz:=true
+    ros2 launch ovseg_ros segment.launch.py replay:=true console:=true
+        (then open http://127.0.0.1:8765/: the browser console, doc/console.md)
     ros2 launch ovseg_ros segment.launch.py namespace:=robot1 device:=cuda \
         prompts:="['person', 'chair', 'door']" params_file:=/path/to/my.yaml
     ros2 launch ovseg_ros segment.launch.py cameras:="['front', 'rear']"
@@ -57,6 +59,11 @@ LAUNCH_ARGUMENTS = {
     "replay_source": ("", "Image, folder or video for the replay node; empty = samples."),
     "replay_rate": ("2.0", "Replay frame rate in Hz."),
     "rviz": ("false", "Also start RViz with rviz/ovseg.rviz (needs rviz2 installed)."),
+    "console": ("false", "Also start `ovseg console`: the browser console on the node "
+                "(doc/console.md)."),
+    "console_host": ("127.0.0.1", "Address the console listens on; beyond loopback it "
+                     "prints a token that every request needs."),
+    "console_port": ("8765", "Port of the console (0: any free port)."),
     "log_level": ("info", "Log level of the segmentation node (debug, info, warn, error)."),
 }
 
@@ -99,6 +106,20 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
             continue
         out[name] = value
     return out
+
+
+def console_arguments(node: str, host: str, port: str) -> list[str]:
+    """`ovseg console`'s arguments for the node `node` (ConfigError for a bad port)."""
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"launch argument console_port:={port!r}: give a port, 0..65535")
+    if not host.strip():
+        raise ConfigError("launch argument console_host:='': give an address (127.0.0.1: "
+                          "this machine only)")
+    return ["console", "--node", node, "--host", host.strip(), "--port", str(number)]
 
 
 def file_parameter(files: list[str], node_name: str, namespace: str, name: str,
@@ -169,6 +190,9 @@ def generate_launch_description():
                            arg("rviz_frame"), use_depth)
         if cam.transport != "raw" and "input_transport" not in overrides:
             overrides["input_transport"] = cam.transport
+        node = node_topic_prefix(arg("namespace"), arg("node_name"))
+        console = (console_arguments(node, arg("console_host"), arg("console_port"))
+                   if arg("console").lower() == "true" else None)
         if arg("rviz").lower() == "true":
             try:
                 get_package_prefix("rviz2")
@@ -193,10 +217,12 @@ def generate_launch_description():
                                                  use_depth()), "frame_id": cam.frame}],
                 remappings=remap, on_exit=end_launch,
             ))
+        if console is not None:  # a client of the node: its exit does not end the launch
+            actions.append(Node(package="ovseg_ros", executable="ovseg", name="console",
+                                output="screen", arguments=console))
         if arg("rviz").lower() == "true":
             with open(os.path.join(share, "rviz", "ovseg.rviz")) as f:
-                text = rviz_config(f.read(), cam, node_topic_prefix(arg("namespace"),
-                                                                    arg("node_name")))
+                text = rviz_config(f.read(), cam, node)
             fd, config = tempfile.mkstemp(prefix="ovseg-", suffix=".rviz")
             with os.fdopen(fd, "w") as f:
                 f.write(text)

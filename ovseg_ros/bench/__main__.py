@@ -30,7 +30,8 @@ from .timing import machine_header, matmul_gflops, peak_rss_mb
 
 SECTIONS = ("core", "points", "vocab", "query", "objects", "tracking", "clipdiy", "backends",
             "cli", "cli_vocab", "node", "storms", "bag", "memory", "lifecycle")
-OPT_IN = ("compile", "attention", "cli_ab", "reproducible")  # run only when named in --only
+# Run only when named in --only (console: needs Chromium, scripts/test_browser.sh).
+OPT_IN = ("compile", "attention", "cli_ab", "reproducible", "console")
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -198,6 +199,9 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if "storms" in only:
         print("[storms]", flush=True)
         out["storms"] = run_storms(args, model, cfg)
+    if "console" in only:
+        print("[console]", flush=True)
+        out["console"] = run_console(args, model, cfg, node_sizes[0])
     if "bag" in only:
         print("[bag]", flush=True)
         from .bag_bench import bench_bag
@@ -258,6 +262,23 @@ def run_storms(args: argparse.Namespace, model: str, cfg: SegmenterConfig) -> di
                             quiet_s=2.0 if args.smoke else 10.0, storms=storms)
     except ImportError as exc:  # rclpy or the generated messages are missing
         return {"skipped": f"storms benchmark needs rclpy and ovseg_ros.msg: {exc}"}
+
+
+def run_console(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
+                size: tuple[int, int]) -> dict[str, Any]:
+    """`ovseg console` with 0, 1 and 5 browser pages beside a node process, `--node-duration`
+    seconds per window (bench/console_bench.py)."""
+    from .console_bench import bench_console
+
+    params = {"model": model, "clip_weights": "random", "heads": "random",
+              "device": cfg.device, "precision": cfg.precision, "backend": cfg.backend,
+              "input_size": cfg.input_size, "qos": "reliable"}
+    if args.threads > 0:
+        params["threads"] = args.threads
+    return bench_console(params, register=model if model in CONFIGS else "", size=size,
+                         rate_hz=15.0 if args.smoke else 30.0,
+                         window_s=2.0 if args.smoke else args.node_duration,
+                         rounds=1 if args.smoke else 3)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -301,4 +301,15 @@ def markdown(results: dict[str, Any], command: str) -> str:
                   f"{storms['camera_size'][1]} at {storms['camera_hz']:g} Hz, clients in other "
                   f"processes with a {storms['client_timeout_s']:g} s timeout; "
                   f"{storms['node_configured']}):", "", table(storms)]
+    console = sec.get("console", {})
+    if "kinds" in console:
+        from .console_bench import table as console_table
+
+        notes += ["", f"`ovseg console` (node process, camera {console['camera_size'][0]}x"
+                  f"{console['camera_size'][1]} at {console['camera_hz']:g} Hz, "
+                  f"{console['window_s']:g} s windows, {console['rounds']} rounds of no page / "
+                  f"1 page / 5 pages / 5 overlay pages between two windows without a console; "
+                  f"headless Chromium under SCHED_IDLE on the same machine; "
+                  f"{console['node_configured']}):", "",
+                  console_table(console)]
     return "\n".join(lines + ([""] + notes if notes else []))

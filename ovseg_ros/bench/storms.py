@@ -62,6 +62,8 @@ class StormRig:
         self.ns, self.size, self.rate_hz = ns, size, rate_hz
         self.register, self.start_timeout = register, start_timeout
         self.stamps: list[float] = []  # stamp (s) of each received segmentation
+        self.arrived: dict[tuple[int, int], float] = {}  # its (sec, nanosec) -> time.time()
+        self.inference_ms: dict[tuple[int, int], float] = {}  # its (sec, nanosec) -> the node's
         self._lock = threading.Lock()
         self._stop = threading.Event()
         # Set by __enter__: the node process and its log, and this process's ROS side.
@@ -144,8 +146,11 @@ class StormRig:
         threading.Thread(target=camera, daemon=True).start()
 
     def _on_segmentation(self, msg: Any) -> None:
+        now = time.time()  # the frame's last message: its publication, one local hop later
         with self._lock:
             self.stamps.append(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+            key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            self.arrived[key], self.inference_ms[key] = now, msg.inference_ms
 
     def now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9

@@ -8,6 +8,7 @@ prints one line per answer:
     ovseg param set threshold 0.3          <node>/set_parameters (typed by the settings schema)
     ovseg param get threshold              <node>/get_parameters
     ovseg watch [-n N]                     the latest ~/segmentation summary (N of them; 0: all)
+    ovseg console                          a browser page on the node (cli/console/)
 
 `--node /ovseg` (the default) picks the node; each command waits up to `--timeout` (30 s) for
 it to appear, as a node started a moment ago needs a few seconds. Exit codes: 0 done, 1 no node
@@ -102,6 +103,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="how long to wait for a frame once the node is found (default 30)")
     _common(watch)
     watch.set_defaults(client_run=run_watch, handler=run)
+
+    from ovseg_ros.cli.console import command as console
+
+    console.add_parser(sub)
+    sub.choices["console"].set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

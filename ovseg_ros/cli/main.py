@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "query": "ovseg_ros.cli.client",
     "param": "ovseg_ros.cli.client",
     "watch": "ovseg_ros.cli.client",
+    "console": "ovseg_ros.cli.client",  # a browser page on a running node (cli/console/)
 }
 
 DESCRIPTION = """\
@@ -36,6 +37,7 @@ EPILOG = """examples:
   ovseg weights --download                        fetch the model files (about 600 MB)
   ovseg prompts set "person, chair, cup"          change a running node's classes
   ovseg watch                                     the running node's latest frame
+  ovseg console                                   a browser page: http://127.0.0.1:8765/
 
 `ovseg COMMAND --help` shows a command's options and an example; the package's README and
 doc/cli.md say more."""
@@ -58,6 +60,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--ros-args" in argv:  # `ros2 launch` appends ROS arguments (`console:=true`)
+        argv = argv[:argv.index("--ros-args")]
     args = build_parser(argv).parse_args(argv)
     args.argv = argv  # the command line as given (`ovseg bag` hands it to its Ray workers)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -94,3 +94,15 @@ def upsample_to_image(maps: torch.Tensor, patch: int, size: tuple[int, int],
     cols = product(maps.float().contiguous(), rx.T).permute(0, 2, 3, 1).reshape(b, h, -1)
     out = product(ry, cols).view(b, image_hw[0], image_hw[1], c)  # (B, H, W, C)
     return out.permute(0, 3, 1, 2)
+
+
+def pixel_weights(grid: tuple[int, int], patch: int, size: tuple[int, int],
+                  image_hw: tuple[int, int], row: int, col: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights `upsample_to_image` gives the patch grid (h, w) for one image pixel:
+    ((h,), (w,)) float32 on the CPU; its value there is wy @ maps @ wx."""
+    shrink = image_hw[0] < size[0] or image_hw[1] < size[1]
+    cpu = torch.device("cpu")
+    ry = _axis_matrix(grid[0], patch, size[0], image_hw[0], shrink, cpu)
+    rx = _axis_matrix(grid[1], patch, size[1], image_hw[1], shrink, cpu)
+    return ry[row], rx[col]

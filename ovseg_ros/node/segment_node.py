@@ -56,6 +56,7 @@ from ovseg_ros.node.health_report import camera_statuses
 from ovseg_ros.node.heavy_work import HeavyWork
 from ovseg_ros.node.inputs import InputSubscriptions
 from ovseg_ros.node.outputs import Outputs
+from ovseg_ros.node.pixel_info import PixelInfoService
 from ovseg_ros.node.prompt_text import normalise_prompt_parameters
 from ovseg_ros.node.query import QueryServices
 from ovseg_ros.node.runner import run_main
@@ -110,6 +111,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.control = ControlServices(self, self._cb)  # ~/set_prompts, ~/get_prompts, ...
         self.queries = QueryServices(self)  # ~/query, ~/encode_text, ~/query_markers
+        self.pixels = PixelInfoService(self)  # ~/pixel_classes
         self.add_pre_set_parameters_callback(normalise_prompt_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(self.values["diagnostics_period"],

@@ -198,3 +198,26 @@ def test_opt_in_sections_compare_in_one_run(tmp_path):
     assert all(v > 0 for v in repro["ratios"].values())
     ab = sections["cli_ab"]
     assert ab["against"] == "b0db3ff" and ab["ratios"]["then_over_now_per_frame"] > 0
+
+
+@pytest.mark.slow
+def test_opt_in_console_section_measures_pages_beside_the_node():
+    """A node process, `ovseg console` and five headless Chromium browsers: every kind of
+    window counted, each page painted frames, and their publication-to-paint times kept."""
+    args = bench.build_parser().parse_args(["--smoke", "--only", "console", "--no-plain"])
+    results = bench.run(args, "python -m ovseg_ros.bench --smoke --only console")
+    sec = results["sections"]["console"]
+    kinds = sec["kinds"]
+    assert set(kinds) == {"no_console", "0_pages", "1_page", "5_pages", "5_overlay",
+                          "1_page_normal"}
+    assert kinds["no_console"]["windows"] == 2 and kinds["5_pages"]["windows"] == 1
+    assert all(k["frames"] > 0 and k["frames_per_s"] > 0 for k in kinds.values())
+    for kind, pages in (("1_page", 1), ("5_pages", 5), ("5_overlay", 5), ("1_page_normal", 1)):
+        (window,) = [w for w in sec["windows"] if w["kind"] == kind]
+        assert len(window["frames_painted_per_page"]) == pages
+        assert all(n > 0 for n in window["frames_painted_per_page"])
+        lat = kinds[kind]["publish_to_paint_ms"]
+        assert lat["count"] > 0 and 0 < lat["median"] <= lat["p90"] <= lat["max"]
+        assert kinds[kind]["console_errors"] == 0
+    assert kinds["0_pages"]["publish_to_paint_ms"] == {"count": 0}
+    assert "`ovseg console` (node process" in report.markdown(results, "x")

@@ -166,6 +166,24 @@ def test_rviz_without_rviz2_fails_before_starting_anything(monkeypatch):
     Path(rviz["arguments"][1]).unlink()
 
 
+def test_console_starts_ovseg_console_on_the_launched_node(monkeypatch):
+    setup, context = launch_setup(monkeypatch)
+    assert len(setup(context)) == 1  # off by default
+    actions = setup({**context, "console": "true", "namespace": "robot1", "node_name": "seg"})
+    console = actions[-1].kwargs
+    assert (console["package"], console["executable"]) == ("ovseg_ros", "ovseg")
+    assert console["arguments"] == ["console", "--node", "/robot1/seg", "--host", "127.0.0.1",
+                                    "--port", "8765"]
+    assert "on_exit" not in console  # a client: the launch goes on without it
+    assert (ROOT / "scripts" / "ros" / "ovseg").is_file()
+    wide = setup({**context, "console": "true", "console_host": "0.0.0.0",
+                  "console_port": "9000"})[-1].kwargs
+    assert wide["arguments"][-4:] == ["--host", "0.0.0.0", "--port", "9000"]
+    for port in ("http", "70000", "-1"):
+        with pytest.raises(ConfigError, match="launch argument console_port"):
+            setup({**context, "console": "true", "console_port": port})
+
+
 def test_invalid_launch_argument_stops_the_launch_with_its_name(monkeypatch):
     setup, context = launch_setup(monkeypatch)
     with pytest.raises(ConfigError, match="launch argument prompts"):
@@ -220,22 +238,33 @@ def test_config_yaml_through_rcl_gives_the_node_its_defaults(ros_domain_id):
         context.try_shutdown()
 
 
-def test_rviz_config_shows_the_input_and_the_overlay():
-    """The template the launch writes RViz's config from (camera_presets.rviz_config): the
-    default preset's input, the outputs, and no fixed frame of its own (the launch sets it)."""
+def test_rviz_config_shows_every_output_as_shipped():
+    """rviz/ovseg.rviz as shipped (the template the launch copies): the default preset's fixed
+    frame and input, a display for every output RViz can draw, each on a reliable
+    subscription (the node's publishers are reliable; best effort loses large images)."""
+    from ovseg_ros.frame.outputs import FRAME_OUTPUTS, OUTPUT_TYPES
+
     data = yaml.safe_load(RVIZ.read_text())
     manager = data["Visualization Manager"]
-    assert "Fixed Frame" not in manager["Global Options"]
+    assert manager["Global Options"]["Fixed Frame"] == PRESETS["default"].frame
     displays = manager["Displays"]
-    images = {d["Topic"]["Value"]: d for d in displays
-              if d["Class"] == "rviz_default_plugins/Image"}
-    assert PRESETS["default"].image in images and images[PRESETS["default"].image]["Enabled"]
-    assert "/ovseg/overlay" in images and images["/ovseg/overlay"]["Enabled"]
-    by_class = {d["Class"]: d for d in displays}
-    cloud = by_class["rviz_default_plugins/PointCloud2"]
-    assert cloud["Topic"]["Value"] == "/ovseg/points" and cloud["Color Transformer"] == "RGB8"
-    markers = {d["Topic"]["Value"] for d in displays
-               if d["Class"] == "rviz_default_plugins/MarkerArray"}
-    assert markers == {"/ovseg/markers", "/ovseg/query_markers"}
+    topics = {d["Topic"]["Value"]: d for d in displays}
+    assert topics[PRESETS["default"].image]["Enabled"]  # the input
+    assert topics[PRESETS["default"].image]["Topic"]["Reliability Policy"] == "Best Effort"
+    drawable = {"sensor_msgs/msg/Image": "rviz_default_plugins/Image",
+                "sensor_msgs/msg/PointCloud2": "rviz_default_plugins/PointCloud2",
+                "visualization_msgs/msg/MarkerArray": "rviz_default_plugins/MarkerArray"}
+    wanted = {f"/ovseg/{o}": drawable[OUTPUT_TYPES[o]] for o in FRAME_OUTPUTS
+              if OUTPUT_TYPES[o] in drawable} | {"/ovseg/query_markers":
+                                                  drawable["visualization_msgs/msg/MarkerArray"]}
+    assert set(wanted) == {"/ovseg/points", "/ovseg/markers", "/ovseg/labels",
+                           "/ovseg/confidence", "/ovseg/confidence_mono8", "/ovseg/overlay",
+                           "/ovseg/query_markers"}
+    for topic, kind in wanted.items():
+        assert topics[topic]["Class"] == kind, topic
+        assert topics[topic]["Topic"]["Reliability Policy"] == "Reliable", topic
+    assert topics["/ovseg/overlay"]["Enabled"] and topics["/ovseg/points"]["Enabled"]
+    cloud = topics["/ovseg/points"]
+    assert cloud["Color Transformer"] == "RGB8"
     # The replay's frame_id is the default preset's frame: its clouds show in RViz as they are.
     assert PRESETS["default"].frame == ReplayConfig().frame_id

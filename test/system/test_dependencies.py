@@ -30,7 +30,8 @@ REGENERATE = ("rerun `python scripts/rosdistro_facts.py <rosdistro clone>` if ro
 PYPI_FOR_APT = {"python3-numpy": "numpy", "python3-opencv": "opencv-python-headless",
                 "python3-yaml": "pyyaml", "python3-tqdm": "tqdm", "python3-pytest": "pytest",
                 "python3-pytest-timeout": "pytest-timeout", "python3-pil": "pillow",
-                "python3-scipy": "scipy"}
+                "python3-scipy": "scipy", "python3-aiohttp": "aiohttp",
+                "python3-selenium": "selenium"}
 # ROS packages in package.xml that a distro file does not pin, and why.
 NO_WHEEL = {"launch", "launch_ros", "vision_msgs"}  # not on PyPI (tests build a vision_msgs copy)
 COMES_WITH = {  # a dependency of a pinned wheel, whose pin fixes its version

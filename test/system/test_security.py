@@ -54,6 +54,9 @@ SUBPROCESS_ALLOWED = {
     # a constant kind, counts and durations. All argv lists, ended by their PIDs.
     ("bench/storms.py", "__enter__"),
     ("bench/storms.py", "clients"),
+    # The console's benchmark and tests: sys.executable -m ovseg_ros.cli.entry console with a
+    # node name and options from the caller, on a free loopback port; ended by its PID.
+    ("bench/browser.py", "__init__"),
 }
 NETWORK_ALLOWED = {("core/weights.py", "fetch")}  # https only, atomic rename: test_weights.py
 FORBIDDEN_CALLS = {"os.system", "os.popen", "os.execv", "os.execvp", "os.execl", "os.spawnl",
