@@ -242,7 +242,7 @@ def test_rviz_config_shows_every_output_as_shipped():
     """rviz/ovseg.rviz as shipped (the template the launch copies): the default preset's fixed
     frame and input, a display for every output RViz can draw, each on a reliable
     subscription (the node's publishers are reliable; best effort loses large images)."""
-    from ovseg_ros.frame.outputs import FRAME_OUTPUTS, OUTPUT_TYPES
+    from ovseg_ros.frame.outputs import FRAME_TABLE
 
     data = yaml.safe_load(RVIZ.read_text())
     manager = data["Visualization Manager"]
@@ -254,12 +254,13 @@ def test_rviz_config_shows_every_output_as_shipped():
     drawable = {"sensor_msgs/msg/Image": "rviz_default_plugins/Image",
                 "sensor_msgs/msg/PointCloud2": "rviz_default_plugins/PointCloud2",
                 "visualization_msgs/msg/MarkerArray": "rviz_default_plugins/MarkerArray"}
-    wanted = {f"/ovseg/{o}": drawable[OUTPUT_TYPES[o]] for o in FRAME_OUTPUTS
-              if OUTPUT_TYPES[o] in drawable} | {"/ovseg/query_markers":
-                                                  drawable["visualization_msgs/msg/MarkerArray"]}
+    wanted = {f"/ovseg/{o.name}": drawable[o.msgtype] for o in FRAME_TABLE
+              if o.msgtype in drawable} | {"/ovseg/query_markers":
+                                           drawable["visualization_msgs/msg/MarkerArray"]}
     assert set(wanted) == {"/ovseg/points", "/ovseg/markers", "/ovseg/labels",
                            "/ovseg/confidence", "/ovseg/confidence_mono8", "/ovseg/overlay",
-                           "/ovseg/query_markers"}
+                           "/ovseg/query_markers", "/ovseg/instances", "/ovseg/detection_markers",
+                           "/ovseg/hydra_instances"}
     for topic, kind in wanted.items():
         assert topics[topic]["Class"] == kind, topic
         assert topics[topic]["Topic"]["Reliability Policy"] == "Reliable", topic

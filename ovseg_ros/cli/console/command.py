@@ -21,7 +21,10 @@ TOKEN_ENV = "OVSEG_CONSOLE_TOKEN"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("console", help="serve a browser page to watch and steer a running "
-                       "node (live view, vocabulary, pixel classes, phrase queries)")
+                       "node (live view, vocabulary, pixel classes, phrase queries)",
+                       description="Serve a browser page on a running node: its live view, "
+                       "the legend, a vocabulary editor, a pixel's classes and phrase queries.",
+                       epilog="example: ovseg console   (then open http://127.0.0.1:8765/)")
     p.add_argument("--node", default="/ovseg", help="the node's name (default /ovseg; with a "
                    "namespace /robot1/ovseg)")
     p.add_argument("--host", default="127.0.0.1",
