@@ -25,7 +25,12 @@ import numpy as np
 
 from ovseg_ros.viz import palette
 
-from .intrinsics import CameraInfoError, PinholeIntrinsics, check_resized, nearest_index, pixel_rays
+from .intrinsics import (
+    PinholeIntrinsics,
+    check_depth_fits,
+    nearest_index,
+    pixel_rays,
+)
 
 # sensor_msgs/PointField datatypes
 FLOAT32 = 7
@@ -158,10 +163,7 @@ def build_cloud(
     if stride < 1:
         raise ValueError(f"build_cloud: stride must be >= 1, got {stride}")
     h, w = depth.shape
-    if (intrinsics.width, intrinsics.height) != (w, h):
-        raise CameraInfoError(f"intrinsics are for {intrinsics.width}x{intrinsics.height}, "
-                              f"the depth image is {w}x{h}")
-    check_resized((labels.shape[1], labels.shape[0]), (w, h))
+    check_depth_fits(intrinsics, (h, w), labels.shape)
 
     z = depth[::stride, ::stride]
     rx, ry = pixel_rays(intrinsics, stride)

@@ -119,6 +119,17 @@ def check_resized(src: tuple[int, int], dst: tuple[int, int]) -> None:
         )
 
 
+def check_depth_fits(intr: PinholeIntrinsics, depth_hw: tuple[int, int],
+                     labels_hw: tuple[int, int]) -> None:
+    """CameraInfoError unless the intrinsics are the depth image's and the label image is a
+    plain resize of it (`check_resized`); sizes (H, W)."""
+    h, w = depth_hw
+    if (intr.width, intr.height) != (w, h):
+        raise CameraInfoError(f"intrinsics are for {intr.width}x{intr.height}, the depth image "
+                              f"is {w}x{h}")
+    check_resized((labels_hw[1], labels_hw[0]), (w, h))
+
+
 @functools.lru_cache(maxsize=32)
 def pixel_rays(intr: PinholeIntrinsics, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Inverse intrinsics per sampled column and row: ((W',) (u - cx) / fx, (H',) (v - cy) / fy)

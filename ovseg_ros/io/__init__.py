@@ -6,8 +6,7 @@ labelspace`) imports without OpenCV.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ovseg_ros.core.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_MAX_PIXELS": "image_codec",
@@ -38,10 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

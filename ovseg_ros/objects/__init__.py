@@ -9,8 +9,7 @@ schema the launch file, the CLI and the docs generator read) imports without Ope
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ovseg_ros.core.lazy import lazy_exports
 
 _EXPORTS = {
     "Box3D": "boxes3d",
@@ -39,10 +38,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ovseg_ros.geometry import (
-    CameraInfoError,
     PinholeIntrinsics,
     SemanticCloud,
     nearest_index,
     pixel_rays,
 )
-from ovseg_ros.geometry.intrinsics import check_resized
+from ovseg_ros.geometry.intrinsics import check_depth_fits, check_resized
 
 
 @dataclass(frozen=True)
@@ -73,10 +72,7 @@ def boxes_3d(ids: np.ndarray, count: int, depth: np.ndarray, intrinsics: Pinhole
     if depth.ndim != 2 or depth.dtype.kind != "f":
         raise ValueError(f"boxes_3d: depth must be (H, W) float, got {depth.shape} {depth.dtype}")
     h, w = depth.shape
-    if (intrinsics.width, intrinsics.height) != (w, h):
-        raise CameraInfoError(f"intrinsics are for {intrinsics.width}x{intrinsics.height}, "
-                              f"the depth image is {w}x{h}")
-    check_resized((ids.shape[1], ids.shape[0]), (w, h))
+    check_depth_fits(intrinsics, (h, w), ids.shape)
     inst = _sample(ids, h, w, stride)
     z = depth[::stride, ::stride]
     rv, cu = np.nonzero((inst > 0) & (z > 0) & (z < np.inf))
