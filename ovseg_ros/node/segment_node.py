@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,6 +59,7 @@ from ovseg_ros.node.inputs import InputSubscriptions
 from ovseg_ros.node.outputs import Outputs
 from ovseg_ros.node.prompt_text import normalise_prompt_parameters
 from ovseg_ros.node.query import QueryServices
+from ovseg_ros.node.release import MemoryRelease
 from ovseg_ros.node.runner import run_main
 from ovseg_ros.node.vocabulary_outputs import vocabulary_text
 from ovseg_ros.node.worker import FrameWorker
@@ -107,6 +109,7 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.heavy = HeavyWork(self.values, lambda: None if (w := self.worker) is None
                                else w.activity())
         self._cb = ReentrantCallbackGroup()
+        self.memory = MemoryRelease(self, self._cb)  # cleanup gives the model's memory back
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.control = ControlServices(self, self._cb)  # ~/set_prompts, ~/get_prompts, ...
         self.queries = QueryServices(self)  # ~/query, ~/encode_text, ~/query_markers
@@ -275,7 +278,12 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             self.processor = None  # it holds the pipeline
         if outputs is not None:
             self._ids = outputs.pipeline.segmenter.vocabulary
-            outputs.destroy(self)
+            seg = outputs.pipeline.segmenter
+            parts = [weakref.ref(seg), weakref.ref(seg.clip)]
+            del seg
+            device = outputs.destroy(self)
+            del outputs  # the last reference, before the collection (release.py)
+            self.memory.release(parts, device)
         return True
 
     def close(self, timeout: float = 1.5) -> bool:
