@@ -209,7 +209,7 @@ def run_node(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
 
 
 def run_storms(args: argparse.Namespace, model: str, cfg: SegmenterConfig) -> dict[str, Any]:
-    """The node process under issue 30's storms (bench/storms.py)."""
+    """The node process under its clients' storms (bench/storms.py)."""
     try:
         from .storms import STORMS, bench_storms
 

@@ -29,11 +29,11 @@ from typing import Any
 
 from .storm_clients import CACHED_PHRASES, KNOWN
 
-# kind: (threads, seconds), as issue 30 measured them
+# kind: (threads, seconds): what first showed a node losing its frames to its clients
 STORMS = {"query_cached": (8, 12.0), "query_new": (4, 12.0), "set_prompts": (8, 20.0)}
 QUIET_S = 10.0
-# Each request's timeout in the clients. Issue 30's clients waited at least 27 s (a
-# set_prompts answered after 26.9 s); get_state and get_prompts are judged against 1 s.
+# Each request's timeout in the clients: a set_prompts was once answered after 26.9 s;
+# get_state and get_prompts are judged against 1 s.
 CLIENT_TIMEOUT_S = 30.0
 START_PROMPTS = ["cat", "dog", "car"]
 

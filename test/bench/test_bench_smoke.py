@@ -71,7 +71,7 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
         rss["after_cleanup"] - rss["before_configure"])
     assert "lifecycle (" in report.markdown(smoke, "x") and "cleanup - before configure" in \
         report.markdown(smoke, "x")
-    storms = sections["storms"]  # the node process under issue 30's storms (short here)
+    storms = sections["storms"]  # the node process under its clients' storms (short here)
     assert "skipped" not in storms and set(storms["phases"]) == {"quiet", "query_cached",
                                                                  "query_new", "set_prompts"}
     assert storms["phases"]["quiet"]["frames_per_s"] > 0

@@ -1,17 +1,17 @@
-"""A busy node keeps its frames and answers its lifecycle (issue 30's three storms).
+"""A busy node keeps its frames and answers its lifecycle (three storms of clients).
 
 The node runs as its own process (segment_node.main, a 4-thread executor) on the tiny image
 tower with ViT-B-16's text tower (`ovseg-tiny-text`: a new name costs what it costs with the
 real model), labelling a camera published at 5 Hz from this process. Client processes storm it
 (bench/storm_clients.py) while a probe process polls ~/get_state and ~/get_prompts ten times a
-second. Under each storm, as the issue measured it:
+second. Under each storm:
 
 - the node labels at least half as many frames per second as without the storm;
 - every get_state and get_prompts answers within 1 s;
 - every request gets an answer, success or a refusal with its reason, within the clients'
   timeout (storms.CLIENT_TIMEOUT_S).
 
-This file run against the code before admission control (ea73dd4, 2026-12-06): the new-phrase
+This file run against the code before admission control (2026-12-06): the new-phrase
 and set_prompts storms failed (frames at 0.05x and 0.07x of the quiet rate, get_state up to
 6.3 and 6.8 s); the cached-query storm passed at this image size (get_state 0.38 s at most,
 frames 0.87x; at 320x240 the storms benchmark measured get_state up to 2.3 s there). What the
