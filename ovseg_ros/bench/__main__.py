@@ -211,17 +211,20 @@ def run_node(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
 def run_storms(args: argparse.Namespace, model: str, cfg: SegmenterConfig) -> dict[str, Any]:
     """The node process under its clients' storms (bench/storms.py)."""
     try:
-        from .storms import STORMS, bench_storms
+        from .storms import IMPOLITE, STORMS, bench_storms
 
         params = {"model": model, "clip_weights": "random", "heads": "random",
                   "device": cfg.device, "precision": cfg.precision, "backend": cfg.backend,
                   "input_size": cfg.input_size}
         if args.threads > 0:
             params["threads"] = args.threads
-        storms = ({k: (threads, 2.0) for k, (threads, _) in STORMS.items()} if args.smoke
-                  else STORMS)
+        storms, impolite = STORMS, IMPOLITE
+        if args.smoke:
+            storms, impolite = ({k: (threads, 2.0) for k, (threads, _) in s.items()}
+                                for s in (STORMS, IMPOLITE))
         return bench_storms(params, register=model if model in CONFIGS else "",
-                            quiet_s=2.0 if args.smoke else 10.0, storms=storms)
+                            quiet_s=2.0 if args.smoke else 10.0, storms=storms,
+                            impolite=impolite)
     except ImportError as exc:  # rclpy or the generated messages are missing
         return {"skipped": f"storms benchmark needs rclpy and ovseg_ros.msg: {exc}"}
 

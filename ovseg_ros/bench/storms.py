@@ -8,11 +8,15 @@ second. Client processes (`storm_clients.py`) storm it while they poll ~/get_sta
 - quiet: the probes only (the baseline frames/s);
 - query_cached: 8 threads of ~/query with phrases the node has encoded, 12 s;
 - query_new: 4 threads of ~/query, each phrase never sent before, 12 s;
-- set_prompts: 8 threads of ~/set_prompts, about one call in ten with a never-seen name, 20 s.
+- set_prompts: 8 threads of ~/set_prompts, about one call in ten with a never-seen name, 20 s;
+- the same three, 12 s each, with impolite clients (`*_impolite`): they call again at once
+  after a refusal instead of waiting the time it names;
+- quiet_after: the probes only again (did the machine's load change meanwhile?).
 
 Per phase: frames/s and its ratio to quiet, get_state / get_prompts latency (p50, p99, max),
-and per stormed service the requests sent, answered with success, refused with a reason, and
-lost (no answer within the client's timeout). `StormRig` is also what the storm tests run.
+per stormed service the requests sent, answered with success, refused with a reason, and
+lost (no answer within the client's timeout), and the CPU the node process and the client
+processes used (cores: CPU seconds per second). `StormRig` is also what the storm tests run.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from .storm_clients import CACHED_PHRASES, KNOWN
 
 # kind: (threads, seconds): what first showed a node losing its frames to its clients
 STORMS = {"query_cached": (8, 12.0), "query_new": (4, 12.0), "set_prompts": (8, 20.0)}
+# The same with clients that never back off (phases named `<kind>_impolite`).
+IMPOLITE = {"query_cached": (8, 12.0), "query_new": (4, 12.0), "set_prompts": (8, 12.0)}
 QUIET_S = 10.0
 # Each request's timeout in the clients: a set_prompts was once answered after 26.9 s;
 # get_state and get_prompts are judged against 1 s.
@@ -193,9 +199,10 @@ class StormRig:
     # ---- one phase -------------------------------------------------------------------------
 
     def phase(self, kind: str, threads: int, seconds: float,
-              timeout: float = CLIENT_TIMEOUT_S) -> dict[str, Any]:
+              timeout: float = CLIENT_TIMEOUT_S, polite: bool = True) -> dict[str, Any]:
         """Run the clients of `kind` ("probe": none but the probes) for `seconds`; frames/s
-        over that window and the clients' report."""
+        over that window, the CPU the node and the clients used, and the clients' report.
+        polite=False: the storm's clients call again at once after a refusal."""
         def clients(what: str, count: int, *extra: str) -> subprocess.Popen:
             return subprocess.Popen(
                 [sys.executable, "-m", "ovseg_ros.bench.storm_clients", f"{self.ns}/ovseg", what,
@@ -203,7 +210,8 @@ class StormRig:
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
         # The probes in a process of their own (a lifecycle manager's), the storm in another.
-        procs = [clients("probe", 0)] + ([clients(kind, threads, "--no-probe")]
+        storm_args = ["--no-probe"] + ([] if polite else ["--impolite"])
+        procs = [clients("probe", 0)] + ([clients(kind, threads, *storm_args)]
                                          if kind != "probe" else [])
         outs: list[list[str]] = [[] for _ in procs]
         ready = threading.Barrier(len(procs) + 1)
@@ -216,6 +224,9 @@ class StormRig:
         except threading.BrokenBarrierError:
             pass
         t0 = self.now()
+        cpu: list[float] = [node_cpu_s(self.proc.pid)]
+        sampler = threading.Timer(seconds, lambda: cpu.append(node_cpu_s(self.proc.pid)))
+        sampler.start()
         for p, r in zip(procs, readers, strict=True):
             p.wait(timeout=seconds + timeout + 120)
             r.join(10.0)
@@ -225,8 +236,11 @@ class StormRig:
         if len(reports) != len(procs):
             raise RuntimeError("storm clients failed:\n" + "\n".join(
                 ln for out in outs for ln in out[-10:]))
+        sampler.join()
         report = reports[-1]
         report["services"].update(reports[0]["services"])
+        report["node_cpu_cores"] = (cpu[-1] - cpu[0]) / seconds
+        report["clients_cpu_cores"] = sum(r.get("cpu_s", 0.0) for r in reports) / seconds
         with self._lock:
             frames = sum(1 for s in self.stamps if t0 <= s < t1)
         report["frames"] = frames
@@ -264,10 +278,19 @@ class StormRig:
         self.close()
 
 
+def node_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_storms(params: Mapping[str, Any], register: str = "", quiet_s: float = QUIET_S,
                  storms: Mapping[str, tuple[int, float]] = STORMS,
-                 size: tuple[int, int] = (240, 320)) -> dict[str, Any]:
-    """Quiet, then each storm, on one node process; see the module docstring."""
+                 size: tuple[int, int] = (240, 320),
+                 impolite: Mapping[str, tuple[int, float]] = IMPOLITE) -> dict[str, Any]:
+    """Quiet, each storm, each impolite storm, quiet again, on one node process; see the
+    module docstring."""
     results: dict[str, Any] = {"params": dict(params), "camera_hz": 5.0,
                                "camera_size": [size[1], size[0]],
                                "client_timeout_s": CLIENT_TIMEOUT_S}
@@ -277,6 +300,10 @@ def bench_storms(params: Mapping[str, Any], register: str = "", quiet_s: float =
         for kind, (threads, seconds) in storms.items():
             print(f"  [{kind}: {threads} threads, {seconds:g} s]", flush=True)
             phases[kind] = rig.phase(kind, threads, seconds)
+        for kind, (threads, seconds) in impolite.items():
+            print(f"  [{kind}, impolite: {threads} threads, {seconds:g} s]", flush=True)
+            phases[f"{kind}_impolite"] = rig.phase(kind, threads, seconds, polite=False)
+        phases["quiet_after"] = rig.phase("probe", 0, quiet_s)
         configured = next((ln for ln in rig.lines if "configured:" in ln), "")
     quiet = phases["quiet"]["frames_per_s"]
     for report in phases.values():
@@ -289,8 +316,9 @@ def bench_storms(params: Mapping[str, Any], register: str = "", quiet_s: float =
 def table(results: Mapping[str, Any]) -> str:
     """The phases as a markdown table."""
     rows = ["| phase | frames/s | vs quiet | get_state p50 / p99 / max (ms) | get_prompts max "
-            "(ms) | requests: ok / refused / lost | slowest answer (s) |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+            "(ms) | requests: ok / refused / lost | slowest answer (s) | CPU cores: node / "
+            "clients |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, ph in results["phases"].items():
         svc = ph["services"]
         gs, gp = svc["get_state"], svc["get_prompts"]
@@ -299,5 +327,7 @@ def table(results: Mapping[str, Any]) -> str:
         slowest = f"{storm['max_s']:.2f}" if storm else "-"
         rows.append(f"| {name} | {ph['frames_per_s']:.2f} | {ph['frames_vs_quiet']:.2f} | "
                     f"{gs['p50_s'] * 1e3:.0f} / {gs['p99_s'] * 1e3:.0f} / "
-                    f"{gs['max_s'] * 1e3:.0f} | {gp['max_s'] * 1e3:.0f} | {counts} | {slowest} |")
+                    f"{gs['max_s'] * 1e3:.0f} | {gp['max_s'] * 1e3:.0f} | {counts} | {slowest} | "
+                    f"{ph.get('node_cpu_cores', float('nan')):.2f} / "
+                    f"{ph.get('clients_cpu_cores', float('nan')):.2f} |")
     return "\n".join(rows)
