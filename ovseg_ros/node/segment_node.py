@@ -38,7 +38,6 @@ from rclpy.parameter import Parameter
 
 from ovseg_ros.core.vocabulary import VocabularySnapshot
 from ovseg_ros.node import params
-from ovseg_ros.node.awaiting import wait_for
 from ovseg_ros.node.compat import (
     InvalidTransitionGuard,
     move_lifecycle_queries,
@@ -61,6 +60,7 @@ from ovseg_ros.node.prompt_text import normalise_prompt_parameters
 from ovseg_ros.node.query import QueryServices
 from ovseg_ros.node.release import MemoryRelease
 from ovseg_ros.node.runner import run_main
+from ovseg_ros.node.service_lane import ServiceLane
 from ovseg_ros.node.vocabulary_outputs import vocabulary_text
 from ovseg_ros.node.worker import FrameWorker
 from ovseg_ros.settings.parameters import build_configs
@@ -111,8 +111,11 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self._cb = ReentrantCallbackGroup()
         self.memory = MemoryRelease(self, self._cb)  # cleanup gives the model's memory back
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.control = ControlServices(self, self._cb)  # ~/set_prompts, ~/get_prompts, ...
-        self.queries = QueryServices(self)  # ~/query, ~/encode_text, ~/query_markers
+        # ~/query, ~/encode_text, ~/set_prompts: at most request_rate_hz taken per second, on
+        # a thread of their own, so clients that never back off cost the frames little.
+        self.lane = ServiceLane(self, lambda: self.values["request_rate_hz"])
+        self.control = ControlServices(self, self._cb, self.lane)  # ~/set_prompts, ...
+        self.queries = QueryServices(self, self.lane)  # ~/query, ~/encode_text, ...
         self.add_pre_set_parameters_callback(normalise_prompt_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(self.values["diagnostics_period"],
@@ -298,6 +301,10 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             self.still_running.append("a vocabulary change was still encoding text")
         return not self.still_running
 
+    def destroy_node(self) -> None:
+        self.lane.close(timeout=1.0)  # its thread and node first: they serve our services
+        super().destroy_node()
+
     # ---- vocabulary -----------------------------------------------------------------------------
 
     def vocabulary(self) -> VocabularySnapshot:
@@ -315,8 +322,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             return False, (f"the node is {self.state}: configure it first (the prompts "
                            "parameter is read at configure)")
         try:
-            job = self.heavy.encode_prompts(out.pipeline, prompts)
-            note = "" if job is None else await wait_for(self, job)
+            job = self.heavy.encode_prompts(out.pipeline, prompts, self.heavy.admit_prompts)
+            note = "" if job is None else await self.lane.wait_for(job)
         except Exception as exc:  # VocabularyError, Busy, Cancelled, the text encoder failing
             return False, str(exc)
         with self._vocab_lock:

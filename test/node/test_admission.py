@@ -65,7 +65,7 @@ def test_requests_await_the_text_worker_without_holding_executor_threads(ros, au
     """More set_prompts with new names than the executor has threads (4): the first encodes,
     `text_queue` wait, the rest are refused at once; get_state, get_prompts and parameter
     reads answer while the encoding is held, and frames are labelled meanwhile."""
-    node, ns = autostart_node(text_queue=2)
+    node, ns = autostart_node(text_queue=2, set_prompts_rate_hz=0.0)  # the queue alone
     base = f"{ns}/ovseg"
     segs = ros.collect(Segmentation, f"{base}/segmentation")
     stop = threading.Event()
