@@ -70,6 +70,8 @@ class StormRig:
         self.stamps: list[float] = []  # stamp (s) of each received segmentation
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.camera_on = threading.Event()  # clear: the camera pauses (storms_ab.py)
+        self.camera_on.set()
         # Set by __enter__: the node process and its log, and this process's ROS side.
         self.log: Any = None
         self.proc: subprocess.Popen | None = None
@@ -143,6 +145,10 @@ class StormRig:
         def camera() -> None:
             nxt = time.monotonic()
             while not self._stop.is_set():
+                if not self.camera_on.is_set():
+                    self.camera_on.wait(0.1)
+                    nxt = time.monotonic()
+                    continue
                 pub.publish(messages.image_msg(image, Header(stamp=clock.now().to_msg())))
                 nxt += 1.0 / self.rate_hz
                 self._stop.wait(max(nxt - time.monotonic(), 0.0))
