@@ -16,7 +16,8 @@ second. Client processes (`storm_clients.py`) storm it while they poll ~/get_sta
 Per phase: frames/s and its ratio to quiet, get_state / get_prompts latency (p50, p99, max),
 per stormed service the requests sent, answered with success, refused with a reason, and
 lost (no answer within the client's timeout), and the CPU the node process and the client
-processes used (cores: CPU seconds per second). `StormRig` is also what the storm tests run.
+processes used (cores: CPU seconds per second), and frames per CPU second of the node.
+`StormRig` is also what the storm tests run.
 """
 
 from __future__ import annotations
@@ -251,6 +252,9 @@ class StormRig:
             frames = sum(1 for s in self.stamps if t0 <= s < t1)
         report["frames"] = frames
         report["frames_per_s"] = frames / seconds
+        # Frames per CPU second of the node: what its own CPU went to, whatever other
+        # processes on a shared machine took (frames/s alone moves with their load).
+        report["frames_per_node_cpu_s"] = frames / max(cpu[-1] - cpu[0], 1e-9)
         return report
 
     @staticmethod
@@ -323,8 +327,8 @@ def table(results: Mapping[str, Any]) -> str:
     """The phases as a markdown table."""
     rows = ["| phase | frames/s | vs quiet | get_state p50 / p99 / max (ms) | get_prompts max "
             "(ms) | requests: ok / refused / lost | slowest answer (s) | CPU cores: node / "
-            "clients |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "clients | frames per node CPU s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, ph in results["phases"].items():
         svc = ph["services"]
         gs, gp = svc["get_state"], svc["get_prompts"]
@@ -335,5 +339,6 @@ def table(results: Mapping[str, Any]) -> str:
                     f"{gs['p50_s'] * 1e3:.0f} / {gs['p99_s'] * 1e3:.0f} / "
                     f"{gs['max_s'] * 1e3:.0f} | {gp['max_s'] * 1e3:.0f} | {counts} | {slowest} | "
                     f"{ph.get('node_cpu_cores', float('nan')):.2f} / "
-                    f"{ph.get('clients_cpu_cores', float('nan')):.2f} |")
+                    f"{ph.get('clients_cpu_cores', float('nan')):.2f} | "
+                    f"{ph.get('frames_per_node_cpu_s', float('nan')):.2f} |")
     return "\n".join(rows)

@@ -69,8 +69,8 @@ def bench_storms_ab(params: Mapping[str, Any], register: str = "", quiet_s: floa
 def table_ab(results: Mapping[str, Any]) -> str:
     """Frames, CPU and requests of each variant side by side, one row per phase."""
     names = list(results["variants"])
-    head = " | ".join(f"{n}: frames/s (vs quiet), node / clients CPU, requests ok / refused / "
-                      "lost" for n in names)
+    head = " | ".join(f"{n}: frames/s (vs quiet), frames per node CPU s, node / clients CPU "
+                      "cores, requests ok / refused / lost" for n in names)
     rows = [f"| phase | {head} |", "| --- |" + " --- |" * len(names)]
     phases = results["variants"][names[0]]["phases"]
     for phase in phases:
@@ -82,6 +82,7 @@ def table_ab(results: Mapping[str, Any]) -> str:
                          None)
             counts = f"{storm['ok']} / {storm['refused']} / {storm['lost']}" if storm else "-"
             cells.append(f"{ph['frames_per_s']:.2f} ({ph['frames_vs_quiet']:.2f}x), "
-                         f"{ph['node_cpu_cores']:.2f} / {ph['clients_cpu_cores']:.2f}, {counts}")
+                         f"{ph['frames_per_node_cpu_s']:.2f}, {ph['node_cpu_cores']:.2f} / "
+                         f"{ph['clients_cpu_cores']:.2f}, {counts}")
         rows.append(f"| {phase} | " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -379,7 +379,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         else:
             snap, worker = out.vocabulary.snapshot(), self.worker
             extra = node_status(out.pipeline, self.state, len(snap.names), snap.version,
-                                out.step.frames_out_of_memory) + self.heavy.status()
+                                out.step.frames_out_of_memory) + self.heavy.status() + [
+                ("requests_taken", str(self.lane.taken))]
             arr = camera_statuses(out.cameras, base, self.state,
                                   out.pipeline.segmenter.runtime.describe(), extra,
                                   self.count_publishers,
