@@ -70,8 +70,13 @@ class MemoryRelease:
                     "cleanup: the unloaded model is still referenced after "
                     f"{TRIES} collections; its memory is not given back")
 
+        if not self.node.context.ok():  # shutting down: the process ends anyway
+            return
         with self._lock:
-            timer = self.node.create_timer(delay, retry, callback_group=self.group)
+            try:
+                timer = self.node.create_timer(delay, retry, callback_group=self.group)
+            except Exception:  # the context shut down meanwhile (a signal): as above
+                return
             self._timers.add(timer)
 
 
