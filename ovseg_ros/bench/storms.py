@@ -64,8 +64,12 @@ class StormRig:
 
     def __init__(self, params: Mapping[str, Any], ns: str = "/storm",
                  size: tuple[int, int] = (240, 320), rate_hz: float = 5.0,
-                 register: str = "", start_timeout: float = 600.0):
+                 register: str = "", start_timeout: float = 600.0,
+                 source_dir: str | None = None):
+        """source_dir: run the node from the ovseg_ros of another source tree (a baseline
+        checkout whose generated interfaces match), else from the installed one."""
         self.params = {"prompts": START_PROMPTS, "qos": "reliable", **params}
+        self.source_dir = source_dir
         self.ns, self.size, self.rate_hz = ns, size, rate_hz
         self.register, self.start_timeout = register, start_timeout
         self.stamps: list[float] = []  # stamp (s) of each received segmentation
@@ -96,6 +100,8 @@ class StormRig:
         # Into a file, not a pipe: a reader that falls behind (this process descheduled on a
         # loaded machine) would fill the pipe and block the node inside a log call.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="ovseg-storm-node-", suffix=".log")
+        if self.source_dir:
+            code.insert(1, f"sys.path.insert(0, {self.source_dir!r})")
         self.proc = subprocess.Popen([sys.executable, "-c", "\n".join(code), "--ros-args",
                                       *ros_args], stdout=self.log, stderr=subprocess.STDOUT,
                                      text=True)

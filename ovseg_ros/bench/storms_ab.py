@@ -6,6 +6,8 @@ Both node processes run for the whole section; only the one being measured gets 
 alternating from phase to phase, so a load that changes over the run weighs on both alike.
 The variants are parameter sets over the same code: `limits` (the defaults) against
 `no_limits` (request_rate_hz 0: requests taken as fast as they come, set_prompts_rate_hz 0).
+A variant's `source_dir` (not a parameter) runs its node from another source tree, e.g. a
+checkout of the code before a change (StormRig's source_dir).
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ def bench_storms_ab(params: Mapping[str, Any], register: str = "", quiet_s: floa
     order: list[str] = []
     try:
         for name in names:
-            rig = StormRig({**params, **variants[name]}, ns=f"/storm_{name}", size=size,
-                           register=register)
+            overrides = dict(variants[name])
+            source = overrides.pop("source_dir", None)
+            rig = StormRig({**params, **overrides}, ns=f"/storm_{name}", size=size,
+                           register=register, source_dir=source)
             rigs[name] = rig.__enter__()
             rig.warm_up()
             rig.camera_on.clear()
