@@ -31,7 +31,8 @@ from .timing import machine_header, matmul_gflops, peak_rss_mb
 SECTIONS = ("core", "points", "vocab", "query", "objects", "tracking", "clipdiy", "backends",
             "cli", "cli_vocab", "node", "storms", "bag", "memory", "lifecycle")
 # Run only when named in --only (console: needs Chromium, scripts/test_browser.sh).
-OPT_IN = ("compile", "attention", "cli_ab", "reproducible", "console")
+OPT_IN = ("compile", "attention", "cli_ab", "reproducible", "console",
+          "storms_ab")
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -202,6 +203,9 @@ def run(args: argparse.Namespace, command: str = "") -> dict[str, Any]:
     if "console" in only:
         print("[console]", flush=True)
         out["console"] = run_console(args, model, cfg, node_sizes[0])
+    if "storms_ab" in only:
+        print("[storms_ab]", flush=True)
+        out["storms_ab"] = run_storms(args, model, cfg, ab=True)
     if "bag" in only:
         print("[bag]", flush=True)
         from .bag_bench import bench_bag
@@ -246,20 +250,26 @@ def run_node(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
         return {"skipped": f"node benchmark needs rclpy and ovseg_ros.msg: {exc}"}
 
 
-def run_storms(args: argparse.Namespace, model: str, cfg: SegmenterConfig) -> dict[str, Any]:
-    """The node process under issue 30's storms (bench/storms.py)."""
+def run_storms(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
+               ab: bool = False) -> dict[str, Any]:
+    """The node process under its clients' storms (bench/storms.py); ab: two variants of the
+    node, phase by phase in turn (bench/storms_ab.py)."""
     try:
-        from .storms import STORMS, bench_storms
+        from .storms import IMPOLITE, STORMS, bench_storms
+        from .storms_ab import bench_storms_ab
 
         params = {"model": model, "clip_weights": "random", "heads": "random",
                   "device": cfg.device, "precision": cfg.precision, "backend": cfg.backend,
                   "input_size": cfg.input_size}
         if args.threads > 0:
             params["threads"] = args.threads
-        storms = ({k: (threads, 2.0) for k, (threads, _) in STORMS.items()} if args.smoke
-                  else STORMS)
-        return bench_storms(params, register=model if model in CONFIGS else "",
-                            quiet_s=2.0 if args.smoke else 10.0, storms=storms)
+        storms, impolite = STORMS, IMPOLITE
+        if args.smoke:
+            storms, impolite = ({k: (threads, 2.0) for k, (threads, _) in s.items()}
+                                for s in (STORMS, IMPOLITE))
+        run = bench_storms_ab if ab else bench_storms
+        return run(params, register=model if model in CONFIGS else "",
+                   quiet_s=2.0 if args.smoke else 10.0, storms=storms, impolite=impolite)
     except ImportError as exc:  # rclpy or the generated messages are missing
         return {"skipped": f"storms benchmark needs rclpy and ovseg_ros.msg: {exc}"}
 

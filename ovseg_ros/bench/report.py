@@ -312,4 +312,12 @@ def markdown(results: dict[str, Any], command: str) -> str:
                   f"headless Chromium under SCHED_IDLE on the same machine; "
                   f"{console['node_configured']}):", "",
                   console_table(console)]
+    ab = sec.get("storms_ab", {})
+    if "variants" in ab:
+        from .storms_ab import table_ab
+
+        notes += ["", f"Storms, two variants phase by phase in turn (camera "
+                  f"{ab['camera_size'][0]}x{ab['camera_size'][1]} at {ab['camera_hz']:g} Hz; "
+                  + "; ".join(f"{n}: {v['overrides'] or 'defaults'}, {v['node_configured']}"
+                              for n, v in ab["variants"].items()) + "):", "", table_ab(ab)]
     return "\n".join(lines + ([""] + notes if notes else []))

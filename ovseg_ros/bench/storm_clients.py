@@ -1,7 +1,7 @@
 """Service clients that storm a running `ovseg` node, in a process of their own (as a planner
 or a lifecycle manager would be): what `storms.py` starts for the benchmark and the tests.
 
-    python -m ovseg_ros.bench.storm_clients NODE KIND THREADS SECONDS [--timeout S]
+    python -m ovseg_ros.bench.storm_clients NODE KIND THREADS SECONDS [--timeout S] [--impolite]
 
 KIND: query_new (each query a phrase never sent before), query_cached (phrases the node has
 encoded), set_prompts (known names, about one call in ten with a never-seen name), or probe
@@ -9,9 +9,10 @@ encoded), set_prompts (known names, about one call in ten with a never-seen name
 each, unless --no-probe (storms.py runs the probes in a process of their own, so that the
 stormers' own Python work does not delay the probes' answers). A refused request
 (success=false) that says "call again in about X s" is retried after min(X, 1 s), as a
-well-behaved client does. Prints one JSON line: per service the requests
-sent, answered with success, refused (by reason), lost (no answer within the timeout) and the
-answer latencies (p50, p99, max in seconds).
+well-behaved client does; --impolite clients call again at once, whatever the answer. Prints
+one JSON line: per service the requests sent, answered with success, refused (by reason), lost
+(no answer within the timeout) and the answer latencies (p50, p99, max in seconds), and the
+CPU time this process used during the storm.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def call(client: Any, request: Any, timeout: float) -> tuple[float | None, Any]:
 
 
 def run(node_path: str, kind: str, threads: int, seconds: float, timeout: float,
-        seed: int = 0, probe: bool = True) -> dict[str, Any]:
+        seed: int = 0, probe: bool = True, polite: bool = True) -> dict[str, Any]:
     import rclpy
     from lifecycle_msgs.srv import GetState
     from rclpy.context import Context
@@ -135,7 +136,7 @@ def run(node_path: str, kind: str, threads: int, seconds: float, timeout: float,
             tally.add(took, None if res is None else res.success,
                       "" if res is None else res.message)
             hint = _RETRY.search(res.message) if res is not None and not res.success else None
-            if hint:
+            if hint and polite:
                 stop.wait(min(float(hint.group(1)), 1.0))
 
     def prober(cli: Any, srv_type: Any, tally: Tally) -> None:
@@ -160,7 +161,7 @@ def run(node_path: str, kind: str, threads: int, seconds: float, timeout: float,
         workers += [threading.Thread(target=stormer, daemon=True, args=(
             i, client(srv_type, service, warm_up), tallies[service])) for i in range(threads)]
     print("STORM READY", flush=True)
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     for w in workers:
         w.start()
     stop.wait(seconds)
@@ -168,7 +169,8 @@ def run(node_path: str, kind: str, threads: int, seconds: float, timeout: float,
     for w in workers:
         w.join(timeout + 2.0)
     out = {"kind": kind, "threads": threads if kind != "probe" else 0, "seconds": seconds,
-           "wall_s": time.monotonic() - t0, "timeout_s": timeout,
+           "wall_s": time.monotonic() - t0, "timeout_s": timeout, "polite": polite,
+           "cpu_s": time.process_time() - cpu0,
            "services": {name: t.report() for name, t in tallies.items()}}
     return out
 
@@ -184,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-probe", action="store_true",
                    help="storm only (the probes run in a process of their own)")
+    p.add_argument("--impolite", action="store_true",
+                   help="call again at once after a refusal (no back-off)")
     args = p.parse_args(argv)
     out = run(args.node, args.kind, args.threads, args.seconds, args.timeout, args.seed,
-              not args.no_probe)
+              not args.no_probe, not args.impolite)
     print(json.dumps(out), flush=True)
     sys.stdout.flush()
     os._exit(0)  # skip the native teardown: the numbers are out

@@ -1,7 +1,8 @@
 """The node's control services: ~/set_prompts, ~/get_prompts, ~/keyframe, and the answer to
 ~/get_state. They answer in every state, also while a transition or a frame runs: none holds
-an executor thread while the model works (~/set_prompts is a coroutine that awaits the text
-worker for new names, or is refused at once when its queue is full)."""
+an executor thread while the model works (~/set_prompts is a coroutine on the node's service
+lane that awaits the text worker for new names, or is refused at once beyond
+`set_prompts_rate_hz` or when the text queue is full)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from std_srvs.srv import Trigger
 
 from ovseg_ros.core.pipeline import FramePipeline
 from ovseg_ros.core.vocabulary import VocabularySnapshot
+from ovseg_ros.node.service_lane import ServiceLane
 from ovseg_ros.srv import GetPrompts, SetPrompts
 
 # lifecycle_msgs/State ids of the labels `SegmentNode.state` takes
@@ -43,11 +45,11 @@ class ControlledNode(Protocol):
 
 
 class ControlServices:
-    """Creates the services on `node` in `group` and answers them."""
+    """Creates the services on `node` in `group` (~/set_prompts on `lane`) and answers them."""
 
-    def __init__(self, node: ControlledNode, group: CallbackGroup) -> None:
+    def __init__(self, node: ControlledNode, group: CallbackGroup, lane: ServiceLane) -> None:
         self.node = node
-        node.create_service(SetPrompts, "~/set_prompts", self.set_prompts, callback_group=group)
+        lane.create_service(SetPrompts, "~/set_prompts", self.set_prompts)
         node.create_service(GetPrompts, "~/get_prompts", self.get_prompts, callback_group=group)
         node.create_service(Trigger, "~/keyframe", self.keyframe, callback_group=group)
 

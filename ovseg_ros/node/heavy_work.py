@@ -7,6 +7,7 @@ on another, both behind small bounded queues and paced so frames keep their CPU
   threads while frames flow (all cores otherwise). Names already on disk (core.text_store) are
   read, never queued. At most `text_queue` requests wait; more are refused (background.Busy).
 - Queries: at most `query_rate_hz` per second are admitted, at most `query_queue` wait.
+- ~/set_prompts: at most `set_prompts_rate_hz` calls per second are admitted.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class HeavyWork:
                                         lambda: values["query_queue"], self._threads,
                                         unit_s=0.02)
         self.rate = RateLimit(lambda: values["query_rate_hz"])
+        self.prompts_rate = RateLimit(lambda: values["set_prompts_rate_hz"])
+        self.prompts_refused = 0
         self._in_flight: dict[str, Future] = {}  # name -> the job encoding it
         self._lock = threading.Lock()
 
@@ -71,12 +74,16 @@ class HeavyWork:
 
     # ---- text ------------------------------------------------------------------------------
 
-    def encode_prompts(self, pipeline: Any, prompts: Sequence[str]) -> Future | None:
-        """Validate a vocabulary (VocabularyError) and start encoding its names that neither
-        memory nor the disk store holds (both the segmentation and the CLIP-DIY text); None
-        when there are none. The future's result says what was encoded and how long it took.
-        Raises Busy when the text queue is full."""
+    def encode_prompts(self, pipeline: Any, prompts: Sequence[str],
+                       admit: Callable[[], None] | None = None) -> Future | None:
+        """Validate a vocabulary (VocabularyError), call `admit()` (which may raise Busy), and
+        start encoding its names that neither memory nor the disk store holds (both the
+        segmentation and the CLIP-DIY text); None when there are none. The future's result
+        says what was encoded and how long it took. Raises Busy when the text queue is
+        full."""
         missing = pipeline.text_to_encode(prompts)
+        if admit is not None:
+            admit()
         if not missing:
             return None
         return self._submit_text(missing, pipeline.encode_text)
@@ -157,6 +164,15 @@ class HeavyWork:
                        f"queries per second (nothing answered); call again in about "
                        f"{wait:.2f} s", wait)
 
+    def admit_prompts(self) -> None:
+        """Raise Busy when the ~/set_prompts rate limit is reached (before any work)."""
+        wait = self.prompts_rate.take()
+        if wait > 0:
+            self.prompts_refused += 1
+            raise Busy(f"busy: more than set_prompts_rate_hz="
+                       f"{self.values['set_prompts_rate_hz']:g} calls per second (nothing "
+                       f"changed); call again in about {wait:.2f} s", wait)
+
     def answer(self, fn: Callable[[], Any]) -> Future:
         """Run `fn()` (one query's answer) on the query worker, in one paced slice."""
         def job(ctx: JobContext) -> Any:
@@ -187,6 +203,7 @@ class HeavyWork:
         return [("text_encoder_busy", str(self.text.busy)),
                 ("text_encoder_s_per_name", f"{self.text.unit_s:.3f}"),
                 ("text_requests_refused", str(self.text.refused)),
+                ("set_prompts_refused", str(self.prompts_refused)),
                 ("queries_refused", str(self.queries.refused)),
                 ("queries_answered", str(self.queries.done))]
 

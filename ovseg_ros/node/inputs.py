@@ -34,6 +34,10 @@ from ovseg_ros.node.camera import Camera
 from ovseg_ros.node.worker import FrameWorker
 
 
+def _ignore(msg: Any) -> None:
+    """A closed input's callback."""
+
+
 def _identity(msg: Any) -> tuple:
     h = msg.header
     return h.stamp.sec, h.stamp.nanosec, h.frame_id
@@ -45,7 +49,7 @@ class _Input:
     topic: str
     callback: Callable[[Any], None]
     group: CallbackGroup
-    events: Any
+    on_incompatible: Callable[[Any], None] | None
     on_change: Callable[[str], None] | None
     subscription: Any = None
     waiting: bool = False  # subscribed before any publisher existed (qos: auto)
@@ -65,6 +69,17 @@ class _Input:
             if _identity(msg) == self.last:  # the first one passed it on already
                 return
         self.callback(msg)
+
+    def incompatible(self, info: Any) -> None:
+        if self.on_incompatible is not None:
+            self.on_incompatible(info)
+
+    def release(self) -> None:
+        """After its subscriptions are destroyed: drop what the callbacks reach (the camera,
+        the frame worker, through them the model). rclpy's executor may still hold a
+        destroyed subscription for a while (the wait set it built before), and what it
+        reaches would outlive cleanup's collection."""
+        self.callback, self.on_change, self.on_incompatible = _ignore, None, None
 
 
 class InputSubscriptions:
@@ -94,11 +109,10 @@ class InputSubscriptions:
         def on_change(desc: str) -> None:
             cam.qos_desc = desc
 
-        events = SubscriptionEventCallbacks(
-            incompatible_qos=lambda info: self._incompatible(info, cam))
         group = MutuallyExclusiveCallbackGroup()
         cam.qos_desc = self.add(CompressedImage if compressed else Image, cam.input_topic,
-                                on_image, group, events, on_change)
+                                on_image, group, lambda info: self._incompatible(info, cam),
+                                on_change)
         if depth is not None:
             for topic, msg_type, callback in ((depth.depth_topic, Image, depth.on_depth),
                                               (depth.info_topic, CameraInfo, depth.on_info)):
@@ -111,12 +125,13 @@ class InputSubscriptions:
         self.node.get_logger().warning(f"{text}; ours is {cam.qos_desc}; see the qos parameter")
 
     def add(self, msg_type: Any, topic: str, callback: Callable[[Any], None],
-            group: CallbackGroup, events: Any = None,
+            group: CallbackGroup, on_incompatible: Callable[[Any], None] | None = None,
             on_change: Callable[[str], None] | None = None) -> str:
-        """Subscribe `callback` to `topic`; returns the QoS description. `on_change(desc)` is
-        called if a matched subscription is added later."""
+        """Subscribe `callback` to `topic`; returns the QoS description. `on_incompatible(info)`
+        is called on an incompatible publisher's QoS event, `on_change(desc)` if a matched
+        subscription is added later."""
         qos, desc = qos_profiles.input_qos(self.node, self.mode, topic, self.depth)
-        entry = _Input(msg_type, topic, callback, group, events, on_change,
+        entry = _Input(msg_type, topic, callback, group, on_incompatible, on_change,
                        waiting=self.mode == "auto" and qos_profiles.NO_PUBLISHER in desc)
         entry.subscription = self._subscribe(entry, qos, entry.first)
         self.inputs.append(entry)
@@ -124,9 +139,11 @@ class InputSubscriptions:
 
     def _subscribe(self, entry: _Input, qos: QoSProfile, callback: Callable[[Any], None]
                    ) -> Any:
+        events = (SubscriptionEventCallbacks(incompatible_qos=entry.incompatible)
+                  if entry.on_incompatible is not None else None)
         return self.node.create_subscription(entry.msg_type, entry.topic, callback, qos,
                                              callback_group=entry.group,
-                                             event_callbacks=entry.events)
+                                             event_callbacks=events)
 
     def _tick(self) -> None:
         with self._lock:
@@ -163,4 +180,5 @@ class InputSubscriptions:
                 for sub in (entry.subscription, entry.previous):
                     if sub is not None:
                         self.node.destroy_subscription(sub)
+                entry.release()
             self.inputs = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ovseg_ros.core.config import KeyframeConfig, SegmenterConfig
-from ovseg_ros.core.device import free_device_memory, release_memory
+from ovseg_ros.core.device import free_device_memory
 from ovseg_ros.core.pipeline import FramePipeline
 from ovseg_ros.core.segmenter import Segmenter
 from ovseg_ros.core.vocabulary import Vocabulary
@@ -152,8 +152,12 @@ class Outputs:
                 cam.extras.clear()
         free_device_memory(self.pipeline.segmenter.runtime.device)
 
-    def destroy(self, node: Any) -> None:
-        """Cleanup: publishers gone, model unloaded and its memory returned."""
+    def destroy(self, node: Any) -> Any:
+        """Cleanup: publishers gone, background work stopped and every reference to the model
+        dropped; the device the model was on (torch.device). The caller drops this object,
+        then calls `core.device.release_memory(device)`: its collection must run once nothing
+        reaches the model any more (the callbacks made here refer back to this object, so
+        the model sits in reference cycles that only a collection frees)."""
         for cam in self.cameras:
             for pub in cam.publishers.values():
                 node.destroy_lifecycle_publisher(pub)
@@ -162,10 +166,11 @@ class Outputs:
                 node.destroy_lifecycle_publisher(pub)
         device = self.pipeline.segmenter.runtime.device
         self.pipeline.close(timeout=0.3)
-        self.pipeline = self.step = None  # the last references: the model's memory can go
+        self.pipeline = self.step = self.label_map = self.label_info = None
+        self.vocabulary.pipeline = self.vocabulary.step = None
+        self.vocabulary.publishers = {}
         self.cameras = []
-        release_memory(device)
-
+        return device
 
 def _pub(node: Any, made: list[Any], msg_type: Any, topic: str, qos: Any) -> Any:
     pub = node.create_lifecycle_publisher(msg_type, topic, qos)

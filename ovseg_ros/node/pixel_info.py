@@ -1,7 +1,9 @@
 """~/pixel_classes: one pixel's classes on the latest processed frame (core/pixel.py), for
 consoles that show what the node thinks of the pixel under the pointer.
 
-Registered by the node at construction (`PixelInfoService(node)`). It reads the camera's
+Registered by the node at construction (`PixelInfoService(node, lane)`) on its service lane
+(service_lane.py), beside ~/query: console pointers that call it again at once are slowed to
+`request_rate_hz` in the middleware. It reads the camera's
 latest-frame slot, the same reference ~/query answers from (features.FeatureOutputs), and is
 admitted like a query: beyond `query_rate_hz`, or with the query worker's queue full, it is
 refused at once with when to call again, never queued. The answer (one weighted sum over the
@@ -13,26 +15,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from rclpy.callback_groups import ReentrantCallbackGroup
-
 from ovseg_ros.core.pixel import PixelError, pixel_classes
 from ovseg_ros.core.query import QueryError
-from ovseg_ros.node.awaiting import wait_for
 from ovseg_ros.node.background import Busy, Cancelled
 from ovseg_ros.node.diagnostics import one_line
 from ovseg_ros.node.messages import copy_header
+from ovseg_ros.node.service_lane import ServiceLane
 from ovseg_ros.srv import PixelClasses
 
 DEFAULT_COUNT = 5
 
 
 class PixelInfoService:
-    """~/pixel_classes of one node (SegmentNode: state, outputs, heavy, executor)."""
+    """~/pixel_classes of one node (SegmentNode: state, outputs, heavy)."""
 
-    def __init__(self, node: Any) -> None:
-        self.node = node
-        node.create_service(PixelClasses, "~/pixel_classes", self._srv,
-                            callback_group=ReentrantCallbackGroup())
+    def __init__(self, node: Any, lane: ServiceLane) -> None:
+        self.node, self.lane = node, lane
+        lane.create_service(PixelClasses, "~/pixel_classes", self._srv)
 
     async def _srv(self, req: PixelClasses.Request, res: PixelClasses.Response
                    ) -> PixelClasses.Response:
@@ -70,7 +69,7 @@ class PixelInfoService:
                              "frame")
         self.node.heavy.admit_query()
         count = int(req.count) or DEFAULT_COUNT
-        px = await wait_for(self.node, self.node.heavy.answer(
+        px = await self.lane.wait_for(self.node.heavy.answer(
             lambda: pixel_classes(result, int(req.u), int(req.v), count)))
         res.header, res.camera = copy_header(latest.header), latest.camera
         res.width, res.height = width, height

@@ -1,9 +1,10 @@
 """~/query (phrases against the latest frame), ~/encode_text (phrases -> embeddings in the
 space of ~/features) and ~/query_markers: the node's open-vocabulary question answering.
 
-Registered by the node at construction (`QueryServices(node)`); the callbacks are coroutines
-in their own reentrant group: they check the request and read the camera's latest-frame slot (a
-reference, see features.FeatureOutputs) on the executor thread, then await the node's heavy
+Registered by the node at construction (`QueryServices(node, lane)`) on its service lane
+(service_lane.py: a thread of their own, at most `request_rate_hz` requests taken per second);
+the callbacks are coroutines: they check the request and read the camera's latest-frame slot (a
+reference, see features.FeatureOutputs) on the lane's thread, then await the node's heavy
 work (heavy_work.HeavyWork): new phrases on the text worker, the answer itself on the query
 worker, between frames. Beyond `query_rate_hz`, or with a full queue, a query is refused at
 once with when to call again. They never touch the frame path or the vocabulary. Every bad
@@ -18,7 +19,6 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from geometry_msgs.msg import Point
-from rclpy.callback_groups import ReentrantCallbackGroup
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -27,12 +27,12 @@ from ovseg_ros.core.query import QueryError, relevance_maps, validate_phrases
 from ovseg_ros.geometry import mask_point
 from ovseg_ros.io import encode_float, encode_mono8
 from ovseg_ros.msg import ObjectMatch, QueryAnswer
-from ovseg_ros.node.awaiting import wait_for
 from ovseg_ros.node.background import Busy, Cancelled
 from ovseg_ros.node.diagnostics import one_line
 from ovseg_ros.node.heavy_work import HeavyWork
 from ovseg_ros.node.messages import copy_header, image_msg
 from ovseg_ros.node.outputs import Outputs
+from ovseg_ros.node.service_lane import ServiceLane
 from ovseg_ros.srv import EncodeText, Query
 
 DEFAULT_THRESHOLD = 0.5
@@ -46,9 +46,6 @@ class QueriedNode(Protocol):
     state: str
     outputs: Outputs | None
     heavy: HeavyWork
-    executor: Any  # the coroutines await their work on it (awaiting.wait_for)
-
-    def create_service(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def create_publisher(self, *args: Any, **kwargs: Any) -> Any: ...
 
@@ -56,12 +53,10 @@ class QueriedNode(Protocol):
 class QueryServices:
     """~/query, ~/encode_text and the ~/query_markers publisher of one node."""
 
-    def __init__(self, node: QueriedNode) -> None:
-        self.node = node
-        group = ReentrantCallbackGroup()
-        node.create_service(Query, "~/query", self._srv_query, callback_group=group)
-        node.create_service(EncodeText, "~/encode_text", self._srv_encode_text,
-                            callback_group=group)
+    def __init__(self, node: QueriedNode, lane: ServiceLane) -> None:
+        self.node, self.lane = node, lane
+        lane.create_service(Query, "~/query", self._srv_query)
+        lane.create_service(EncodeText, "~/encode_text", self._srv_encode_text)
         self.markers = node.create_publisher(MarkerArray, "~/query_markers", 10)
 
     # ---- ~/query ----------------------------------------------------------------------------
@@ -109,9 +104,9 @@ class QueryServices:
         new = [n for n in names if n.casefold() not in known]
         job = node.heavy.encode_phrases(segmenter, new) if new else None
         if job is not None:
-            await wait_for(node, job)
+            await self.lane.wait_for(job)
         res.header, res.camera = copy_header(latest.header), latest.camera
-        res.answers = await wait_for(node, node.heavy.answer(
+        res.answers = await self.lane.wait_for(node.heavy.answer(
             lambda: self.build(segmenter, latest, names, threshold, res.header)))
         if latest.cloud is not None and self.markers.get_subscription_count() > 0:
             self.markers.publish(query_markers(res.answers, res.header))
@@ -152,7 +147,7 @@ class QueryServices:
             names = validate_phrases(list(req.phrases), seg.token_count, limit=MAX_ENCODE)
             job = self.node.heavy.encode_phrases(seg, names)
             if job is not None:  # new phrases: encoded on the text worker
-                await wait_for(self.node, job)
+                await self.lane.wait_for(job)
             with torch.inference_mode():  # all held now: a lookup
                 emb = seg.text_cache.embed(names).float().cpu().numpy()
             res.dim = int(emb.shape[1])

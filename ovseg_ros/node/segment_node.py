@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,7 +38,6 @@ from rclpy.parameter import Parameter
 
 from ovseg_ros.core.vocabulary import VocabularySnapshot
 from ovseg_ros.node import params
-from ovseg_ros.node.awaiting import wait_for
 from ovseg_ros.node.compat import (
     InvalidTransitionGuard,
     move_lifecycle_queries,
@@ -59,7 +59,9 @@ from ovseg_ros.node.outputs import Outputs
 from ovseg_ros.node.pixel_info import PixelInfoService
 from ovseg_ros.node.prompt_text import normalise_prompt_parameters
 from ovseg_ros.node.query import QueryServices
+from ovseg_ros.node.release import MemoryRelease
 from ovseg_ros.node.runner import run_main
+from ovseg_ros.node.service_lane import ServiceLane
 from ovseg_ros.node.vocabulary_outputs import vocabulary_text
 from ovseg_ros.node.worker import FrameWorker
 from ovseg_ros.settings.parameters import build_all
@@ -108,10 +110,14 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.heavy = HeavyWork(self.values, lambda: None if (w := self.worker) is None
                                else w.activity())
         self._cb = ReentrantCallbackGroup()
+        self.memory = MemoryRelease(self, self._cb)  # cleanup gives the model's memory back
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.control = ControlServices(self, self._cb)  # ~/set_prompts, ~/get_prompts, ...
-        self.queries = QueryServices(self)  # ~/query, ~/encode_text, ~/query_markers
-        self.pixels = PixelInfoService(self)  # ~/pixel_classes
+        # ~/query, ~/encode_text, ~/set_prompts: at most request_rate_hz taken per second, on
+        # a thread of their own, so clients that never back off cost the frames little.
+        self.lane = ServiceLane(self, lambda: self.values["request_rate_hz"])
+        self.control = ControlServices(self, self._cb, self.lane)  # ~/set_prompts, ...
+        self.queries = QueryServices(self, self.lane)  # ~/query, ~/encode_text, ...
+        self.pixels = PixelInfoService(self, self.lane)  # ~/pixel_classes
         self.add_pre_set_parameters_callback(normalise_prompt_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(self.values["diagnostics_period"],
@@ -277,7 +283,12 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             self.processor = None  # it holds the pipeline
         if outputs is not None:
             self._ids = outputs.pipeline.segmenter.vocabulary
-            outputs.destroy(self)
+            seg = outputs.pipeline.segmenter
+            parts = [weakref.ref(seg), weakref.ref(seg.clip)]
+            del seg
+            device = outputs.destroy(self)
+            del outputs  # the last reference, before the collection (release.py)
+            self.memory.release(parts, device)
         return True
 
     def close(self, timeout: float = 1.5) -> bool:
@@ -291,6 +302,10 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         if not self.heavy.stop(timeout=0.5) or not unloaded:
             self.still_running.append("a vocabulary change was still encoding text")
         return not self.still_running
+
+    def destroy_node(self) -> None:
+        self.lane.close(timeout=1.0)  # its thread and node first: they serve our services
+        super().destroy_node()
 
     # ---- vocabulary -----------------------------------------------------------------------------
 
@@ -309,8 +324,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
             return False, (f"the node is {self.state}: configure it first (the prompts "
                            "parameter is read at configure)")
         try:
-            job = self.heavy.encode_prompts(out.pipeline, prompts)
-            note = "" if job is None else await wait_for(self, job)
+            job = self.heavy.encode_prompts(out.pipeline, prompts, self.heavy.admit_prompts)
+            note = "" if job is None else await self.lane.wait_for(job)
         except Exception as exc:  # VocabularyError, Busy, Cancelled, the text encoder failing
             return False, str(exc)
         with self._vocab_lock:
@@ -366,7 +381,8 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         else:
             snap, worker = out.vocabulary.snapshot(), self.worker
             extra = node_status(out.pipeline, self.state, len(snap.names), snap.version,
-                                out.step.frames_out_of_memory) + self.heavy.status()
+                                out.step.frames_out_of_memory) + self.heavy.status() + [
+                ("requests_taken", str(self.lane.taken))]
             arr = camera_statuses(out.cameras, base, self.state,
                                   out.pipeline.segmenter.runtime.describe(), extra,
                                   self.count_publishers,

@@ -115,6 +115,19 @@ class NodeConfig:
     query_queue: int = setting(16, group="background", low=0, high=256, dynamic=True, doc="""
         Admitted ~/query requests that may wait for the query worker (one answer at a time,
         between frames); a further one is refused at once with when to call again.""")
+    set_prompts_rate_hz: float = setting(2.0, group="background", low=0.0, high=100000.0,
+                                         dynamic=True, doc="""
+        Most ~/set_prompts calls admitted per second (bursts up to one second's worth);
+        beyond it a call is refused at once with when to call again, nothing changed. 0 = no
+        limit. Changes of the prompts parameter are not counted (they are taken one at a
+        time).""")
+    request_rate_hz: float = setting(40.0, group="background", low=0.0, high=100000.0,
+                                     dynamic=True, doc="""
+        Most requests of ~/query, ~/encode_text and ~/set_prompts the node takes per second,
+        answered or refused, on a thread of their own. Further ones wait in the middleware,
+        at most 10 per service (beyond that the oldest is dropped unanswered): clients that
+        call again at once after a refusal are slowed to this rate instead of taking the
+        frames' CPU. 0 = no limit.""")
 
     use_depth: bool = setting(False, group="depth", doc="""
         Also subscribe 'depth' (sensor_msgs/Image registered to the colour image: 16UC1

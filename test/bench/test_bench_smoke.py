@@ -76,12 +76,15 @@ def test_smoke_has_every_section_with_positive_numbers(smoke):
         rss["after_cleanup"] - rss["before_configure"])
     assert "lifecycle (" in report.markdown(smoke, "x") and "cleanup - before configure" in \
         report.markdown(smoke, "x")
-    storms = sections["storms"]  # the node process under issue 30's storms (short here)
-    assert "skipped" not in storms and set(storms["phases"]) == {"quiet", "query_cached",
-                                                                 "query_new", "set_prompts"}
+    storms = sections["storms"]  # the node process under its clients' storms (short here)
+    kinds = ("query_cached", "query_new", "set_prompts")
+    assert "skipped" not in storms and set(storms["phases"]) == {
+        "quiet", *kinds, *(f"{k}_impolite" for k in kinds), "quiet_after"}
     assert storms["phases"]["quiet"]["frames_per_s"] > 0
     assert storms["phases"]["quiet"]["services"]["get_state"]["ok"] > 0
+    assert storms["phases"]["query_cached_impolite"]["node_cpu_cores"] > 0
     assert "| query_new |" in report.markdown(smoke, "x")
+    assert "| query_new_impolite |" in report.markdown(smoke, "x")
     pts = next(iter(sections["points"].values()))
     for stage in ("decode_depth", "project_pack", "class_medians", "message_copy"):
         assert pts["stages"]["points"][stage]["median"] > 0, stage

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -136,9 +135,7 @@ def test_watch_prints_the_latest_summary(node):
     ["prompts", "set", "person, chair"], ["param", "get", "threshold"], ["watch"],
 ])
 def test_no_node_is_one_line_and_exit_1(argv):
-    start = time.monotonic()
-    out = ovseg(*argv, "--node", "/nobody_here", "--timeout", "1", timeout=60)
-    took = time.monotonic() - start
+    out = ovseg(*argv, "--node", "/nobody_here", "--timeout", "1", timeout=60)  # or it hangs
     assert out.returncode == 1, out.stdout + out.stderr
     assert out.stdout == "" and "Traceback" not in out.stderr
     lines = out.stderr.splitlines()
@@ -146,7 +143,6 @@ def test_no_node_is_one_line_and_exit_1(argv):
     assert lines[0].startswith("ovseg: no node /nobody_here answered within 1 s; is it "
                                "running, in this ROS_DOMAIN_ID?")
     assert os.environ["ROS_DOMAIN_ID"] in lines[0]
-    assert took < 30  # a bound: the timeout plus the start-up of a Python process
 
 
 def test_default_node_and_a_wait_it_announces():

@@ -1,4 +1,4 @@
-"""The journeys a user takes, in the environments users get (issue: CI tested another one).
+"""The journeys a user takes, in the environments users get (not only the one CI set up).
 
 Run by .ci/run in a stage of its own, right after the README's set-up alone (`bash
 scripts/setup.sh`, no test interfaces) and before the test set-up extends it; not part of the

@@ -22,8 +22,6 @@ from ovseg_ros.msg import Segmentation  # noqa: E402
 from ovseg_ros.node import qos as Q  # noqa: E402
 from ovseg_ros.srv import GetPrompts, Query, SetPrompts  # noqa: E402
 
-ANSWER_S = 1.0  # what a lifecycle manager may wait (issue: every get_state within 1 s)
-
 
 def block_encoding(node) -> tuple[threading.Event, threading.Event, list[list[str]]]:
     """Make the node's vocabulary encoding last until the test sets `release`."""
@@ -50,12 +48,6 @@ def send(ros, srv_type, name: str, request):
     return future, done
 
 
-def timed(ros, srv_type, name: str, request, timeout: float = 20.0):
-    t0 = time.monotonic()
-    res = ros.call(srv_type, name, request, timeout=timeout)
-    return res, time.monotonic() - t0
-
-
 def stream(ros, ns: str, stop: threading.Event) -> threading.Thread:
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(2))
 
@@ -72,8 +64,8 @@ def stream(ros, ns: str, stop: threading.Event) -> threading.Thread:
 def test_requests_await_the_text_worker_without_holding_executor_threads(ros, autostart_node):
     """More set_prompts with new names than the executor has threads (4): the first encodes,
     `text_queue` wait, the rest are refused at once; get_state, get_prompts and parameter
-    reads answer within 1 s throughout, and frames are labelled meanwhile."""
-    node, ns = autostart_node(text_queue=2)
+    reads answer while the encoding is held, and frames are labelled meanwhile."""
+    node, ns = autostart_node(text_queue=2, set_prompts_rate_hz=0.0)  # the queue alone
     base = f"{ns}/ovseg"
     segs = ros.collect(Segmentation, f"{base}/segmentation")
     stop = threading.Event()
@@ -95,20 +87,22 @@ def test_requests_await_the_text_worker_without_holding_executor_threads(ros, au
             assert not res.success and res.message.startswith("busy: the text encoder")
             assert "call again in about" in res.message
             assert list(res.class_names) == ["cat", "dog", "car"]  # the vocabulary in use
-        # 3 requests now await the text worker; all 4 executor threads are free:
+        # 3 requests now await the text worker, which is held: were any of the 4 executor
+        # threads waiting with them, these would not be answered until it is released.
+        waiting = [first] + [c for c in calls if not c[1].is_set()]
         count = segs.count
         for _ in range(3):
-            state, took = timed(ros, GetState, f"{base}/get_state", GetState.Request())
-            assert state.current_state.label == "active" and took < ANSWER_S
-            got, took = timed(ros, GetPrompts, f"{base}/get_prompts", GetPrompts.Request())
-            assert list(got.class_names) == ["cat", "dog", "car"] and took < ANSWER_S
-            params, took = timed(ros, GetParameters, f"{base}/get_parameters",
-                                 GetParameters.Request(names=["text_queue"]))
-            assert params.values[0].integer_value == 2 and took < ANSWER_S
+            state = ros.call(GetState, f"{base}/get_state", GetState.Request())
+            assert state.current_state.label == "active"
+            got = ros.call(GetPrompts, f"{base}/get_prompts", GetPrompts.Request())
+            assert list(got.class_names) == ["cat", "dog", "car"]
+            params = ros.call(GetParameters, f"{base}/get_parameters",
+                              GetParameters.Request(names=["text_queue"]))
+            assert params.values[0].integer_value == 2
         assert wait_for(lambda: segs.count >= count + 3, timeout=30.0)  # frames go on
+        assert not any(done.is_set() for _, done in waiting)  # all that while held
         release.set()
-        answered = [first] + [c for c in calls if not c[1].is_set()]
-        for future, done in answered:
+        for future, done in waiting:
             assert done.wait(60)
             assert future.result().success, future.result().message
         assert len(seen) == 3  # three encodings ran, one at a time on the worker
@@ -154,17 +148,21 @@ def test_queries_beyond_query_rate_hz_are_refused_at_once(ros, autostart_node):
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
     stop = threading.Event()
     streamer = stream(ros, ns, stop)
+    now = [1000.0]
+    node.heavy.rate.clock = lambda: now[0]  # the limit's time moves only when the test says
     try:
         assert wait_for(lambda: segs.count >= 1)
-        time.sleep(1.0)  # a full bucket
-        answers = [timed(ros, Query, f"{ns}/ovseg/query", Query.Request(phrases=["cat"]))
-                   for _ in range(3)]
-        assert [r.success for r, _ in answers[:2]] == [True, True]
-        refused, took = answers[2]
-        assert not refused.success and not refused.answers and took < 5.0
-        assert "query_rate_hz=2" in refused.message and "call again in about" in refused.message
-        time.sleep(0.6)
-        again, _ = timed(ros, Query, f"{ns}/ovseg/query", Query.Request(phrases=["cat"]))
+        query = Query.Request(phrases=["cat"])
+        answers = [ros.call(Query, f"{ns}/ovseg/query", query) for _ in range(3)]
+        assert [r.success for r in answers[:2]] == [True, True]  # the burst: one second's
+        refused = answers[2]
+        assert not refused.success and not refused.answers
+        assert "query_rate_hz=2" in refused.message
+        assert "call again in about 0.50 s" in refused.message
+        # refused before any work: the query worker answered the two admitted ones only
+        assert (node.heavy.queries.done, node.heavy.queries.refused) == (2, 1)
+        now[0] += 0.5
+        again = ros.call(Query, f"{ns}/ovseg/query", query)
         assert again.success, again.message
     finally:
         stop.set()
@@ -178,19 +176,30 @@ def test_a_prompts_parameter_with_new_names_is_refused_while_they_encode(ros, au
     node, ns = autostart_node()
     path = f"{ns}/ovseg"
     entered, release, _ = block_encoding(node)
+    # The parameter callback is held at its start until the test has read the parameters.
+    real, inside, proceed = node.heavy.encode_for_parameter, threading.Event(), threading.Event()
+
+    def held(*args, **kwargs):
+        inside.set()
+        proceed.wait(30)
+        return real(*args, **kwargs)
+
+    node.heavy.encode_for_parameter = held
     result: list = []
     setter = threading.Thread(target=lambda: result.append(ros.set_params(
         path, [Parameter("prompts", value=["cat", "lighthouse"])])), daemon=True)
-    t0 = time.monotonic()
     setter.start()
-    assert entered.wait(20)
-    params, took = timed(ros, GetParameters, f"{path}/get_parameters",
-                         GetParameters.Request(names=["prompts"]))
+    assert inside.wait(20)
+    params = ros.call(GetParameters, f"{path}/get_parameters",
+                      GetParameters.Request(names=["prompts"]))
     assert list(params.values[0].string_array_value) == ["cat", "dog", "car"]
-    assert took < ANSWER_S
-    setter.join(20)
+    assert not result  # read while the change was in its callback
+    proceed.set()
+    assert entered.wait(20)
+    setter.join(30)
     (r,) = result[0]
-    assert time.monotonic() - t0 < 10.0
+    # refused while the encoding is still held: it waited a moment, not for the encoding
+    assert not release.is_set()
     assert not r.successful and "encoding the new names in the background" in r.reason
     assert node.get_parameter("prompts").value == ["cat", "dog", "car"]
     release.set()

@@ -57,10 +57,9 @@ def test_a_full_queue_refuses_at_once_with_when_to_call_again():
     running = w.submit(blocked_job(entered, release), size=1)
     assert entered.wait(20)
     waiting = w.submit(lambda ctx: "second", size=3)
-    t0 = time.monotonic()
     with pytest.raises(Busy) as refused:
         w.submit(lambda ctx: "third")
-    assert time.monotonic() - t0 < 1.0  # at once, not after the running job
+    assert not running.done()  # refused at once: the running job cannot end before release
     message = str(refused.value)
     assert message.startswith("busy: the test worker is working on 1 item(s), and 1 request(s) "
                               "(3 item(s)) wait") and "nothing changed" in message
@@ -138,17 +137,25 @@ class FakeFrames:
 
 def test_slices_wait_for_a_gap_between_frames_but_never_long():
     frames = FakeFrames()
-    pacing = FramesFirst(frames, lambda: 1.0)
     never = threading.Event()
     frames.in_flight = True
-    t0 = time.monotonic()
-    pacing.before_slice(never)  # a frame that never ends: the slice goes ahead after the bound
-    waited = time.monotonic() - t0
-    assert FramesFirst.MAX_WAIT_S * 0.9 <= waited < FramesFirst.MAX_WAIT_S + 2.0
-    threading.Timer(0.05, lambda: setattr(frames, "in_flight", False)).start()
-    t0 = time.monotonic()
-    pacing.before_slice(never)  # the frame ends after 50 ms: the slice starts then
-    assert time.monotonic() - t0 < FramesFirst.MAX_WAIT_S
+    now = [0.0]
+
+    def polled() -> float:  # every look at the clock: one poll later
+        now[0] += FramesFirst.POLL_S
+        return now[0]
+
+    # A frame that never ends: the slice goes ahead once MAX_WAIT_S of polling has passed.
+    FramesFirst(frames, lambda: 1.0, clock=polled).before_slice(never)
+    assert FramesFirst.MAX_WAIT_S <= now[0] <= FramesFirst.MAX_WAIT_S + 3 * FramesFirst.POLL_S
+    # A clock that stands still never reaches that bound: the slice starts when the frame ends.
+    stopped = FramesFirst(frames, lambda: 1.0, clock=lambda: 0.0)
+    waiting = threading.Thread(target=stopped.before_slice, args=(never,), daemon=True)
+    waiting.start()
+    assert waiting.is_alive()
+    frames.in_flight = False
+    waiting.join(20)
+    assert not waiting.is_alive()
     assert FramesFirst(lambda: None, lambda: 1.0).flowing() is False  # no frame worker
 
 
@@ -161,12 +168,24 @@ def test_while_frames_flow_a_slice_is_followed_by_rest_for_its_share():
     frames.ended = time.monotonic() - 10.0  # no frame for 10 s: nothing to leave room for
     pacing.after_slice(0.3)
     assert pacing._rest_until == pytest.approx(100.9)  # unchanged: no new rest
-    real = FramesFirst(frames, lambda: 0.5)
     frames.ended = time.monotonic()
-    real.after_slice(0.2)
-    t0 = time.monotonic()
-    real.before_slice(threading.Event())
-    assert 0.15 <= time.monotonic() - t0 < 2.0  # rested about 0.2 s
+    half = FramesFirst(frames, lambda: 0.5, clock=lambda: now[0])
+    half.after_slice(0.2)
+    rests = Recording()
+    half.before_slice(rests)  # no frame in flight: it only rests
+    assert rests.waits == [pytest.approx(0.2)]  # as long as the slice, for a share of 0.5
+
+
+class Recording(threading.Event):
+    """A cancellation event that records how long it is asked to wait, and waits not at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return False
 
 
 def test_rate_limit_admits_the_rate_with_a_one_second_burst():

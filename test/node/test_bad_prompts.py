@@ -214,14 +214,12 @@ def test_parameter_changes_during_a_frame_in_flight(ros, seg_node):
         assert wait_for(lambda: pub.get_subscription_count() > 0)
         pub.publish(image_fields_msg(make_picture(24, 32), stamp=now(ros)))
         assert entered.wait(60.0)
-        t0 = time.monotonic()
         results = ros.set_params(f"{ns}/ovseg", [Parameter("prompts", value=["mug", "cat"]),
                                                  Parameter("threshold", value=0.3)])
         (bad,) = ros.set_params(f"{ns}/ovseg", [Parameter("threshold", value=7.0)])
         (limit,) = ros.set_params(f"{ns}/ovseg", [Parameter("max_prompts", value=10)])
-        elapsed = time.monotonic() - t0
         assert all(r.successful for r in results) and not bad.successful and limit.successful
-        assert node.worker.stats().busy and segs.count == 0 and elapsed < 10.0
+        assert node.worker.stats().busy and segs.count == 0  # while the frame is held
         assert wait_for(lambda: maps.count and maps.last().version == 2)
     finally:
         release.set()

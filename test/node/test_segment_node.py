@@ -286,15 +286,13 @@ def test_services_and_parameters_answer_while_a_frame_is_in_flight(ros, seg_node
     try:
         assert send_until(pub, lambda: image_fields_msg(make_picture(24, 32), stamp=stamp(3)),
                           entered.is_set)
-        t0 = time.monotonic()
         got = ros.call(GetPrompts, f"{ns}/ovseg/get_prompts", GetPrompts.Request())
         res = ros.call(SetPrompts, f"{ns}/ovseg/set_prompts",
                        SetPrompts.Request(prompts=["cat", "mug"]))
         (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("overlay_alpha", value=0.2)])
-        elapsed = time.monotonic() - t0
         assert list(got.class_names) == ["cat", "dog", "car"] and res.success and r.successful
-        assert node.worker.stats().busy and segs.count == 0  # the frame is still in flight
-        assert elapsed < 10.0  # answered without waiting for the 30 s frame
+        # answered while the frame is still in flight: without waiting for it
+        assert node.worker.stats().busy and segs.count == 0 and not release.is_set()
     finally:
         release.set()
     assert wait_for(lambda: segs.count >= 1)

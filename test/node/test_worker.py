@@ -79,20 +79,24 @@ def test_handler_exceptions_are_reported_and_the_worker_survives():
 
 
 def test_stop_is_prompt_when_idle_and_bounded_when_a_frame_is_stuck():
+    slot: LatestSlot[int] = LatestSlot()
+    taking = threading.Thread(target=slot.take_all, daemon=True)  # waits without a timeout
+    taking.start()
+    time.sleep(0.05)  # most likely waiting by now (returning at once after close is fine too)
+    slot.close()
+    taking.join(20)
+    assert not taking.is_alive()  # the waiting take is woken, not polled out
     w: FrameWorker[int] = FrameWorker(lambda i: None)
     w.start()
-    t0 = time.monotonic()
     assert w.stop(2.0) is True
-    assert time.monotonic() - t0 < 1.0  # the waiting take() is woken, not polled out
 
     gate = threading.Event()
     stuck: FrameWorker[int] = FrameWorker(lambda i: gate.wait(30.0))
     stuck.start()
     stuck.submit(1)
     assert _wait(lambda: stuck.stats().busy)
-    t0 = time.monotonic()
     assert stuck.stop(0.3) is False  # inference cannot be interrupted: report it, don't hang
-    assert time.monotonic() - t0 < 1.0
+    assert not gate.is_set()  # returned while the handler was still stuck
     stuck.submit(2)  # ignored after stop
     assert stuck.stats().submitted == 1
     gate.set()

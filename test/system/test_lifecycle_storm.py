@@ -35,7 +35,7 @@ from ovseg_ros.srv import SetPrompts  # noqa: E402
 
 pytestmark = pytest.mark.quiet  # time bounds under load or after signals: run alone
 
-CYCLES = 20  # lifecycle cycles, as the issue asks: ~35 s here (2 cores)
+CYCLES = 20  # lifecycle cycles: ~35 s on 2 cores
 PROMPT_THREADS = 6
 GET_STATE_BOUND_S = 0.5
 ANSWER_BOUND_S = 60.0  # "answered at all": a lost request shows as this timeout

@@ -36,7 +36,7 @@ def vocabularies(seed: int = 7) -> list[list[str]]:
 
 
 def test_service_storm_while_streaming(ros, seg_node):
-    node, ns = seg_node()
+    node, ns = seg_node(set_prompts_rate_hz=0.0)  # every call admitted: what each one does
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation", 100)
     maps = ros.collect(LabelMap, f"{ns}/ovseg/label_map", Q.latched())
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))

@@ -116,6 +116,7 @@ def test_overlay_rejects_bad_input():
         overlay(rgb.astype(np.float32), labels, 0.5)
 
 
+@pytest.mark.quiet  # a time bound: only on an idle machine
 def test_overlay_fast_enough_for_vga_video():
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
