@@ -123,11 +123,11 @@ class NodeConfig:
         time).""")
     request_rate_hz: float = setting(40.0, group="background", low=0.0, high=100000.0,
                                      dynamic=True, doc="""
-        Most requests of ~/query, ~/encode_text and ~/set_prompts the node takes per second,
-        answered or refused, on a thread of their own. Further ones wait in the middleware,
-        at most 10 per service (beyond that the oldest is dropped unanswered): clients that
-        call again at once after a refusal are slowed to this rate instead of taking the
-        frames' CPU. 0 = no limit.""")
+        Most requests of ~/query, ~/encode_text, ~/pixel_classes and ~/set_prompts the node
+        takes per second, answered or refused, on a thread of their own. Further ones wait in
+        the middleware, at most 10 per service (beyond that the oldest is dropped unanswered):
+        clients that call again at once after a refusal are slowed to this rate instead of
+        taking the frames' CPU. 0 = no limit.""")
 
     use_depth: bool = setting(False, group="depth", doc="""
         Also subscribe 'depth' (sensor_msgs/Image registered to the colour image: 16UC1
