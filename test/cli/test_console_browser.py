@@ -3,15 +3,13 @@
 rclpy), a refusal and a busy answer show the node's own words and are not retried, a click
 shows the pixel's classes, a query shows a heatmap, a hostile name stays text, every request
 stays on 127.0.0.1 and the page logs no error. A WebSocket client that never acknowledges
-gets one frame, not a queue.
-
-The screenshot of doc/console.md comes from here: OVSEG_CONSOLE_SCREENSHOT=doc/images/console.png.
+gets one frame, not a queue. The node has objects off: the page shows no boxes and says why
+(the boxes themselves: test_console_boxes_browser.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -25,11 +23,11 @@ from ovseg_ros.bench.browser import (
     headless_chromium,
     requested_urls,
 )
-from ovseg_ros.io.media import samples_dir
 
 pytestmark = pytest.mark.slow  # a browser, a console and a replay: about 40 s
 
 rclpy = pytest.importorskip("rclpy")
+from helpers.console_page import named, painted_pixels, seq, shown_boxes  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -41,32 +39,15 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 PROMPTS = ["cat", "grass", "sky"]
 
 
-def named(chrome, label: str):
-    """The element with accessible name `label` (aria-label), as tests and screen readers
-    find it."""
-    return chrome.find_element(By.CSS_SELECTOR, f"[aria-label='{label}']")
-
-
-def seq(chrome) -> int:
-    return int(named(chrome, "Live view").get_attribute("data-seq") or 0)
-
-
 def heat_pixels(chrome) -> int:
-    """Pixels of the heatmap layer that are not transparent."""
-    return chrome.execute_script(
-        "const c = document.getElementById('heat'); const d = c.getContext('2d')"
-        ".getImageData(0, 0, c.width, c.height).data; let n = 0;"
-        "for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;")
+    return painted_pixels(chrome, "heat")
 
 
 @pytest.fixture(scope="module")
 def rig(ros, module_seg_node):
     node, ns = module_seg_node(prompts=PROMPTS, threshold=0.0)
-    # The shipped samples (three sizes); the documentation's picture shows one of them.
-    source = [] if not os.environ.get("OVSEG_CONSOLE_SCREENSHOT") else [
-        "-p", f"source:={samples_dir() / 'chelsea.jpg'}"]
     replay = subprocess.Popen([sys.executable, "-m", "ovseg_ros.node.replay_node", "--ros-args",
-                               "-r", f"__ns:={ns}", "-p", "rate:=4.0", *source],
+                               "-r", f"__ns:={ns}", "-p", "rate:=4.0"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     console = ConsoleProcess(f"{ns}/ovseg")
     chrome = headless_chromium()
@@ -100,6 +81,16 @@ def test_the_live_view_updates_and_shows_latency(rig):
     for mode in ("overlay", "labels"):  # the node's overlay while it is shown, then back
         Select(named(chrome, "View")).select_by_value(mode)
         assert wait_for(lambda m=mode: live.get_attribute("data-view") == m, timeout=60), mode
+
+
+def test_with_objects_off_no_boxes_and_no_error(rig):
+    node, ns, console, chrome = rig
+    assert wait_for(lambda: shown_boxes(chrome)["stamp"], timeout=90)
+    boxes = shown_boxes(chrome)
+    assert boxes["detections"] == "unavailable", boxes
+    assert boxes["count"] == 0 and boxes["labels"] == [] and boxes["pixels"] == 0
+    assert "objects:=true" in named(chrome, "Boxes status").text
+    assert named(chrome, "Boxes").is_selected()  # on, with nothing to show
 
 
 def test_apply_changes_the_vocabulary_and_a_refusal_shows_the_reason(rig, ros):
@@ -261,7 +252,8 @@ def test_no_request_leaves_loopback_and_no_errors(rig):
                     timeout=60)
     urls = requested_urls(chrome)
     base = console.base  # http://127.0.0.1:PORT/
-    for path in ("", "static/console.js", "static/console.css", "api/pixel", "api/query"):
+    for path in ("", "static/console.js", "static/boxes.js", "static/console.css", "api/pixel",
+                 "api/query"):
         assert base + path in urls, (path, urls)
     assert base.replace("http:", "ws:", 1) + "ws" in urls
     network = [u for u in urls if u.split(":", 1)[0] in ("http", "https", "ws", "wss", "ftp")]
@@ -270,25 +262,3 @@ def test_no_request_leaves_loopback_and_no_errors(rig):
         == [], network
     assert console_errors(chrome) == []
     assert chrome.execute_script("return window.ovsegConsole.errors") == []
-    if os.environ.get("OVSEG_CONSOLE_SCREENSHOT"):  # the documentation's picture, on request
-        chrome.set_window_size(1400, 1000)
-        Select(named(chrome, "View")).select_by_value("overlay")
-        assert wait_for(lambda: named(chrome, "Live view").get_attribute("data-view") ==
-                        "overlay", timeout=60)
-        named(chrome, "Query").clear()
-        named(chrome, "Query").send_keys("cat")  # a class: its probability, a clear heatmap
-        assert wait_for(lambda: result.get_attribute("data-phrase") == "cat", timeout=60)
-        assert wait_for(lambda: heat_pixels(chrome) > 0, timeout=30)
-        named(chrome, "Live view").click()
-        time.sleep(1.0)
-        assert heat_pixels(chrome) > 0
-        save_small_png(chrome.get_screenshot_as_png(), os.environ["OVSEG_CONSOLE_SCREENSHOT"])
-
-
-def save_small_png(png: bytes, path: str) -> None:
-    """The screenshot with a 256-colour palette: a small file for the repository."""
-    import io
-
-    from PIL import Image
-
-    Image.open(io.BytesIO(png)).convert("RGB").quantize(256).save(path, optimize=True)

@@ -4,8 +4,9 @@ finds the segmentation node, subscribes to what the pages watch and calls the no
 - Discovery, every second: the node's cameras are its publishers `<node>/labels` (camera "")
   and `<node>/<camera>/labels`.
 - The vocabulary: `<node>/label_map` (latched), always.
-- Per watched camera: `labels` and `segmentation`, and `overlay` while a page shows it (the
-  node draws its overlay only while someone subscribes). Reliable keep-last-1 subscriptions:
+- Per watched camera: `labels` and `segmentation`, `overlay` while a page shows it (the node
+  draws its overlay only while someone subscribes), and `detections` while the node publishes
+  them (objects on; discovery tells). Reliable keep-last-1 subscriptions:
   the node's reliable publishers keep their own history, so a slow console never holds them
   up, and large images are not lost in fragments as best effort loses them.
 - Subscriptions change on the spinner thread (a timer compares them with the pages' demand),
@@ -20,6 +21,7 @@ Everything the node sends is handed to `events(kind, value)` on the spinner thre
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 import time
@@ -35,6 +37,7 @@ from ovseg_ros.io.image_codec import ImageDecodeError, image_rows
 DISCOVERY_S = 1.0
 RECONCILE_S = 0.05
 DISCOVER_SERVICE_S = 2.0  # how long a service the console has not used yet may take to appear
+DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
 
 
 def split_name(path: str) -> tuple[str, str]:
@@ -43,18 +46,38 @@ def split_name(path: str) -> tuple[str, str]:
     return ns or "/", name
 
 
-def cameras_of(node: str, topics: list[tuple[str, list[str]]]) -> list[str]:
+def cameras_of(node: str, topics: list[tuple[str, list[str]]], output: str = "labels",
+               kind: str = "sensor_msgs/msg/Image") -> list[str]:
     """The node's cameras from its publishers' (topic, types): "" for <node>/labels, "front"
-    for <node>/front/labels; sorted, the default camera first."""
+    for <node>/front/labels; sorted, the default camera first. With `output` and `kind`: the
+    cameras that publish that output (`detections`: those with objects on)."""
     out = set()
     for topic, types in topics:
-        if "sensor_msgs/msg/Image" not in types or not topic.endswith("/labels"):
+        if kind not in types or not topic.endswith("/" + output):
             continue
-        if topic == f"{node}/labels":
+        if topic == f"{node}/{output}":
             out.add("")
         elif topic.startswith(node + "/"):
-            out.add(topic[len(node) + 1:-len("/labels")])
+            out.add(topic[len(node) + 1:-len(output) - 1])
     return sorted(out)
+
+
+def boxes_of(msg: Any) -> list[dict[str, Any]]:
+    """A Detection2DArray as the page's boxes: the box's corner (x, y) and size (w, h) in
+    pixels, the class name, the track id (the detection's `id`, a string) and the score. A
+    detection with a box that is not finite numbers is left out."""
+    boxes = []
+    for det in msg.detections:
+        c, w, h = det.bbox.center.position, float(det.bbox.size_x), float(det.bbox.size_y)
+        x, y = float(c.x) - w / 2, float(c.y) - h / 2
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            continue
+        hyp = det.results[0].hypothesis if len(det.results) else None
+        score = float(hyp.score) if hyp is not None else 0.0
+        boxes.append({"x": x, "y": y, "w": w, "h": h,
+                      "name": hyp.class_id if hyp is not None else "", "track": det.id,
+                      "score": score if math.isfinite(score) else 0.0})
+    return boxes
 
 
 def label_array(msg: Any) -> np.ndarray:
@@ -106,6 +129,15 @@ def stamp_of(msg: Any) -> tuple[int, int]:
     return int(msg.header.stamp.sec), int(msg.header.stamp.nanosec)
 
 
+def detections_type() -> Any:
+    """vision_msgs' Detection2DArray, or None where vision_msgs is not installed (no boxes)."""
+    try:
+        from vision_msgs.msg import Detection2DArray
+    except ImportError:
+        return None
+    return Detection2DArray
+
+
 class NodeLink:
     """link = NodeLink('/ovseg', events); link.start(); link.watch({'': True});
     await link.call('query', Query.Request(...), 30.0); link.close()"""
@@ -115,6 +147,7 @@ class NodeLink:
         self.events = events
         self.cameras: list[str] = []
         self.found = False
+        self.detecting: set[str] = set()  # cameras whose detections the node publishes
         self._demand: dict[str, bool] = {}  # camera -> overlay wanted
         self._demand_lock = threading.Lock()
         self._subs: dict[tuple[str, str], Any] = {}  # (camera, output) -> subscription
@@ -186,19 +219,27 @@ class NodeLink:
 
         with self._demand_lock:
             demand = dict(self._demand)
+        detections = detections_type()
         want = {(c, o) for c, overlay in demand.items()
-                for o in ("labels", "segmentation") + (("overlay",) if overlay else ())}
+                for o in ("labels", "segmentation") + (("overlay",) if overlay else ())
+                + (("detections",) if c in self.detecting and detections else ())}
         for key in [k for k in self._subs if k not in want]:
             self.node.destroy_subscription(self._subs.pop(key))
+        kinds = {"segmentation": Segmentation, "detections": detections}
+        for camera, output in sorted(want - set(self._subs)):
+            topic = self.topic(camera, output)
+            self._subs[(camera, output)] = self.node.create_subscription(
+                kinds.get(output, Image), topic,
+                lambda msg, c=camera, o=output: self._on_output(c, o, msg), qos.reliable(1))
         for camera, overlay in demand.items():
             frames = self._frames.setdefault(camera, CameraFrames(camera))
             frames.want_overlay = overlay
-        for camera, output in sorted(want - set(self._subs)):
-            topic = self.topic(camera, output)
-            kind = Segmentation if output == "segmentation" else Image
-            self._subs[(camera, output)] = self.node.create_subscription(
-                kind, topic, lambda msg, c=camera, o=output: self._on_output(c, o, msg),
-                qos.reliable(1))
+            # Frames wait for detections only from a publisher this subscription matched.
+            sub = self._subs.get((camera, "detections"))
+            frames.want_detections = sub is not None and sub.get_publisher_count() > 0
+            frame = frames.expire()
+            if frame is not None:
+                self.events("frame", frame)
 
     def topic(self, camera: str, output: str) -> str:
         return "/".join(p for p in (self.node_name, camera, output) if p)
@@ -215,6 +256,7 @@ class NodeLink:
             except Exception:  # gone since (rclpy's NodeNameNonExistentError, not exported)
                 found = False
         cameras = cameras_of(self.node_name, topics) if found else []
+        self.detecting = set(cameras_of(self.node_name, topics, "detections", DETECTIONS_TYPE))
         if found != self.found or cameras != self.cameras:
             self.found, self.cameras = found, cameras
             self.events("cameras", {"found": found, "cameras": cameras})
@@ -231,6 +273,8 @@ class NodeLink:
                 value = label_array(msg)
             elif output == "overlay":
                 value = rgb_array(msg)
+            elif output == "detections":
+                value = boxes_of(msg)
             else:
                 value = summary_dict(msg)
         except ImageDecodeError as exc:

@@ -31,8 +31,9 @@ from ovseg_ros.cli.console.link import LinkError, NodeLink, float_array
 from ovseg_ros.cli.console.pages import Hub, Page
 from ovseg_ros.cli.console.security import MAX_BODY, Access
 
+SCRIPTS = ("console", "common", "frames", "query", "boxes")
 ASSETS = {"index.html": "text/html", "console.css": "text/css",
-          **{f"{name}.js": "text/javascript" for name in ("console", "common", "frames", "query")}}
+          **{f"{name}.js": "text/javascript" for name in SCRIPTS}}
 MAX_WS_MESSAGE = 4096  # a page sends only small JSON messages
 MAX_IN_FLIGHT = 4
 MAX_NAMES = 1024

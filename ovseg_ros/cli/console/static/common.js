@@ -5,15 +5,17 @@ export const $ = (id) => document.getElementById(id);
 
 // The live view: a stack of canvases, bottom first: the frame (the node's overlay, or its
 // labels in the node's colours), the legend's highlight (other classes dimmed), the phrase
-// query's heatmap, and the pixel marker. A new kind of result is one more layer.
-export const live = $("live"), dim = $("dim"), heat = $("heat"), marks = $("marks");
+// query's heatmap, the objects' boxes and the pixel marker. A new kind of result is one more
+// layer. `layers` are at the frame's size; the boxes' layer sizes itself (boxes.js).
+export const live = $("live"), dim = $("dim"), heat = $("heat"), boxes = $("boxes");
+export const marks = $("marks");
 export const layers = [live, dim, heat, marks];
 
 export const view = {
   // The label view costs the node nothing; the overlay view makes it draw its overlay.
   ws: null, retry: 1000, node: "", cameras: [], camera: null, mode: "labels",
   vocab: null, colours: new Map(), table: null,
-  frame: null, hover: null, paintTimes: [], deliveryMs: null,
+  frame: null, hover: null, paintTimes: [], deliveryMs: null, showBoxes: true,
   query: { phrase: "", inFlight: false, pending: null, live: false, lastAt: 0, answer: null },
   pixel: { inFlight: false, pending: null },
 };

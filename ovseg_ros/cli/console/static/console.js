@@ -4,6 +4,7 @@
 import {
   $, api, cameraName, clearLayer, live, make, marks, setResult, stampText, swatch, text, view,
 } from "./common.js";
+import { drawBoxes } from "./boxes.js";
 import { legend, onFrame } from "./frames.js";
 import { clearQuery, onQueryInput, queryNow } from "./query.js";
 
@@ -184,9 +185,14 @@ $("camera").addEventListener("change", (ev) => {
   view.frame = null;
   clearQuery(false);
   clearLayer(marks);
+  drawBoxes();
   watch();
 });
 $("view").addEventListener("change", (ev) => { view.mode = ev.target.value; watch(); });
+$("show-boxes").addEventListener("change", (ev) => {
+  view.showBoxes = ev.target.checked;
+  drawBoxes();
+});
 $("vocab-form").addEventListener("submit", apply);
 $("vocab").addEventListener("input", () => { $("vocab").dataset.edited = "1"; });
 $("reset").addEventListener("click", () => {
@@ -203,4 +209,5 @@ live.addEventListener("click", (ev) => {
   askPixel(u, v);
 });
 $("view").value = view.mode;
+view.showBoxes = $("show-boxes").checked;  // a reloaded page may keep the box unticked
 connect();

@@ -5,6 +5,7 @@ import {
   $, cameraName, clearLayer, dim, inflate, layers, live, make, marks, record, stampText,
   swatch, text, view,
 } from "./common.js";
+import { drawBoxes } from "./boxes.js";
 import { paintHeat, refreshQuery } from "./query.js";
 
 export function parsePacket(buf) {
@@ -76,6 +77,7 @@ function paint(header, labels, bitmap) {
   view.frame = { header, labels, width, height, summary: header.summary };
   if (resized) { paintHeat(); clearLayer(marks); }  // the marked pixel was another frame's
   drawHighlight();
+  drawBoxes();
   legend(header.summary);
   const now = performance.timeOrigin + performance.now();
   const stamp = header.stamp.sec * 1e3 + header.stamp.nanosec / 1e6;
