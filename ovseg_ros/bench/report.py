@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 Row = tuple[str, str, str, dict[str, float]]  # (section, variant, stage, summary)
+GENERIC = ("reproducible", "cli_ab")  # summarised as their stage and ratio rows
 
 
 def stage_rows(results: dict[str, Any]) -> Iterator[Row]:
@@ -320,4 +321,11 @@ def markdown(results: dict[str, Any], command: str) -> str:
                   f"{ab['camera_size'][0]}x{ab['camera_size'][1]} at {ab['camera_hz']:g} Hz; "
                   + "; ".join(f"{n}: {v['overrides'] or 'defaults'}, {v['node_configured']}"
                               for n, v in ab["variants"].items()) + "):", "", table_ab(ab)]
+    for name in GENERIC:  # sections without a summary of their own: every stage and ratio
+        if name in sec:
+            only = {"sections": {name: sec[name]}}
+            for path, variant, stage, s in stage_rows(only):
+                row(f"{path} {variant} {stage}".replace("  ", " "), s)
+            notes += [f"- {path}: {ratio} = {value:.3f}" for path, ratio, value in
+                      ratio_rows(only)]
     return "\n".join(lines + ([""] + notes if notes else []))

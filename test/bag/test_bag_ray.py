@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,17 +131,17 @@ def _worker_pids() -> list[int]:
 
 def test_an_actor_killed_mid_bag_is_retried(tmp_path, cluster, margs):
     big = write_sample_bag(tmp_path / "big", frames=12, size=320, depth=False)
-    # Frames upsampled to a short side of 768 (the tiny model then takes about a second a
-    # frame), so that the bag is still in the actor when the kill lands at the 20% line (9
-    # frames left); at its own size a quiet machine finished 48 frames in 0.6 s, before the
-    # 20% line reached the test.
+    # Frames upsampled to a short side of 768 (the tiny model then takes about half a second a
+    # frame), so that the bag is still in the actor when the kill lands at the first progress
+    # line (at most one every 0.5 s: the first said 30%, 8 frames left); at its own size a
+    # quiet machine finished 48 frames in 0.6 s, before any line reached the test.
     slow = [*margs, "--input-size", "768"]
     assert run_bag(big, "-o", tmp_path / "ref", *slow) == 0
     killed: list[int] = []
 
     def kill_mid_bag(child):
-        for line in child.stderr:  # the driver's progress: one line per 10%
-            if "20%" in line:
+        for line in child.stderr:  # the driver's progress: "ovseg bag: 30% (4/12 frames, ..."
+            if re.search(r"ovseg bag: \d+% \(\d+/\d+ frames", line):
                 break
         deadline = time.monotonic() + 30
         while not killed and time.monotonic() < deadline:

@@ -230,14 +230,16 @@ def test_onnxruntime_follows_the_threads_setting(tmp_path, caplog):
     from the start and when it changes while running, with the same outputs."""
     seg = tiny_segmenter(tmp_path, backend="onnxruntime", precision="fp32", threads=1)
     seg.set_prompts(PROMPTS)
+    # 12x16 patches: frames under reproducible.SMALL patches run on one thread whatever is set
+    frame = _image(0, 192, 256)
 
     def intra_op_threads() -> int:
         return seg.dense.session_for(seg.dense.threads).get_session_options().intra_op_num_threads
 
-    first = seg.segment(_image(0))
+    first = seg.segment(frame)
     assert (seg.dense.threads, intra_op_threads()) == (1, 1)
     seg.reconfigure(threads=2)
-    second = seg.segment(_image(0))
+    second = seg.segment(frame)
     assert (seg.dense.threads, intra_op_threads()) == (2, 2)
     np.testing.assert_allclose(second.patch_probs, first.patch_probs, atol=1e-5)
 
@@ -245,7 +247,7 @@ def test_onnxruntime_follows_the_threads_setting(tmp_path, caplog):
         caplog.clear()
         seg.reconfigure(threads=threads)
         with caplog.at_level(logging.INFO, logger="ovseg_ros.core.backends.onnx_encoder"):
-            seg.segment(_image(0))
+            seg.segment(frame)
         return any("opened a session with" in r.getMessage() for r in caplog.records)
 
     assert opened_after_change(3)

@@ -52,8 +52,9 @@ def hydra_reads(folder) -> dict[int, str]:
 @pytest.mark.parametrize("label_ids", ["reuse", "stable"])
 def test_550_names_through_hydra_and_nav2_readers(ros, autostart_node, tmp_path, label_ids):
     folder = tmp_path / "hydra"
+    # 32 vocabulary changes in a row: no rate limit (set_prompts_rate_hz 0) for this client
     node, ns = autostart_node(label_space_dir=str(folder), label_ids=label_ids,
-                              publish_confidence_mono8=True)
+                              publish_confidence_mono8=True, set_prompts_rate_hz=0.0)
     warnings = ros.collect(Log, "/rosout", 1000)
     # names with a comma and quotes: accepted, exact in the YAML, comma-free in the CSV
     res = set_prompts(ros, ns, AWKWARD)
