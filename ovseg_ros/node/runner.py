@@ -128,6 +128,22 @@ RACE_BURST = 100  # InvalidHandle raises within RACE_WINDOW_S that mean a lastin
 RACE_WINDOW_S = 1.0
 
 
+class RaceCount:
+    """rclpy's destroyed-entity races ridden over (spin_executor's docstring): `lasting()`
+    after one is True when `RACE_BURST` came within one `RACE_WINDOW_S`, a fault to raise."""
+
+    def __init__(self) -> None:
+        self.total, self._burst, self._start = 0, 0, time.monotonic()
+
+    def lasting(self) -> bool:
+        now = time.monotonic()
+        if now - self._start > RACE_WINDOW_S:
+            self._burst, self._start = 0, now
+        self._burst += 1
+        self.total += 1
+        return self._burst >= RACE_BURST
+
+
 def spin_executor(executor: Executor) -> int:
     """executor.spin() until its context or the executor shuts down, riding over rclpy's
     destroyed-entity race; returns how many times it rode over it.
@@ -139,23 +155,18 @@ def spin_executor(executor: Executor) -> int:
     one wait set long, so `RACE_BURST` raises within one `RACE_WINDOW_S` are no race but an
     entity used after its destruction for good: that is raised, not spun on as a hot loop.
     """
-    rode_over, burst, burst_start = 0, 0, time.monotonic()
+    races = RaceCount()
     while True:
         try:
             executor.spin()
-            return rode_over
+            return races.total
         except (ExternalShutdownException, ShutdownException):
-            return rode_over
+            return races.total
         except InvalidHandle:
             if not executor.context.ok():
-                return rode_over
-            now = time.monotonic()
-            if now - burst_start > RACE_WINDOW_S:
-                burst, burst_start = 0, now
-            burst += 1
-            if burst >= RACE_BURST:
+                return races.total
+            if races.lasting():
                 raise
-            rode_over += 1
 
 
 class SpinThread:

@@ -46,7 +46,7 @@ from rclpy.service import Service
 from ovseg_ros.node.awaiting import wait_for
 from ovseg_ros.node.compat import shutdown_executor
 from ovseg_ros.node.diagnostics import one_line
-from ovseg_ros.node.runner import RACE_BURST, RACE_WINDOW_S
+from ovseg_ros.node.runner import RaceCount
 
 DEPTH = 10  # requests per service the middleware keeps waiting (ROS's default for services)
 IDLE_WAIT_S = 0.5  # how long one wait for requests lasts (the thread checks for close)
@@ -87,7 +87,7 @@ class ServiceLane:
 
     def _spin(self) -> None:
         started: weakref.WeakSet = weakref.WeakSet()  # tasks run before: resumptions
-        burst, burst_start = 0, time.monotonic()
+        races = RaceCount()
         while not self._stop.is_set():
             try:
                 handler, entity, _ = self.executor.wait_for_ready_callbacks(
@@ -99,11 +99,7 @@ class ServiceLane:
             except InvalidHandle:  # rclpy's destroyed-entity race (see runner.spin_executor)
                 if not self.owner.context.ok():
                     return
-                now = time.monotonic()
-                if now - burst_start > RACE_WINDOW_S:
-                    burst, burst_start = 0, now
-                burst += 1
-                if burst >= RACE_BURST:
+                if races.lasting():
                     raise
                 continue
             request = isinstance(entity, Service) and handler not in started

@@ -10,21 +10,20 @@ The screenshot of doc/console.md comes from here: OVSEG_CONSOLE_SCREENSHOT=doc/i
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 from helpers.ros_helpers import wait_for
 
-from ovseg_ros.bench.browser import ConsoleProcess, console_errors, headless_chromium
+from ovseg_ros.bench.browser import console_errors
 from ovseg_ros.io.media import samples_dir
 
 pytestmark = pytest.mark.slow  # a browser, a console and a replay: about 30 s
 
 rclpy = pytest.importorskip("rclpy")
 from helpers.console_page import (  # noqa: E402
+    console_rig,
     named,
     painted_pixels,
     save_small_png,
@@ -77,23 +76,9 @@ def rig(ros, module_seg_node):
     ros.executor.wake()
     # The shipped samples (three sizes); the documentation's picture shows one of them.
     source = [] if not os.environ.get("OVSEG_CONSOLE_SCREENSHOT") else [
-        "-p", f"source:={samples_dir() / 'chelsea.jpg'}"]
-    replay = subprocess.Popen([sys.executable, "-m", "ovseg_ros.node.replay_node", "--ros-args",
-                               "-r", f"__ns:={ns}", "-p", "rate:=4.0", *source],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    console = ConsoleProcess(f"{ns}/ovseg")
-    chrome = headless_chromium()
-    try:
-        chrome.get(console.url)
+        f"source:={samples_dir() / 'chelsea.jpg'}"]
+    with console_rig(ns, source) as (console, chrome):
         yield node, ns, console, chrome, received
-    finally:
-        chrome.quit()
-        console.stop()
-        replay.send_signal(2)
-        try:
-            replay.wait(10)
-        except subprocess.TimeoutExpired:
-            replay.kill()
 
 
 def frames_with_boxes(chrome, received: Detections, frames: int) -> dict[str, dict]:

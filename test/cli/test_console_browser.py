@@ -10,24 +10,26 @@ gets one frame, not a queue. The node has objects off: the page shows no boxes a
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 
 import pytest
 from helpers.ros_helpers import wait_for
 
 from ovseg_ros.bench.browser import (
-    ConsoleProcess,
     console_errors,
-    headless_chromium,
     requested_urls,
 )
 
 pytestmark = pytest.mark.slow  # a browser, a console and a replay: about 40 s
 
 rclpy = pytest.importorskip("rclpy")
-from helpers.console_page import named, painted_pixels, seq, shown_boxes  # noqa: E402
+from helpers.console_page import (  # noqa: E402
+    console_rig,
+    named,
+    painted_pixels,
+    seq,
+    shown_boxes,
+)
 from rclpy.parameter import Parameter  # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -46,22 +48,8 @@ def heat_pixels(chrome) -> int:
 @pytest.fixture(scope="module")
 def rig(ros, module_seg_node):
     node, ns = module_seg_node(prompts=PROMPTS, threshold=0.0)
-    replay = subprocess.Popen([sys.executable, "-m", "ovseg_ros.node.replay_node", "--ros-args",
-                               "-r", f"__ns:={ns}", "-p", "rate:=4.0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    console = ConsoleProcess(f"{ns}/ovseg")
-    chrome = headless_chromium()
-    try:
-        chrome.get(console.url)
+    with console_rig(ns) as (console, chrome):
         yield node, ns, console, chrome
-    finally:
-        chrome.quit()
-        console.stop()
-        replay.send_signal(2)
-        try:
-            replay.wait(10)
-        except subprocess.TimeoutExpired:
-            replay.kill()
 
 
 def test_the_live_view_updates_and_shows_latency(rig):

@@ -4,9 +4,39 @@ the documentation's screenshot."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from selenium.webdriver.common.by import By
+
+from ovseg_ros.bench.browser import ConsoleProcess, headless_chromium
+
+
+@contextmanager
+def console_rig(ns: str, replay_params: Sequence[str] = ()) -> Iterator[tuple[Any, Any]]:
+    """The replay node feeding `ns` (the shipped samples at 4 Hz, plus `replay_params`, each
+    "name:=value"), an `ovseg console` on `ns`/ovseg and a headless Chromium on its page:
+    (console, chrome); all three ended afterwards."""
+    params = [a for p in ("rate:=4.0", *replay_params) for a in ("-p", p)]
+    replay = subprocess.Popen([sys.executable, "-m", "ovseg_ros.node.replay_node", "--ros-args",
+                               "-r", f"__ns:={ns}", *params],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    console = ConsoleProcess(f"{ns}/ovseg")
+    chrome = headless_chromium()
+    try:
+        chrome.get(console.url)
+        yield console, chrome
+    finally:
+        chrome.quit()
+        console.stop()
+        replay.send_signal(2)
+        try:
+            replay.wait(10)
+        except subprocess.TimeoutExpired:
+            replay.kill()
 
 
 def named(chrome: Any, label: str) -> Any:
