@@ -73,6 +73,9 @@ def test_bag_outputs_equal_the_live_nodes_bytes(tmp_path, ros, autostart_node, t
             "/camera/camera_info": (pub(CameraInfo, f"{ns}/camera_info", Q.reliable(5)),
                                     CameraInfo)}
     assert wait_for(lambda: all(p.get_subscription_count() > 0 for p, _ in pubs.values()))
+    # Every output matched before the first frame: a volatile subscription matched later
+    # misses it.
+    assert wait_for(lambda: all(c.subscription.get_publisher_count() > 0 for c in got.values()))
     frames = 0
     # Play the input in bag order, frame by frame: depth + camera_info (5 ms after the colour
     # frame in the bag) are sent before the colour frame here, as the node pairs within slop.
@@ -88,7 +91,8 @@ def test_bag_outputs_equal_the_live_nodes_bytes(tmp_path, ros, autostart_node, t
         frames += 1
         assert wait_for(lambda n=frames: got["segmentation"].count >= n, timeout=60)
     assert frames == 3
-    assert wait_for(lambda: all(got[n].count == 3 for n in outputs))
+    assert wait_for(lambda: all(got[n].count == 3 for n in outputs)), {
+        n: got[n].count for n in outputs}
     for name in outputs:
         topic = f"/ovseg/{name}"
         assert len(written[topic]) == 3, topic

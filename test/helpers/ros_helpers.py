@@ -28,6 +28,7 @@ class Collector:
         self._lock = threading.Lock()
         self.messages: list[Any] = []
         self.times: list[float] = []
+        self.subscription: Any = None  # set by RosHarness.collect
 
     def __call__(self, msg: Any) -> None:
         with self._lock:
@@ -135,7 +136,7 @@ class RosHarness:
 
     def collect(self, msg_type: Any, topic: str, qos: Any = 10) -> Collector:
         collector = Collector()
-        self.helper.create_subscription(msg_type, topic, collector, qos)
+        collector.subscription = self.helper.create_subscription(msg_type, topic, collector, qos)
         self.executor.wake()
         return collector
 
