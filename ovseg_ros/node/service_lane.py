@@ -86,6 +86,15 @@ class ServiceLane:
         return await wait_for(self.node, work)
 
     def _spin(self) -> None:
+        try:
+            self._serve()
+        except Exception:
+            # e.g. RCLError from a wait set made while a signal shuts the context down
+            if self._stop.is_set() or not self.owner.context.ok():
+                return  # shutting down: nothing is lost
+            raise
+
+    def _serve(self) -> None:
         started: weakref.WeakSet = weakref.WeakSet()  # tasks run before: resumptions
         races = RaceCount()
         while not self._stop.is_set():

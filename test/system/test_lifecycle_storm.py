@@ -167,7 +167,9 @@ def test_one_encoding_at_a_time_the_others_answer_at_once(ros, autostart_node):
     """While one set_prompts encodes new names, another with new names is refused at once
     with the reason (text_queue 0: none may wait), one with known names is served, and the
     first says how long it took."""
-    node, ns = autostart_node(text_queue=0)
+    # set_prompts_rate_hz 0: three calls within a second, each refused or served for its own
+    # reason, not for the rate
+    node, ns = autostart_node(text_queue=0, set_prompts_rate_hz=0.0)
     real, entered, release = node.pipeline.encode_text, threading.Event(), threading.Event()
 
     def slow(names):  # an encoding that lasts until the test lets it end

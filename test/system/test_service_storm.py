@@ -1,4 +1,4 @@
-"""100 ~/set_prompts calls in a row while frames stream: every published frame used exactly one
+"""40 ~/set_prompts calls in a row while frames stream: every published frame used exactly one
 submitted vocabulary (names and the ids given for it), and the final state is the last
 accepted call. Segmentation.vocabulary_version ties each frame to its label map."""
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.quiet  # time bounds under load or after signals: run a
 
 POOL = ["cat", "dog", "car", "bus", "tree", "lamp", "door", "sofa", "cup", "bike", "wall",
         "floor", "road", "sky", "person", "plant", "window", "table", "chair", "truck"]
-CALLS = 100
+CALLS = 40  # 4 of them refused; ~1 s each while frames stream on this process's GIL
 
 
 def vocabularies(seed: int = 7) -> list[list[str]]:
@@ -35,8 +35,10 @@ def vocabularies(seed: int = 7) -> list[list[str]]:
     return out
 
 
-def test_service_storm_while_streaming(ros, seg_node):
-    node, ns = seg_node(set_prompts_rate_hz=0.0)  # every call admitted: what each one does
+def test_service_storm_while_streaming(ros, autostart_node):
+    # One start path: the swap under frames is the same once active (test_lifecycle covers
+    # the managed path).
+    node, ns = autostart_node(set_prompts_rate_hz=0.0)  # every call admitted: what each one does
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation", 100)
     maps = ros.collect(LabelMap, f"{ns}/ovseg/label_map", Q.latched())
     pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(5))
