@@ -5,7 +5,8 @@ While frames flow at 10 Hz, client threads call ~/set_prompts with names never s
 (each needs text encoding), ~/keyframe and ~/set_parameters, and a lifecycle client drives
 configure -> activate -> deactivate -> cleanup cycles through ~/change_state while another
 polls ~/get_state. Every request is counted: each one is answered, every get_state within
-0.5 s (also during a configure that loads the model), every transition succeeds.
+0.5 s (also during a configure that loads the model) but at most one, which stays under 1 s,
+every transition succeeds.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.quiet  # time bounds under load or after signals: run a
 CYCLES = 20  # lifecycle cycles: ~35 s on 2 cores
 PROMPT_THREADS = 6
 GET_STATE_BOUND_S = 0.5
+STALL_BOUND_S = 1.0  # the one get_state allowed over GET_STATE_BOUND_S stays under this
 ANSWER_BOUND_S = 60.0  # "answered at all": a lost request shows as this timeout
 
 
@@ -159,8 +161,10 @@ def test_lifecycle_and_control_services_answer_under_a_storm(ros, tiny):
     for srv in ("get_state", "change_state", "set_prompts", "keyframe", "set_parameters"):
         s = stats[srv]
         assert s["sent"] > 0 and s["lost"] == 0 and s["answered"] == s["sent"], (srv, s)
-    assert stats["get_state"]["slow"] == 0, stats["get_state"]
-    assert stats["get_state"]["max_s"] < GET_STATE_BOUND_S
+    # One stall of the whole test process is tolerated: in one of four CI runs one get_state
+    # took 0.59 s while keyframe and set_parameters took 0.56 s at the same moment.
+    assert stats["get_state"]["slow"] <= 1, stats["get_state"]
+    assert stats["get_state"]["max_s"] < STALL_BOUND_S, stats["get_state"]
 
 
 def test_one_encoding_at_a_time_the_others_answer_at_once(ros, autostart_node):
