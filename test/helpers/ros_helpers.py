@@ -197,6 +197,24 @@ def image_fields_msg(rgb: np.ndarray, encoding: str = "rgb8", stamp: Any = None,
     return msg
 
 
+def stream_frames(ros: RosHarness, ns: str, stop: threading.Event) -> threading.Thread:
+    """A small picture on `ns`/image (reliable) every 0.1 s until `stop` is set; the thread."""
+    from sensor_msgs.msg import Image
+
+    from ovseg_ros.node import qos as Q
+
+    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(2))
+
+    def run() -> None:
+        while not stop.is_set():
+            pub.publish(image_fields_msg(make_picture(24, 32), stamp=now(ros)))
+            stop.wait(0.1)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def make_picture(h: int = 64, w: int = 96, seed: int = 0) -> np.ndarray:
     """A deterministic picture with a few coloured blocks (something for the model to split)."""
     rng = np.random.default_rng(seed)

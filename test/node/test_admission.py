@@ -10,16 +10,14 @@ import threading
 import time
 
 import pytest
-from helpers.ros_helpers import image_fields_msg, make_picture, now, wait_for
+from helpers.ros_helpers import stream_frames, wait_for
 
 pytest.importorskip("rclpy")
 from lifecycle_msgs.srv import GetState  # noqa: E402
 from rcl_interfaces.srv import GetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
 
 from ovseg_ros.msg import Segmentation  # noqa: E402
-from ovseg_ros.node import qos as Q  # noqa: E402
 from ovseg_ros.srv import GetPrompts, Query, SetPrompts  # noqa: E402
 
 
@@ -48,19 +46,6 @@ def send(ros, srv_type, name: str, request):
     return future, done
 
 
-def stream(ros, ns: str, stop: threading.Event) -> threading.Thread:
-    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(2))
-
-    def run() -> None:
-        while not stop.is_set():
-            pub.publish(image_fields_msg(make_picture(24, 32), stamp=now(ros)))
-            time.sleep(0.1)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_requests_await_the_text_worker_without_holding_executor_threads(ros, autostart_node):
     """More set_prompts with new names than the executor has threads (4): the first encodes,
     `text_queue` wait, the rest are refused at once; get_state, get_prompts and parameter
@@ -69,7 +54,7 @@ def test_requests_await_the_text_worker_without_holding_executor_threads(ros, au
     base = f"{ns}/ovseg"
     segs = ros.collect(Segmentation, f"{base}/segmentation")
     stop = threading.Event()
-    streamer = stream(ros, ns, stop)
+    streamer = stream_frames(ros, ns, stop)
     try:
         assert wait_for(lambda: segs.count >= 2)
         entered, release, seen = block_encoding(node)
@@ -116,7 +101,7 @@ def test_the_same_new_phrase_is_encoded_once_for_every_client(ros, autostart_nod
     node, ns = autostart_node()
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
     stop = threading.Event()
-    streamer = stream(ros, ns, stop)
+    streamer = stream_frames(ros, ns, stop)
     try:
         assert wait_for(lambda: segs.count >= 1)
         cache = node.segmenter.text_cache
@@ -147,7 +132,7 @@ def test_queries_beyond_query_rate_hz_are_refused_at_once(ros, autostart_node):
     node, ns = autostart_node(query_rate_hz=2.0)
     segs = ros.collect(Segmentation, f"{ns}/ovseg/segmentation")
     stop = threading.Event()
-    streamer = stream(ros, ns, stop)
+    streamer = stream_frames(ros, ns, stop)
     now = [1000.0]
     node.heavy.rate.clock = lambda: now[0]  # the limit's time moves only when the test says
     try:

@@ -8,15 +8,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from helpers.ros_helpers import image_fields_msg, make_picture, now, wait_for
+from helpers.ros_helpers import stream_frames, wait_for
 
 pytest.importorskip("rclpy")
 from rclpy.node import Node  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from ovseg_ros.msg import Segmentation  # noqa: E402
-from ovseg_ros.node import qos as Q  # noqa: E402
 from ovseg_ros.node.service_lane import DEPTH, ServiceLane  # noqa: E402
 from ovseg_ros.srv import SetPrompts  # noqa: E402
 
@@ -29,16 +27,8 @@ def test_set_prompts_beyond_its_rate_are_refused_at_once_and_frames_go_on(ros, a
     moment = [1000.0]
     node.heavy.prompts_rate.clock = lambda: moment[0]  # the limit's time moves when we say
     segs = ros.collect(Segmentation, f"{base}/segmentation")
-    pub = ros.helper.create_publisher(Image, f"{ns}/image", Q.reliable(2))
     stop = threading.Event()
-
-    def camera() -> None:
-        while not stop.is_set():
-            pub.publish(image_fields_msg(make_picture(24, 32), stamp=now(ros)))
-            stop.wait(0.1)
-
-    streamer = threading.Thread(target=camera, daemon=True)
-    streamer.start()
+    streamer = stream_frames(ros, ns, stop)
     answers: list = []
     lock = threading.Lock()
 
