@@ -254,19 +254,21 @@ def assert_latency_does_not_grow(msgs: list[Any], what: str) -> None:
     """Queue delay (latency minus the frame's own inference) stays about one inference.
 
     With the latest frame winning, a frame waits at most for the inference in progress; a
-    queue would add about one input period per frame, seconds by the last third. Medians, so
-    that a stall of the whole machine (page reclaim; it hits every thread alike) is not read
-    as a queue."""
+    queue would add about one input period per frame, so every output of the last third would
+    wait seconds. The least delay of the last third is asserted: a stall of the whole process
+    (this VM stops one for 0.5 to 40 s now and then) delays the two or three outputs in flight
+    during it, and the next frame taken is a fresh one again, while a queue delays them all."""
     lat = [m.latency_ms for m in msgs]
     wait = [m.latency_ms - m.inference_ms for m in msgs]
     third = max(1, len(lat) // 3)
     infer = statistics.median(m.inference_ms for m in msgs)
-    late_wait = statistics.median(wait[-third:])
+    late_wait = min(wait[-third:])
     print(f"{what}: {len(lat)} outputs, latency median first third "
           f"{statistics.median(lat[:third]):.0f} ms, last third "
           f"{statistics.median(lat[-third:]):.0f} ms, max {max(lat):.0f} ms; median inference "
-          f"{infer:.0f} ms, median queue delay last third {late_wait:.0f} ms")
-    assert late_wait < 2.0 * infer + 150.0, (infer, late_wait)
+          f"{infer:.0f} ms, queue delays of the last third "
+          f"{', '.join(f'{w:.0f}' for w in wait[-third:])} ms")
+    assert late_wait < 2.0 * infer + 150.0, (infer, wait[-third:])
 
 
 def stamp(sec: int, nsec: int = 0):

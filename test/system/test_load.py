@@ -106,7 +106,7 @@ def test_four_cameras_at_30_hz(ros, seg_node):
               for i, c in enumerate(cams)]
     assert wait_for(lambda: all(node.count_publishers(c.input_topic) for c in node.cameras))
     sent, pending = publish_at(ros, pubs, 30.0, frames, node, until=lambda: all(
-        len(segs[c].snapshot()) >= 8 for c in cams))
+        len(segs[c].snapshot()) >= 12 for c in cams))
     assert wait_for(lambda: node.worker.wait_idle(0.1), timeout=20.0)
     stats = node.worker.stats()
     print(f"rounds {sent}, batch sizes {sorted(set(batches))}, dropped {stats.dropped_by_key}")

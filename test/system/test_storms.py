@@ -29,6 +29,7 @@ from ovseg_ros.core.tiny import TINY_TEXT  # noqa: E402
 
 pytestmark = pytest.mark.quiet  # frame-rate and answer-time bounds under storms
 QUIET_S = 10.0
+STORM_S = 8.0  # each storm's window here (the benchmark's are 12 to 20 s): 40 quiet frames
 ANSWER_BOUND_S = 1.0
 PARAMS = dict(model=TINY_TEXT, clip_weights="random", heads="random", device="cpu",
               precision="fp32", backend="torch", input_size=224)
@@ -51,6 +52,7 @@ def rig():
 @pytest.mark.parametrize("kind", ["query_new", "set_prompts", "query_cached"])
 def test_frames_and_lifecycle_hold_under_the_storm(rig, kind, polite):
     threads, seconds = (STORMS if polite else IMPOLITE)[kind]
+    seconds = min(seconds, STORM_S)
     quiet = rig.quiet["frames_per_s"]
     report = rig.phase(kind, threads, seconds, polite=polite)
     services = report["services"]
