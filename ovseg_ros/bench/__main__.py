@@ -265,11 +265,11 @@ def run_storms(args: argparse.Namespace, model: str, cfg: SegmenterConfig,
             params["threads"] = args.threads
         storms, impolite = STORMS, IMPOLITE
         if args.smoke:
-            storms, impolite = ({k: (threads, 2.0) for k, (threads, _) in s.items()}
+            storms, impolite = ({k: (threads, 1.0) for k, (threads, _) in s.items()}
                                 for s in (STORMS, IMPOLITE))
         run = bench_storms_ab if ab else bench_storms
         return run(params, register=model if model in CONFIGS else "",
-                   quiet_s=2.0 if args.smoke else 10.0, storms=storms, impolite=impolite)
+                   quiet_s=1.0 if args.smoke else 10.0, storms=storms, impolite=impolite)
     except ImportError as exc:  # rclpy or the generated messages are missing
         return {"skipped": f"storms benchmark needs rclpy and ovseg_ros.msg: {exc}"}
 
