@@ -79,6 +79,17 @@ def declare_settings(node, settings: tuple[Setting, ...], start_up: str = START_
     return {s.name: _plain(node.get_parameter(s.name).value) for s in settings}
 
 
+def integers_as_doubles(changes: list) -> list:
+    """Part of the pre-set-parameters callback: an integer given to a double parameter becomes
+    that double. `ros2 param set /ovseg threshold 0` sends an integer, which rclpy would refuse
+    with only "Wrong parameter type, expected '3' got '2'", before any callback of ours runs."""
+    from rclpy.parameter import Parameter
+
+    return [Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+            if p.name in BY_NAME and BY_NAME[p.name].kind is float
+            and p.type_ == Parameter.Type.INTEGER else p for p in changes]
+
+
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
@@ -95,7 +106,9 @@ def change_refused(name: str, value: Any, state: str) -> str | None:
     if (why := s.problem(_plain(value))) is not None:
         return why
     if not s.dynamic and state != "unconfigured":
-        return (f"{name} is a start-up setting and the node is {state}: deactivate and clean "
-                "up the node (ros2 lifecycle set <node> deactivate, then cleanup), set it, "
+        steps = ("clean up the node (ros2 lifecycle set <node> cleanup)" if state == "inactive"
+                 else "deactivate and clean up the node (ros2 lifecycle set <node> deactivate, "
+                 "then cleanup)")
+        return (f"{name} is a start-up setting and the node is {state}: {steps}, set it, "
                 "then configure again")
     return None

@@ -118,7 +118,9 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         self.control = ControlServices(self, self._cb, self.lane)  # ~/set_prompts, ...
         self.queries = QueryServices(self, self.lane)  # ~/query, ~/encode_text, ...
         self.pixels = PixelInfoService(self, self.lane)  # ~/pixel_classes
-        self.add_pre_set_parameters_callback(normalise_prompt_parameters)
+        # One pre-set callback: rclpy gives each the original list and joins their outputs.
+        self.add_pre_set_parameters_callback(
+            lambda changes: normalise_prompt_parameters(params.integers_as_doubles(changes)))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(self.values["diagnostics_period"],
                                              self._on_diagnostics, callback_group=self._cb)

@@ -1,5 +1,6 @@
-"""Services whose excess must cost the frames little (~/query, ~/encode_text, ~/set_prompts),
-answered on a thread of their own that takes at most `rate_hz()` requests per second.
+"""Services whose excess must cost the frames little (~/query, ~/encode_text, ~/pixel_classes,
+~/set_prompts), answered on a thread of their own that takes at most `rate_hz()` requests per
+second.
 
 Refusing a request is cheap for the node's logic, but every request rclpy takes and answers
 costs Python work under the interpreter's lock, beside the frames: clients that called ~/query
@@ -12,8 +13,10 @@ client times out, which bounds the backlog whatever the clients do. Only request
 against the rate: a coroutine resumed after the work it awaited was taken already.
 
 The services live on a node of their own (`<owner>_requests`, in the owner's namespace, without
-parameter services or the process's command-line arguments: rclpy executors take whole nodes),
-under the owner's names. One call per service; the callback may be a coroutine:
+the process's command-line arguments: rclpy executors take whole nodes), under the owner's
+names. Its parameter services answer (it holds only ROS's own, such as use_sim_time), so tools
+that ask every node (`ros2 param list`) get an answer instead of waiting for a timeout.
+One call per service; the callback may be a coroutine:
 
     lane = ServiceLane(node, rate_hz=lambda: 40.0)
     lane.create_service(PixelInfo, "~/pixel_info", callback)  # "~/": the owner's name
@@ -61,7 +64,7 @@ class ServiceLane:
         self.owner, self.rate_hz = owner, rate_hz
         self.node = Node(f"{owner.get_name()}_{suffix}", namespace=owner.get_namespace(),
                          context=owner.context, use_global_arguments=False,
-                         enable_rosout=False, start_parameter_services=False)
+                         enable_rosout=False)
         self.qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                               reliability=ReliabilityPolicy.RELIABLE,
                               durability=DurabilityPolicy.VOLATILE)

@@ -164,6 +164,21 @@ def test_vocabulary_changes_are_logged_with_ids(ros, seg_node):
     assert wait_for(lambda: any(m.msg == want for m in logs.snapshot()))
 
 
+def test_an_integer_sets_a_double_parameter(ros, seg_node):
+    """`ros2 param set /ovseg threshold 0` sends an integer: rclpy refused it with only "Wrong
+    parameter type, expected '3' got '2'"."""
+    node, ns = seg_node()
+    (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("threshold", Parameter.Type.INTEGER, 1)])
+    assert r.successful, r.reason
+    value = node.get_parameter("threshold")
+    assert value.type_ == Parameter.Type.DOUBLE and value.value == 1.0
+    assert node.values["threshold"] == 1.0
+    (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("threshold", Parameter.Type.INTEGER, 2)])
+    assert not r.successful and "out of range" in r.reason  # the range still holds
+    (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("max_prompts", Parameter.Type.DOUBLE, 9.0)])
+    assert not r.successful  # only integers widen: a double stays refused for an integer
+
+
 def test_threads_and_heads_sha256_rules(ros, seg_node):
     node, ns = seg_node()
     (r,) = ros.set_params(f"{ns}/ovseg", [Parameter("threads", value=1)])

@@ -102,6 +102,8 @@ def test_start_up_settings_change_only_while_unconfigured():
     for state in ("inactive", "active", "configuring"):
         reason = P.change_refused("clip_weights", "/x.bin", state)
         assert f"the node is {state}" in reason and "cleanup" in reason
+        # inactive needs only cleanup; the other states deactivate first
+        assert ("deactivate" in reason) == (state != "inactive"), reason
         assert P.change_refused("threshold", 0.3, state) is None  # dynamic: any state
     assert P.change_refused("use_sim_time", True, "active") is None  # not ours
 

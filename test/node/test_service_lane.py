@@ -129,6 +129,18 @@ def test_the_lane_serves_under_the_owners_names_and_rests_after_each_request(ros
     assert "/lane/lane_owner/sync" in names and "/lane/lane_owner/coroutine" in names
 
 
+def test_the_lane_node_answers_parameter_listings(ros, owner):
+    """`ros2 param list` asks every node; a lane without parameter services made it wait 5 s
+    and print "Wait for service timed out ... /ovseg_requests"."""
+    from rcl_interfaces.srv import ListParameters
+
+    node, lanes = owner
+    lanes.append(ServiceLane(node, lambda: 0.0))
+    res = ros.call(ListParameters, "/lane/lane_owner_requests/list_parameters",
+                   ListParameters.Request())
+    assert "use_sim_time" in res.result.names
+
+
 def test_the_middleware_drops_the_oldest_requests_beyond_the_lanes_depth(ros, owner):
     node, lanes = owner
     lane = ServiceLane(node, lambda: 5.0, suffix="slow")
