@@ -264,8 +264,9 @@ class SegmentNode(InvalidTransitionGuard, LifecycleNodeMixin, Node):
         joined = worker.stop(timeout)
         if not joined:
             processor.retire()
-            self.get_logger().warning(f"a frame was still in inference after {timeout:.1f} s; "
-                                      "its result is not published")
+            if self.context.ok():  # at shutdown the runner says it: rosout is gone by then
+                self.get_logger().warning(f"a frame was still in inference after "
+                                          f"{timeout:.1f} s; its result is not published")
         return joined
 
     def _unload(self, wait_vocabulary: float | None = None) -> bool:

@@ -101,6 +101,7 @@ def test_signals_end_the_node_within_two_seconds(tiny_process, ros_domain_id):
         print(f"exit after signal: {timings}")
         assert max(timings.values()) < 10.0, timings  # target about 2 s; printed above
         assert busy.has("still in inference"), busy.output
+        assert not busy.has("Failed to publish log message"), busy.output  # rosout is gone
         assert not load.has("start-up failed"), load.output  # a stop, not a failure
         assert "Traceback" not in idle.output + busy.output + load.output
     finally:
