@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, PointCloud2
 
@@ -29,6 +28,7 @@ from ovseg_ros.io import decode_image
 from ovseg_ros.io.media import write_png
 from ovseg_ros.msg import Segmentation
 from ovseg_ros.node.cloud_messages import points_from_msg
+from ovseg_ros.node.executor import SteadyExecutor
 from ovseg_ros.node.replay_node import ReplayNode
 from ovseg_ros.node.runner import SpinThread, exit_process, shutdown_rclpy
 from ovseg_ros.node.segment_node import SegmentNode
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         viewer.create_subscription(Image, "/ovseg/overlay", on_overlay, 10)
         viewer.create_subscription(PointCloud2, "/ovseg/points", on_points, 10)
         viewer.create_subscription(Segmentation, "/ovseg/segmentation", stats.append, 10)
-        executor = MultiThreadedExecutor(num_threads=3)
+        executor = SteadyExecutor(num_threads=3)
         for node in (seg, replay, viewer):
             executor.add_node(node)
         spinner = SpinThread(executor)

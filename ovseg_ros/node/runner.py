@@ -22,7 +22,6 @@ from rclpy.exceptions import InvalidHandle
 from rclpy.executors import (
     Executor,
     ExternalShutdownException,
-    MultiThreadedExecutor,
     ShutdownException,
     SingleThreadedExecutor,
 )
@@ -30,6 +29,7 @@ from rclpy.node import Node
 
 from ovseg_ros.node.compat import shutdown_executor, try_shutdown
 from ovseg_ros.node.diagnostics import one_line
+from ovseg_ros.node.executor import SteadyExecutor
 
 N = TypeVar("N", bound=Node)
 _stopping = False
@@ -242,7 +242,7 @@ def _run(make: Callable[[], Node], logger: str, args: list[str],
     if hasattr(node, "on_finalized"):  # a lifecycle shutdown ends the process, exit code 0
         # (after a moment, so that the change_state response is sent first)
         node.on_finalized = lambda: threading.Timer(0.3, shutdown_rclpy).start()
-    executor = (MultiThreadedExecutor(num_threads=threads) if threads > 1
+    executor = (SteadyExecutor(num_threads=threads) if threads > 1
                 else SingleThreadedExecutor())
     executor.add_node(node)
     joined = True

@@ -69,16 +69,18 @@ MAX_SPIN_ERRORS = 20  # callback failures in one test after which the harness st
 
 
 class RosHarness:
-    """An rclpy Context on `domain_id` with a MultiThreadedExecutor spinning in a thread."""
+    """An rclpy Context on `domain_id` with the node process's executor (SteadyExecutor, a
+    MultiThreadedExecutor) spinning in a thread."""
 
     def __init__(self, domain_id: int, threads: int = 4) -> None:
         import rclpy
         from rclpy.context import Context
-        from rclpy.executors import MultiThreadedExecutor
+
+        from ovseg_ros.node.executor import SteadyExecutor
 
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
+        self.executor = SteadyExecutor(num_threads=threads, context=self.context)
         self.nodes: list[Any] = []
         self._helper = None
         self._errors: list[str] = []
