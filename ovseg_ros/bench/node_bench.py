@@ -43,7 +43,7 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
     _ros_env()
     import rclpy
     from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
@@ -51,6 +51,7 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
     from ovseg_ros.msg import Segmentation
     from ovseg_ros.node import messages
     from ovseg_ros.node import qos as qos_profiles
+    from ovseg_ros.node.executor import SteadyExecutor
     from ovseg_ros.node.runner import SpinThread
     from ovseg_ros.node.segment_node import SegmentNode
 
@@ -70,7 +71,7 @@ def bench_node(params: dict[str, Any], sizes: Sequence[tuple[int, int]], duratio
 
     node.frame_listeners.append(on_frame)
     probe = Node("ovseg_bench_probe", context=ctx)
-    executors = [MultiThreadedExecutor(num_threads=4, context=ctx),
+    executors = [SteadyExecutor(num_threads=4, context=ctx),  # the node process's
                  SingleThreadedExecutor(context=ctx)]
     executors[0].add_node(node)
     executors[1].add_node(probe)

@@ -97,7 +97,6 @@ class Driver:
     def __init__(self, domain_id: int, size: tuple[int, int], rate_hz: float) -> None:
         import rclpy
         from rclpy.context import Context
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
         from sensor_msgs.msg import Image
         from std_msgs.msg import Header
@@ -106,6 +105,7 @@ class Driver:
         from ovseg_ros.msg import Segmentation
         from ovseg_ros.node import messages
         from ovseg_ros.node import qos as qos_profiles
+        from ovseg_ros.node.executor import SteadyExecutor
         from ovseg_ros.srv import SetPrompts
 
         self.context = Context()
@@ -119,7 +119,7 @@ class Driver:
         self.request = SetPrompts.Request
         rgb = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
         self.frame = messages.image_msg(encode_rgb(rgb), Header(frame_id="soak"))
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor = SteadyExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self.executor.spin, daemon=True),

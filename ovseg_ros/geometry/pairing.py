@@ -85,6 +85,8 @@ class PairingStats:
     last_miss: str
     typical_offset_s: float | None
     slop_s: float
+    depth_received: int = 0  # depth messages added since start
+    info_received: int = 0  # valid camera_info messages added since start
 
     @property
     def rate(self) -> float:
@@ -94,6 +96,8 @@ class PairingStats:
         """(key, value) strings, ready for DiagnosticStatus.values."""
         typical = "n/a" if self.typical_offset_s is None else f"{self.typical_offset_s:.4f}"
         out = [("depth_pairing_rate", f"{self.rate:.3f}"),
+               ("depth_frames_received", str(self.depth_received)),
+               ("camera_info_received", str(self.info_received)),
                ("depth_frames_paired", str(self.paired)),
                ("depth_frames_unpaired", str(self.frames - self.paired)),
                ("depth_typical_stamp_offset_s", typical),
@@ -110,6 +114,8 @@ class _Counters:
     paired: int = 0
     misses: collections.Counter = field(default_factory=collections.Counter)
     last_miss: str = ""
+    depth: int = 0
+    info: int = 0
 
 
 class DepthPairing:
@@ -136,6 +142,7 @@ class DepthPairing:
         entry = (float(stamp_s), str(frame_id), depth)
         with self._lock:
             self._depth.append(entry)
+            self._count.depth += 1
             for req in self._open:
                 self._offer(req, entry)
 
@@ -144,6 +151,7 @@ class DepthPairing:
         entry = (float(stamp_s), str(frame_id), info)
         with self._lock:
             self._infos.append(entry)
+            self._count.info += 1
             self._info_error = ""
             for req in self._open:
                 self._offer_info(req, entry)
@@ -197,7 +205,7 @@ class DepthPairing:
             c = self._count
             typical = statistics.median(self._offsets) if self._offsets else None
             return PairingStats(c.frames, c.paired, dict(c.misses), c.last_miss, typical,
-                                self.slop_s)
+                                self.slop_s, c.depth, c.info)
 
     # -- internals (under the lock) ----------------------------------------------------------
 

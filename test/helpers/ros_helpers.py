@@ -232,8 +232,8 @@ def publish_at(ros: RosHarness, pubs: list, rate_hz: float, frames: list[Any], n
                duration: float = 6.0, until=None, max_duration: float = 45.0
                ) -> tuple[int, list[int]]:
     """Publish frames[i] on pubs[i] at rate_hz each, restamped with ROS time, for `duration`
-    s and then, if given, until `until()` holds (at most `max_duration` s): this box can stall
-    a process for seconds (proactive page reclaim), which must not starve the test of outputs.
+    s and then, if given, until `until()` holds (at most `max_duration` s): a process on this
+    shared box can stall for a moment, which must not starve the test of outputs.
     Returns (rounds sent, the worker's pending-item counts sampled every round)."""
     pending, sent = [], 0
     start = next_t = time.monotonic()
@@ -258,8 +258,8 @@ def assert_latency_does_not_grow(msgs: list[Any], what: str) -> None:
     With the latest frame winning, a frame waits at most for the inference in progress; a
     queue would add about one input period per frame, so every output of the last third would
     wait seconds. The least delay of the last third is asserted: a stall of the whole process
-    (this VM stops one for 0.5 to 40 s now and then) delays the two or three outputs in flight
-    during it, and the next frame taken is a fresh one again, while a queue delays them all."""
+    (a shared machine's) delays the two or three outputs in flight during it, and the next
+    frame taken is a fresh one again, while a queue delays them all."""
     lat = [m.latency_ms for m in msgs]
     wait = [m.latency_ms - m.inference_ms for m in msgs]
     third = max(1, len(lat) // 3)

@@ -27,38 +27,6 @@ from ovseg_ros.node import qos as Q  # noqa: E402
 pytestmark = pytest.mark.quiet  # time bounds under load or after signals: run alone
 
 
-@pytest.fixture(scope="module", autouse=True)
-def frozen_heap():
-    """The test process's objects out of the collector's reach, as the node's own process
-    has them (runner.freeze_imported_objects): full collections over pytest's heap hold the
-    GIL that the in-process node's worker needs. Stalls of 10 to 40 s in a test process's
-    first VGA minute remain on this machine now and then (seen before and after this fixture,
-    cause not found), hence the longer bound of the VGA test."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-
-
-@pytest.fixture(scope="module", autouse=True)
-def allocator_keeps_memory():
-    """glibc keeps the memory freed by this process instead of giving it back: on this VM a
-    page given back and touched again faults in the host, and a fresh process that streams VGA
-    frames (0.9 MB buffers, mmap'd until glibc raises its threshold) stalled for seconds at a
-    time in its first minute (16 s for one tiny-model frame; the same test later in the same
-    process ran at 45 ms). What is asserted here is the node's queueing, not the host's."""
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-    yield
-
-
 def slow_down(node, seconds: float) -> None:
     """A fixed extra delay per inference, so the input always outpaces the node."""
     for name in ("process", "process_batch"):
