@@ -89,8 +89,11 @@ def test_bag_outputs_equal_the_live_nodes_bytes(tmp_path, ros, autostart_node, t
         for topic, raw in msgs:
             p, cls = pubs[topic]
             if topic == "/camera/image_raw":  # the bag pairs with all of it at hand: so here
-                assert wait_for(lambda n=frames: (pairing.stats().depth_received, pairing.stats(
-                    ).info_received) == (n + 1, n + 1))
+                def has_depth(n: int = frames) -> bool:
+                    got_now = pairing.stats()
+                    return (got_now.depth_received, got_now.info_received) == (n + 1, n + 1)
+
+                assert wait_for(has_depth)
             p.publish(deserialize_message(raw, cls))
         frames += 1
         assert wait_for(lambda n=frames: got["segmentation"].count >= n, timeout=60)
